@@ -1,0 +1,9 @@
+//! Portable logic of ptfrag: everything that does not touch the hardware, so it builds and
+//! is unit-tested on the host as well as in the kernel.
+#![cfg_attr(not(test), no_std)]
+
+pub mod cmdline;
+pub mod fdt_writer;
+pub mod frame_alloc;
+pub mod page_desc;
+pub mod ktest_report;

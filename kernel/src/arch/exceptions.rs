@@ -1,0 +1,151 @@
+//! Interrupt dispatch (called from boot/vectors.S with the saved state) and the oops path:
+//! anything unexpected dumps the registers and a backtrace, then QEMU exits with failure.
+
+use super::paca;
+use super::regs::msr;
+use super::trapframe::TrapFrame;
+use core::sync::atomic::Ordering;
+
+/// Copies the vector block to real address 0 (AIL=0 vectors, Power ISA v3.0B Book III 7.5)
+/// and turns on little-endian interrupts. Run once, after the last firmware call.
+pub fn install_vectors() {
+    unsafe extern "C" {
+        static vectors_block: u8;
+        static vectors_block_end: u8;
+    }
+    // SAFETY: the symbols delimit the assembled vector block; real address 0..len is below
+    // the kernel image and reserved from the frame allocator; the firmware that used it is
+    // gone. Writing through the linear-map alias of address 0 is valid in real mode.
+    unsafe {
+        let start = core::ptr::addr_of!(vectors_block);
+        let len = core::ptr::addr_of!(vectors_block_end) as usize - start as usize;
+        let dst = super::phys_to_virt(0) as *mut u8;
+        core::ptr::copy_nonoverlapping(start, dst, len);
+        flush_icache(dst as u64, len);
+    }
+    let rc = super::hcall::set_interrupt_endian_le();
+    if rc != super::hcall::H_SUCCESS {
+        crate::fatal!("H_SET_MODE(ILE) failed: {rc}");
+    }
+}
+
+/// Makes freshly written instructions visible to instruction fetch.
+fn flush_icache(start: u64, len: usize) {
+    let mut a = start & !127;
+    while a < start + len as u64 {
+        // SAFETY: dcbst/icbi on kernel-owned memory only write back and invalidate caches.
+        unsafe { core::arch::asm!("dcbst 0, {0}", "sync", "icbi 0, {0}", in(reg) a, options(nostack)) };
+        a += 128;
+    }
+    // SAFETY: context synchronisation only.
+    unsafe { core::arch::asm!("sync", "isync", options(nostack)) };
+}
+
+pub fn vector_name(v: u64) -> &'static str {
+    match v {
+        0x100 => "system reset",
+        0x200 => "machine check",
+        0x300 => "data storage",
+        0x380 => "data segment",
+        0x400 => "instruction storage",
+        0x480 => "instruction segment",
+        0x500 => "external",
+        0x600 => "alignment",
+        0x700 => "program",
+        0x800 => "FP unavailable",
+        0x900 => "decrementer",
+        0xc00 => "system call",
+        0xf20 => "vector unavailable",
+        0xf40 => "VSX unavailable",
+        0xf60 => "facility unavailable",
+        _ => "unexpected",
+    }
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn exception_entry(tf: &mut TrapFrame) {
+    match tf.vector {
+        0x900 => crate::arch::smp::timer_interrupt(),
+        0x500 => crate::arch::smp::external_interrupt(),
+        0x300 | 0x380 | 0x400 | 0x480 => {
+            if !take_expected_fault(tf) {
+                oops(tf)
+            }
+        }
+        _ => oops(tf),
+    }
+}
+
+/// If this CPU armed `probe_load`, records the fault and resumes after the faulting load
+/// with data translation off again.
+fn take_expected_fault(tf: &mut TrapFrame) -> bool {
+    let p = paca::this();
+    if p.fault_fixup.swap(0, Ordering::AcqRel) == 0 {
+        return false;
+    }
+    p.fault_dar.store(tf.dar, Ordering::Relaxed);
+    p.fault_vector.store(tf.vector, Ordering::Release);
+    tf.srr0 += 4;
+    tf.srr1 &= !msr::DR;
+    true
+}
+
+/// Loads from `addr` with MSR[DR] on and reports the storage interrupt it causes, if any,
+/// as (vector, DAR). With no SLB entry or page table for `addr` this must fault.
+pub fn probe_load(addr: u64) -> Option<(u64, u64)> {
+    let p = paca::this();
+    p.fault_vector.store(0, Ordering::Relaxed);
+    let was = super::irq::disable();
+    p.fault_fixup.store(1, Ordering::Release);
+    // SAFETY: between the two mtmsrd's the sequence touches no memory but the probed
+    // address; a storage interrupt there is resumed at the next instruction with DR off by
+    // `take_expected_fault`; the final mtmsrd turns DR off in the non-faulting case.
+    unsafe {
+        core::arch::asm!(
+            "mfmsr {t}",
+            "ori {t}, {t}, 0x10",
+            "mtmsrd {t}",
+            "ld {v}, 0({a})",
+            "mfmsr {t}",
+            "li {v}, 0x10",
+            "andc {t}, {t}, {v}",
+            "mtmsrd {t}",
+            a = in(reg_nonzero) addr,
+            t = out(reg) _,
+            v = out(reg) _,
+            options(nostack)
+        );
+    }
+    let armed = p.fault_fixup.swap(0, Ordering::AcqRel);
+    super::irq::restore(was);
+    if armed != 0 {
+        return None;
+    }
+    Some((p.fault_vector.load(Ordering::Acquire), p.fault_dar.load(Ordering::Relaxed)))
+}
+
+fn oops(tf: &TrapFrame) -> ! {
+    crate::console::emergency();
+    let cpu = if paca::installed() { paca::cpu_id() as i64 } else { -1 };
+    crate::println!(
+        "oops: unexpected {} interrupt (vector {:#x}) on cpu {}",
+        vector_name(tf.vector),
+        tf.vector,
+        cpu
+    );
+    crate::println!("  SRR0 {:#018x}  SRR1 {:#018x}  DAR {:#018x}  DSISR {:#010x}", tf.srr0, tf.srr1, tf.dar, tf.dsisr);
+    crate::println!("  LR   {:#018x}  CTR  {:#018x}  CR  {:#010x}  XER {:#x}", tf.lr, tf.ctr, tf.cr, tf.xer);
+    for row in 0..8 {
+        let g = &tf.gpr[row * 4..row * 4 + 4];
+        crate::println!(
+            "  r{:<2} {:#018x} {:#018x} {:#018x} {:#018x}",
+            row * 4,
+            g[0],
+            g[1],
+            g[2],
+            g[3]
+        );
+    }
+    crate::backtrace::print_from(tf.srr0, tf.lr, tf.gpr[1]);
+    crate::exit::failure()
+}

@@ -1,0 +1,86 @@
+//! PAPR hypervisor calls (`sc 1`). Opcodes from PAPR / Linux `arch/powerpc/include/asm/hvcall.h`
+//! (facts only). The hypervisor clobbers r0 and r3-r12, CTR, XER and the volatile CR fields.
+
+use core::arch::asm;
+
+pub const H_SUCCESS: i64 = 0;
+
+pub const H_PUT_TERM_CHAR: u64 = 0x58;
+pub const H_GET_TERM_CHAR: u64 = 0x54;
+pub const H_EOI: u64 = 0x64;
+pub const H_CPPR: u64 = 0x68;
+pub const H_IPI: u64 = 0x6c;
+pub const H_XIRR: u64 = 0x74;
+pub const H_CEDE: u64 = 0xe0;
+pub const H_PROD: u64 = 0x108;
+pub const H_SET_MODE: u64 = 0x31c;
+/// QEMU's private hcall that runs an RTAS call (hw/ppc/spapr_hcall.c, KVMPPC_H_RTAS).
+pub const KVMPPC_H_RTAS: u64 = 0xf000;
+
+/// Results of an hcall: status (r3) and the return registers r4..r7.
+#[derive(Debug, Clone, Copy)]
+pub struct HcallRet {
+    pub status: i64,
+    pub r: [u64; 4],
+}
+
+/// Raw hcall with up to six arguments (r4..r9) and four returns (r4..r7).
+///
+/// # Safety
+/// The hcall must not make the hypervisor write guest memory the caller does not own
+/// (arguments that are real addresses must point at buffers reserved for that call).
+pub unsafe fn hcall(op: u64, args: [u64; 6]) -> HcallRet {
+    let (r3, r4, r5, r6, r7): (u64, u64, u64, u64, u64);
+    // SAFETY: `sc 1` enters the hypervisor, which preserves r1, r2, r13-r31 and LR; the
+    // clobbers below list everything else it may change. The caller vouches for memory.
+    unsafe {
+        asm!(
+            "sc 1",
+            inlateout("r3") op => r3,
+            inlateout("r4") args[0] => r4,
+            inlateout("r5") args[1] => r5,
+            inlateout("r6") args[2] => r6,
+            inlateout("r7") args[3] => r7,
+            inlateout("r8") args[4] => _,
+            inlateout("r9") args[5] => _,
+            lateout("r0") _, lateout("r10") _, lateout("r11") _, lateout("r12") _,
+            lateout("ctr") _, lateout("xer") _,
+            lateout("cr0") _, lateout("cr1") _, lateout("cr5") _, lateout("cr6") _,
+            lateout("cr7") _,
+            options(nostack)
+        );
+    }
+    HcallRet { status: r3 as i64, r: [r4, r5, r6, r7] }
+}
+
+/// An hcall whose arguments are plain values (no guest memory involved).
+pub fn hcall_noref(op: u64, args: [u64; 6]) -> HcallRet {
+    // SAFETY: callers only pass hcalls whose arguments are not addresses.
+    unsafe { hcall(op, args) }
+}
+
+/// Writes up to 16 bytes to the vty `termno`. The bytes travel in r6/r7, first byte in the
+/// most significant position (PAPR H_PUT_TERM_CHAR).
+pub fn put_term_chars(termno: u64, bytes: &[u8]) -> i64 {
+    debug_assert!(bytes.len() <= 16);
+    let mut buf = [0u8; 16];
+    buf[..bytes.len()].copy_from_slice(bytes);
+    let hi = u64::from_be_bytes(buf[..8].try_into().unwrap_or([0; 8]));
+    let lo = u64::from_be_bytes(buf[8..].try_into().unwrap_or([0; 8]));
+    hcall_noref(H_PUT_TERM_CHAR, [termno, bytes.len() as u64, hi, lo, 0, 0]).status
+}
+
+/// H_SET_MODE resource 4 (LE exceptions): mflags 1 = little-endian, 0 = big-endian.
+pub fn set_interrupt_endian_le() -> i64 {
+    hcall_noref(H_SET_MODE, [1, 4, 0, 0, 0, 0]).status
+}
+
+/// Idles this CPU until an interrupt or H_PROD (PAPR H_CEDE); returns with MSR[EE] set.
+pub fn cede() {
+    hcall_noref(H_CEDE, [0; 6]);
+}
+
+/// Wakes a CPU ceded with H_CEDE (by its hardware id).
+pub fn prod(server: u32) -> i64 {
+    hcall_noref(H_PROD, [server as u64, 0, 0, 0, 0, 0]).status
+}

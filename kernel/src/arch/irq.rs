@@ -1,0 +1,32 @@
+//! Masking external and decrementer interrupts (MSR[EE]) on the running CPU.
+
+use super::regs::{mfmsr, msr, mtmsrd_ee_ri};
+
+/// Disables interrupts; returns whether they were enabled.
+pub fn disable() -> bool {
+    let m = mfmsr();
+    mtmsrd_ee_ri(msr::RI);
+    m & msr::EE != 0
+}
+
+pub fn enable() {
+    mtmsrd_ee_ri(msr::RI | msr::EE);
+}
+
+pub fn restore(was_enabled: bool) {
+    if was_enabled {
+        enable();
+    }
+}
+
+pub fn enabled() -> bool {
+    mfmsr() & msr::EE != 0
+}
+
+/// Runs `f` with interrupts masked.
+pub fn without<R>(f: impl FnOnce() -> R) -> R {
+    let was = disable();
+    let r = f();
+    restore(was);
+    r
+}

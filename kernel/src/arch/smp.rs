@@ -1,0 +1,169 @@
+//! Bringing up the other CPUs (RTAS start-cpu), running work on them through a per-CPU
+//! mailbox and an XICS IPI, the idle loop (H_CEDE), and the tick / external interrupt
+//! handlers that run on every CPU.
+
+use super::{hcall, irq, paca, rtas, timer, xics};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use spin::Mutex;
+
+pub const STACK_SIZE: usize = 64 * 1024;
+
+#[repr(C, align(16))]
+struct Stacks([[u8; STACK_SIZE]; paca::MAX_CPUS]);
+
+static mut STACKS: Stacks = Stacks([[0; STACK_SIZE]; paca::MAX_CPUS]);
+
+/// Stack tops for boot/entry.S `secondary_entry`, indexed by logical CPU.
+#[unsafe(no_mangle)]
+static mut SECONDARY_STACKS: [u64; paca::MAX_CPUS] = [0; paca::MAX_CPUS];
+
+/// Number of CPUs online (the boot CPU included).
+static NR_ONLINE: AtomicUsize = AtomicUsize::new(1);
+
+pub fn nr_online() -> usize {
+    NR_ONLINE.load(Ordering::Acquire)
+}
+
+type Work = &'static (dyn Fn(usize) + Sync);
+
+struct Mailbox {
+    posted: AtomicU64,
+    done: AtomicU64,
+    work: Mutex<Option<Work>>,
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const MAILBOX_INIT: Mailbox = Mailbox { posted: AtomicU64::new(0), done: AtomicU64::new(0), work: Mutex::new(None) };
+static MAILBOX: [Mailbox; paca::MAX_CPUS] = [MAILBOX_INIT; paca::MAX_CPUS];
+/// One cross-CPU call at a time.
+static CALL_LOCK: Mutex<()> = Mutex::new(());
+
+/// Hook run on every tick (RCU will hang its quiescent-state report here).
+pub type TickHook = fn(cpu: usize);
+static TICK_HOOK: spin::Once<TickHook> = spin::Once::new();
+
+pub fn set_tick_hook(h: TickHook) {
+    TICK_HOOK.call_once(|| h);
+}
+
+unsafe extern "C" {
+    fn secondary_entry();
+}
+
+/// Starts CPU `index` (hardware server `server`) and waits until it is online.
+pub fn start_cpu(index: usize, server: u32, toc: u64) -> Result<(), &'static str> {
+    let token = rtas::tokens().start_cpu.ok_or("device tree /rtas has no start-cpu token")?;
+    // SAFETY: the CPU is not running yet; nobody else touches its PACA or stack slot.
+    unsafe {
+        paca::init(index, server, toc);
+        let top = core::ptr::addr_of!(STACKS.0[index]) as u64 + STACK_SIZE as u64;
+        core::ptr::addr_of_mut!(SECONDARY_STACKS[index]).write_volatile(top);
+    }
+    super::regs::sync();
+    let entry = super::virt_to_phys(secondary_entry as usize as u64) as u32;
+    let r = rtas::call(token, &[server, entry, index as u32], 1);
+    if r[0] != 0 {
+        return Err("RTAS start-cpu returned an error");
+    }
+    let t0 = timer::now();
+    while !paca::is_online(index) {
+        if timer::tb_to_us(timer::now() - t0) > 2_000_000 {
+            return Err("secondary CPU did not come online within 2 s");
+        }
+        core::hint::spin_loop();
+    }
+    NR_ONLINE.fetch_add(1, Ordering::AcqRel);
+    Ok(())
+}
+
+/// Per-CPU set-up shared by the boot CPU and the secondaries.
+pub fn cpu_setup(index: usize) {
+    paca::install(index);
+    xics::cpu_init();
+    timer::arm();
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn secondary_main(index: usize) -> ! {
+    cpu_setup(index);
+    paca::get(index).online.store(true, Ordering::Release);
+    irq::enable();
+    idle_loop(index)
+}
+
+/// Runs mailbox work when posted, otherwise cedes the CPU until an interrupt.
+fn idle_loop(index: usize) -> ! {
+    let mb = &MAILBOX[index];
+    loop {
+        irq::disable();
+        let posted = mb.posted.load(Ordering::Acquire);
+        if posted != mb.done.load(Ordering::Relaxed) {
+            let w = mb.work.lock().take();
+            irq::enable();
+            if let Some(w) = w {
+                w(index);
+            }
+            mb.done.store(posted, Ordering::Release);
+            continue;
+        }
+        // H_CEDE re-enables EE atomically with going idle, so a posted IPI cannot be lost.
+        hcall::cede();
+    }
+}
+
+/// Runs `f(cpu)` on every online CPU, this one included, and waits for all of them.
+pub fn on_each_cpu(f: &(dyn Fn(usize) + Sync)) {
+    let _g = CALL_LOCK.lock();
+    // SAFETY: we wait below until every CPU has finished with `f`, so extending the borrow
+    // to 'static never lets it outlive the caller's frame.
+    let w: Work = unsafe { core::mem::transmute::<&(dyn Fn(usize) + Sync), Work>(f) };
+    let me = paca::cpu_id();
+    let n = nr_online();
+    for cpu in (0..n).filter(|&c| c != me) {
+        let mb = &MAILBOX[cpu];
+        *mb.work.lock() = Some(w);
+        mb.posted.fetch_add(1, Ordering::AcqRel);
+        xics::send_ipi(paca::get(cpu).server);
+    }
+    f(me);
+    for cpu in (0..n).filter(|&c| c != me) {
+        let mb = &MAILBOX[cpu];
+        let want = mb.posted.load(Ordering::Acquire);
+        let t0 = timer::now();
+        while mb.done.load(Ordering::Acquire) != want {
+            if timer::tb_to_us(timer::now() - t0) > 10_000_000 {
+                crate::fatal!("cpu {cpu} did not finish cross-CPU work within 10 s");
+            }
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// 0x900: count the tick, re-arm, run the hook.
+pub fn timer_interrupt() {
+    let p = paca::this();
+    p.ticks.fetch_add(1, Ordering::Relaxed);
+    timer::arm();
+    if let Some(h) = TICK_HOOK.get() {
+        h(p.index);
+    }
+}
+
+/// 0x500: drain XICS; IPIs only count (the mailbox is read by the idle loop).
+pub fn external_interrupt() {
+    let p = paca::this();
+    loop {
+        let xirr = xics::accept();
+        let src = xirr & 0x00ff_ffff;
+        if src == 0 {
+            break;
+        }
+        if src == xics::XICS_IPI {
+            xics::clear_ipi(p.server);
+            p.ipis.fetch_add(1, Ordering::Relaxed);
+        } else {
+            crate::fatal!("cpu {}: unexpected external interrupt from XICS source {src:#x}", p.index);
+        }
+        xics::eoi(xirr);
+    }
+}

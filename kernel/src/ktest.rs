@@ -1,0 +1,88 @@
+//! In-kernel tests on stable Rust: `ktest!` puts a `KTest` record in the `.ktest` linker
+//! section; the runner walks the section, prints `test <name> ... ok` or `... FAILED:
+//! <reason>` for each, then the summary line `N passed, M failed` that the harness reads.
+
+use alloc::string::String;
+use core::fmt::Write;
+
+pub type TestResult = Result<(), String>;
+
+#[repr(C)]
+pub struct KTest {
+    pub name: &'static str,
+    pub run: fn() -> TestResult,
+    /// Runs only with `selftest=fail`: a test that must fail, proving the harness notices.
+    pub negative_control: bool,
+}
+
+/// Registers a test: `ktest!(fn name() -> TestResult { ... });`
+#[macro_export]
+macro_rules! ktest {
+    (fn $name:ident() -> TestResult $body:block) => {
+        $crate::ktest!(@reg false, $name, $body);
+    };
+    (negative_control fn $name:ident() -> TestResult $body:block) => {
+        $crate::ktest!(@reg true, $name, $body);
+    };
+    (@reg $neg:expr, $name:ident, $body:block) => {
+        fn $name() -> $crate::ktest::TestResult $body
+        const _: () = {
+            #[unsafe(link_section = ".ktest")]
+            #[used]
+            static ENTRY: $crate::ktest::KTest =
+                $crate::ktest::KTest { name: stringify!($name), run: $name, negative_control: $neg };
+        };
+    };
+}
+
+/// Fails the current test with a formatted reason unless `cond` holds.
+#[macro_export]
+macro_rules! check {
+    ($cond:expr, $($arg:tt)*) => {
+        if !$cond {
+            return Err(alloc::format!($($arg)*));
+        }
+    };
+}
+
+fn all() -> &'static [KTest] {
+    unsafe extern "C" {
+        static __ktest_start: KTest;
+        static __ktest_end: KTest;
+    }
+    // SAFETY: the linker script brackets the .ktest section, which holds only KTest
+    // records emitted by `ktest!` (same type, so size and alignment match).
+    unsafe {
+        let start = core::ptr::addr_of!(__ktest_start);
+        let end = core::ptr::addr_of!(__ktest_end);
+        let n = (end as usize - start as usize) / core::mem::size_of::<KTest>();
+        core::slice::from_raw_parts(start, n)
+    }
+}
+
+/// Runs the selected tests; returns (passed, failed).
+pub fn run_all(filter: Option<&str>, negative_controls: bool) -> (usize, usize) {
+    let selected = |t: &&KTest| {
+        filter.is_none_or(|f| t.name.contains(f)) && (!t.negative_control || negative_controls)
+    };
+    let n = all().iter().filter(selected).count();
+    crate::println!("running {n} tests");
+    let (mut passed, mut failed) = (0, 0);
+    for t in all().iter().filter(selected) {
+        match (t.run)() {
+            Ok(()) => {
+                passed += 1;
+                crate::println!("test {} ... ok", t.name);
+            }
+            Err(why) => {
+                failed += 1;
+                crate::println!("test {} ... FAILED: {}", t.name, why);
+            }
+        }
+    }
+    let mut line = String::new();
+    let _ = ptfrag_core::ktest_report::summary_line(passed, failed, &mut line);
+    let _ = writeln!(line);
+    crate::print!("{line}");
+    (passed, failed)
+}

@@ -1,0 +1,165 @@
+//! ptfrag: a POWER9 little-endian kernel for QEMU pseries that runs Linux's khugepaged
+//! page-table retraction path. This file is the boot sequence; see README.md for the map.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod arch;
+mod backtrace;
+mod console;
+mod devtree;
+mod exit;
+mod ksyms;
+mod ktest;
+mod mm;
+mod panic;
+mod sync;
+mod tests;
+
+use arch::{exceptions, of::Of, paca, smp, timer};
+use ptfrag_core::cmdline::{self, Cmdline, Selftest};
+
+const FDT_SIZE: usize = 256 * 1024;
+const FDT_STRINGS: usize = 16 * 1024;
+
+#[repr(C, align(8))]
+struct FdtBuf([u8; FDT_SIZE]);
+
+static mut FDT_BLOB: FdtBuf = FdtBuf([0; FDT_SIZE]);
+static mut FDT_STRINGS_BUF: [u8; FDT_STRINGS] = [0; FDT_STRINGS];
+
+/// Boot stack (its top is loaded by boot/entry.S).
+pub const BOOT_STACK_SIZE_BYTES: usize = 128 * 1024;
+#[repr(C, align(16))]
+pub struct BootStack([u8; BOOT_STACK_SIZE_BYTES]);
+#[unsafe(no_mangle)]
+static mut BOOT_STACK: BootStack = BootStack([0; BOOT_STACK_SIZE_BYTES]);
+/// Saved r1 across an Open Firmware call (boot/entry.S).
+#[unsafe(no_mangle)]
+static mut OF_SAVED_SP: u64 = 0;
+
+core::arch::global_asm!(
+    ".globl BOOT_STACK_SIZE",
+    ".set BOOT_STACK_SIZE, {size}",
+    size = const BOOT_STACK_SIZE_BYTES,
+);
+
+/// The boot CPU's Rust entry, from boot/entry.S with r3 = the client-interface entry.
+#[unsafe(no_mangle)]
+extern "C" fn boot_main(of_entry: u64) -> ! {
+    let t_entry = timer::now();
+    // SAFETY: r3 at entry is the firmware's client interface; nothing has touched its memory.
+    let of = unsafe { Of::new(of_entry) };
+    // SAFETY: the boot CPU is alone; the buffers are used only here and then read-only.
+    let (blob, strings) = unsafe {
+        (&mut *core::ptr::addr_of_mut!(FDT_BLOB.0), &mut *core::ptr::addr_of_mut!(FDT_STRINGS_BUF))
+    };
+    let fdt_len = match of.flatten(blob, strings, arch::regs::mfpir()) {
+        Ok(n) => n,
+        Err(e) => early_fatal(&of, format_args!("cannot flatten the device tree: {e:?}")),
+    };
+    let blob: &'static [u8] = &blob[..fdt_len];
+    let fdt = match flat_device_tree::Fdt::new(blob) {
+        Ok(f) => f,
+        Err(e) => early_fatal(&of, format_args!("flattened device tree does not parse: {e:?}")),
+    };
+    let fdt: &'static flat_device_tree::Fdt<'static> = alloc_static_fdt(fdt);
+    let dt = match devtree::DevTree::parse(fdt) {
+        Ok(dt) => dt,
+        Err(e) => early_fatal(&of, format_args!("{e}")),
+    };
+    arch::rtas::set_tokens(dt.rtas);
+    console::init(dt.vty_termno);
+    println!("ptfrag: POWER9 pseries kernel, little-endian, {} CPU(s)", dt.ncpus);
+    println!(
+        "boot: device tree {} bytes from the client interface, console {} (termno {:#x})",
+        fdt_len, dt.stdout_path, dt.vty_termno
+    );
+
+    // Leave the firmware behind: our vectors, our PACA, little-endian interrupts.
+    let toc: u64;
+    // SAFETY: copies r2.
+    unsafe { core::arch::asm!("mr {0}, 2", out(reg) toc, options(nomem, nostack)) };
+    let boot_server = dt.cpus().iter().position(|c| c.server == arch::regs::mfpir()).unwrap_or(0);
+    // SAFETY: first and only initialisation of the boot CPU's PACA.
+    unsafe { paca::init(0, dt.cpus()[boot_server].server, toc) };
+    paca::install(0);
+    exceptions::install_vectors();
+
+    let cmd = match cmdline::parse(dt.bootargs) {
+        Ok(c) => c,
+        Err(e) => fatal!("bad kernel command line \"{}\": {e}", dt.bootargs),
+    };
+    println!("boot: command line \"{}\" -> mmu={:?} hz={}", dt.bootargs, cmd.mmu, cmd.hz);
+
+    let mi = mm::frame::init(dt.mem());
+    mm::heap::init();
+    println!(
+        "mm: {} frames of 64K ({} MiB), {} free after kernel, descriptors and {} MiB heap",
+        mi.total,
+        (mi.total * 64) >> 10,
+        mm::frame::free_count(),
+        mm::heap::HEAP_SIZE >> 20
+    );
+    if mi.clipped != 0 {
+        println!("mm: {} MiB of RAM above {} GiB left unused", mi.clipped >> 20, mm::frame::MAX_PHYS >> 30);
+    }
+
+    timer::init(dt.tb_freq, cmd.hz);
+    smp::cpu_setup(0);
+    paca::get(0).online.store(true, core::sync::atomic::Ordering::Release);
+    arch::irq::enable();
+
+    let mut idx = 1;
+    for (i, c) in dt.cpus().iter().enumerate() {
+        if i == boot_server {
+            continue;
+        }
+        if let Err(e) = smp::start_cpu(idx, c.server, toc) {
+            fatal!("cpu {} (server {}): {e}", idx, c.server);
+        }
+        idx += 1;
+    }
+    if dt.cpus_ignored != 0 {
+        println!("smp: {} CPUs beyond the {} supported were not started", dt.cpus_ignored, paca::MAX_CPUS);
+    }
+    println!(
+        "smp: {} CPUs online, timebase {} Hz, tick {} Hz; boot took {} us",
+        smp::nr_online(),
+        dt.tb_freq,
+        cmd.hz,
+        timer::tb_to_us(timer::now() - t_entry)
+    );
+
+    run_tests(&cmd)
+}
+
+fn run_tests(cmd: &Cmdline<'_>) -> ! {
+    let (_, failed) = ktest::run_all(cmd.test, cmd.selftest == Selftest::Fail);
+    if failed == 0 {
+        exit::success()
+    } else {
+        exit::failure()
+    }
+}
+
+/// A fatal error before the device tree is usable: find the console and the RTAS tokens
+/// through the firmware, which is still there.
+fn early_fatal(of: &Of, msg: core::fmt::Arguments<'_>) -> ! {
+    if let Some(t) = of.stdout_termno() {
+        console::init(t);
+    }
+    arch::rtas::set_tokens(arch::rtas::Tokens {
+        power_off: of.rtas_token(b"power-off\0"),
+        os_term: of.rtas_token(b"ibm,os-term\0"),
+        ..Default::default()
+    });
+    fatal!("{msg}")
+}
+
+/// Keeps the parsed tree for the kernel's lifetime (it borrows the static blob).
+fn alloc_static_fdt(fdt: flat_device_tree::Fdt<'static>) -> &'static flat_device_tree::Fdt<'static> {
+    static CELL: spin::Once<flat_device_tree::Fdt<'static>> = spin::Once::new();
+    CELL.call_once(|| fdt)
+}

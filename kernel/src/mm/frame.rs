@@ -1,0 +1,118 @@
+//! The global 64 KiB frame allocator over every RAM range of the device tree, minus the
+//! vectors at real address 0 and the kernel image; and the page-descriptor array (one
+//! `PageDesc` per frame, Linux's `mem_map`). Exhaustion is an `Err`, never a bogus frame.
+
+use crate::arch::{phys_to_virt, virt_to_phys};
+use crate::devtree::MemRange;
+use crate::sync::IrqLock;
+use ptfrag_core::frame_alloc::{FrameAllocator, FrameError, FRAME_SIZE};
+use ptfrag_core::page_desc::{flags, PageDesc};
+
+/// Largest physical address managed (64 GiB); RAM above it is reported and left unused.
+pub const MAX_PHYS: u64 = 64 << 30;
+const MAX_FRAMES: usize = (MAX_PHYS / FRAME_SIZE) as usize;
+
+static mut BITMAP: [u64; MAX_FRAMES / 64] = [0; MAX_FRAMES / 64];
+static ALLOC: IrqLock<Option<FrameAllocator<'static>>> = IrqLock::new(None);
+static DESCS: spin::Once<&'static [PageDesc]> = spin::Once::new();
+
+unsafe extern "C" {
+    static __kernel_start: u8;
+    static __kernel_end: u8;
+}
+
+#[derive(Debug)]
+pub struct MemInfo {
+    pub total: usize,
+    pub free: usize,
+    pub clipped: u64,
+}
+
+/// Builds the allocator from the device tree's RAM ranges and the descriptor array.
+pub fn init(mem: &[MemRange]) -> MemInfo {
+    let end = mem.iter().map(|r| r.start + r.size).max().unwrap_or(0);
+    let clipped = end.saturating_sub(MAX_PHYS);
+    let end = end.min(MAX_PHYS);
+    let nframes = end.div_ceil(FRAME_SIZE) as usize;
+    // SAFETY: init runs once on the boot CPU before anything else uses BITMAP.
+    let bitmap: &'static mut [u64] = unsafe { &mut *core::ptr::addr_of_mut!(BITMAP) };
+    let words = FrameAllocator::bitmap_words(nframes);
+    let mut fa = FrameAllocator::new(&mut bitmap[..words], 0, nframes);
+    for r in mem {
+        fa.add_free_range(r.start, (r.start + r.size).min(MAX_PHYS));
+    }
+    // Vectors (real address 0) and everything below the kernel: firmware used it.
+    let ks = virt_to_phys(core::ptr::addr_of!(__kernel_start) as u64);
+    let ke = virt_to_phys(core::ptr::addr_of!(__kernel_end) as u64);
+    fa.reserve_range(0, FRAME_SIZE);
+    fa.reserve_range(ks, ke);
+
+    // Descriptor array, carved from the allocator itself.
+    let bytes = nframes * core::mem::size_of::<PageDesc>();
+    let n = bytes.div_ceil(FRAME_SIZE as usize);
+    let base = match fa.alloc_contig(n, 1) {
+        Ok(b) => b,
+        Err(e) => crate::fatal!("no room for {nframes} page descriptors: {e}"),
+    };
+    let ptr = phys_to_virt(base) as *mut PageDesc;
+    for i in 0..nframes {
+        // SAFETY: [base, base + n frames) was just allocated for this array.
+        unsafe { ptr.add(i).write(PageDesc::new()) };
+    }
+    // SAFETY: initialised above; the frames are never freed.
+    let descs: &'static [PageDesc] = unsafe { core::slice::from_raw_parts(ptr, nframes) };
+    for (i, d) in descs.iter().enumerate() {
+        if !fa.is_free(i as u64 * FRAME_SIZE) {
+            d.set_flag(flags::RESERVED);
+        }
+    }
+    DESCS.call_once(|| descs);
+    let info = MemInfo { total: fa.total_count(), free: fa.free_count(), clipped };
+    *ALLOC.lock() = Some(fa);
+    info
+}
+
+fn with<R>(f: impl FnOnce(&mut FrameAllocator<'static>) -> R) -> R {
+    let mut g = ALLOC.lock();
+    match g.as_mut() {
+        Some(fa) => f(fa),
+        None => crate::fatal!("frame allocator used before mm::frame::init"),
+    }
+}
+
+/// The descriptor of the frame holding physical address `pa`.
+pub fn desc(pa: u64) -> &'static PageDesc {
+    let d = DESCS.get().expect("page descriptors used before mm::frame::init");
+    &d[(pa / FRAME_SIZE) as usize]
+}
+
+/// One frame (physical address).
+pub fn alloc() -> Result<u64, FrameError> {
+    let pa = with(|fa| fa.alloc())?;
+    let d = desc(pa);
+    d.flags.store(flags::ALLOCATED, core::sync::atomic::Ordering::Release);
+    Ok(pa)
+}
+
+/// `n` contiguous frames aligned to `align` frames.
+pub fn alloc_contig(n: usize, align: usize) -> Result<u64, FrameError> {
+    let pa = with(|fa| fa.alloc_contig(n, align))?;
+    for i in 0..n as u64 {
+        desc(pa + i * FRAME_SIZE).flags.store(flags::ALLOCATED, core::sync::atomic::Ordering::Release);
+    }
+    Ok(pa)
+}
+
+pub fn free(pa: u64) -> Result<(), FrameError> {
+    with(|fa| fa.free(pa))?;
+    desc(pa).flags.store(0, core::sync::atomic::Ordering::Release);
+    Ok(())
+}
+
+pub fn free_count() -> usize {
+    with(|fa| fa.free_count())
+}
+
+pub fn total_count() -> usize {
+    with(|fa| fa.total_count())
+}

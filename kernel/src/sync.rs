@@ -1,0 +1,58 @@
+//! Locks for kernel data touched from interrupt handlers: a `spin` mutex taken with the
+//! CPU's interrupts masked, so a handler on the same CPU can never spin on a lock its own
+//! interrupted code holds.
+
+use crate::arch::irq;
+use core::ops::{Deref, DerefMut};
+
+pub struct IrqLock<T> {
+    inner: spin::Mutex<T>,
+}
+
+pub struct IrqGuard<'a, T> {
+    guard: Option<spin::MutexGuard<'a, T>>,
+    irq_was_on: bool,
+}
+
+impl<T> IrqLock<T> {
+    pub const fn new(v: T) -> Self {
+        IrqLock { inner: spin::Mutex::new(v) }
+    }
+
+    pub fn lock(&self) -> IrqGuard<'_, T> {
+        let irq_was_on = irq::disable();
+        IrqGuard { guard: Some(self.inner.lock()), irq_was_on }
+    }
+
+    /// Takes the lock if it is free (used by the oops path, which must not deadlock).
+    pub fn try_lock(&self) -> Option<IrqGuard<'_, T>> {
+        let irq_was_on = irq::disable();
+        match self.inner.try_lock() {
+            Some(g) => Some(IrqGuard { guard: Some(g), irq_was_on }),
+            None => {
+                irq::restore(irq_was_on);
+                None
+            }
+        }
+    }
+}
+
+impl<T> Deref for IrqGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.guard.as_ref().expect("guard present until drop")
+    }
+}
+
+impl<T> DerefMut for IrqGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.guard.as_mut().expect("guard present until drop")
+    }
+}
+
+impl<T> Drop for IrqGuard<'_, T> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        irq::restore(self.irq_was_on);
+    }
+}

@@ -1,0 +1,137 @@
+//! Step 1 of `make test`: the host unit tests (`cargo test` of the portable crates and of this
+//! harness), counted one pass or fail per test from libtest's `test result:` lines.
+
+use std::env;
+use std::io;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Host-buildable packages; the kernel crate only builds for the target.
+pub const HOST_PACKAGES: &[&str] = &["ptfrag-core", "ptfrag-tests"];
+
+/// Tests passed and failed, summed over every `test result:` line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub passed: usize,
+    pub failed: usize,
+    /// How many `test result:` lines there were.
+    pub binaries: usize,
+}
+
+/// The outcome of the host step.
+#[derive(Debug)]
+pub struct HostRun {
+    pub counts: Counts,
+    /// cargo's exit status was success.
+    pub success: bool,
+    /// stderr then stdout, to print on failure.
+    pub output: String,
+    pub elapsed: Duration,
+}
+
+impl HostRun {
+    /// Failures to report: failed tests, plus one when cargo failed without a failing test
+    /// (a build error) or ran nothing.
+    pub fn failed(&self) -> usize {
+        let broken = (!self.success && self.counts.failed == 0) || self.counts.binaries == 0;
+        self.counts.failed + usize::from(broken)
+    }
+}
+
+/// Runs `cargo test` for [`HOST_PACKAGES`] in the workspace at `root`.
+pub fn run(root: &Path) -> io::Result<HostRun> {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root).args(["test", "--color", "never"]);
+    for p in HOST_PACKAGES {
+        cmd.args(["-p", p]);
+    }
+    let start = Instant::now();
+    let out = cmd.output()?;
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    Ok(HostRun {
+        counts: parse(&output),
+        success: out.status.success(),
+        output,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Sums libtest's `test result: ok. 3 passed; 1 failed; ...` lines.
+pub fn parse(output: &str) -> Counts {
+    let mut counts = Counts::default();
+    for line in output.lines() {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            continue;
+        };
+        counts.binaries += 1;
+        let fields = rest.split_once(". ").map_or(rest, |(_, f)| f);
+        for field in fields.split("; ") {
+            match field.split_once(' ') {
+                Some((n, "passed")) => counts.passed += n.parse().unwrap_or(0),
+                Some((n, "failed")) => counts.failed += n.parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OUTPUT: &str = "\
+running 2 tests
+test a ... ok
+test b ... FAILED
+test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s
+
+running 3 tests
+test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s
+   Doc-tests ptfrag_core
+test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s
+";
+
+    #[test]
+    fn sums_result_lines() {
+        assert_eq!(
+            parse(OUTPUT),
+            Counts {
+                passed: 4,
+                failed: 1,
+                binaries: 3
+            }
+        );
+    }
+
+    fn host(counts: Counts, success: bool) -> HostRun {
+        HostRun {
+            counts,
+            success,
+            output: String::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn build_failure_counts_as_one() {
+        let none = Counts::default();
+        assert_eq!(host(none, false).failed(), 1);
+        assert_eq!(host(none, true).failed(), 1);
+        let ok = parse(OUTPUT);
+        assert_eq!(host(ok, false).failed(), 1);
+        let clean = Counts {
+            passed: 5,
+            failed: 0,
+            binaries: 1,
+        };
+        assert_eq!(host(clean, true).failed(), 0);
+        assert_eq!(host(clean, false).failed(), 1);
+    }
+}

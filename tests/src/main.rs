@@ -1,0 +1,74 @@
+//! `harness`: the host side of ptfrag. It builds the one QEMU command line (`run`, `gdb`) and
+//! runs the whole test suite (`test`): host unit tests, then QEMU scenarios whose serial logs
+//! are checked line by line. See `harness help`.
+
+mod check;
+mod cli;
+#[cfg(test)]
+mod fakekernel;
+mod gdb;
+mod hosttests;
+mod log;
+mod paths;
+mod qemu;
+mod runner;
+mod scenario;
+mod suite;
+
+use cli::Cmd;
+use std::os::unix::process::CommandExt;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = match cli::parse(&args) {
+        Ok(cmd) => cmd,
+        Err(e) => {
+            eprintln!("harness: {e}\n\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    match cmd {
+        Cmd::Help => print!("{}", cli::USAGE),
+        Cmd::List => list(),
+        Cmd::Cmdline(config) => println!("{}", config.display()),
+        Cmd::Run(config) => {
+            if !config.kernel.is_file() {
+                eprintln!("harness: kernel not found at {}", config.kernel.display());
+                return ExitCode::FAILURE;
+            }
+            let err = config.command().exec();
+            eprintln!("harness: cannot start {}: {err}", qemu::QEMU);
+            return ExitCode::FAILURE;
+        }
+        Cmd::Gdb(config) => {
+            eprintln!("harness: {}", gdb::run(config));
+            return ExitCode::FAILURE;
+        }
+        Cmd::Test(options) => {
+            if !suite::run(&options) {
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn list() {
+    for s in scenario::SCENARIOS {
+        println!(
+            "{:<20} fw={:<4} smp={} timeout={}s expect={:?} args={:?} extra_required={:?}",
+            s.name,
+            s.fw,
+            s.smp,
+            s.timeout.as_secs(),
+            s.expect,
+            s.bootargs,
+            s.extra_required
+        );
+    }
+    println!(
+        "required on success: {}",
+        scenario::REQUIRED_TESTS.join(" ")
+    );
+}

@@ -1,0 +1,146 @@
+//! The table of QEMU scenarios `make test` boots, and the kernel tests every normal boot must
+//! pass. To add a scenario, add a row to [`SCENARIOS`]; to require a new kernel test on every
+//! successful boot, add its name to [`REQUIRED_TESTS`].
+
+use crate::qemu::Firmware;
+use std::time::Duration;
+
+/// Kernel tests that must report `ok` in every scenario that expects success.
+pub const REQUIRED_TESTS: &[&str] = &[
+    "frame_alloc",
+    "frame_alloc_exhaustion",
+    "frame_double_free",
+    "heap",
+    "smp_checkin_spinlock",
+    "ipi_all_cpus",
+    "tick_all_cpus",
+    "storage_interrupt_caught",
+];
+
+/// What a scenario's run must show to pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// A clean run: exit 0, every test `ok`, a well-formed log.
+    Success,
+    /// Negative control: this kernel test reports `FAILED:`, the summary counts it and QEMU
+    /// exits 1; the rest of the log is still well-formed.
+    TestFails(&'static str),
+    /// The kernel stops early: a `FATAL:` line containing this word, exit 1, no summary.
+    Fatal(&'static str),
+}
+
+/// One QEMU boot and what it must show.
+#[derive(Clone, Copy, Debug)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub fw: Firmware,
+    pub smp: u32,
+    /// Kernel command line (`-append`).
+    pub bootargs: &'static str,
+    /// Tests required on top of [`REQUIRED_TESTS`] (which applies to `Expect::Success` only).
+    pub extra_required: &'static [&'static str],
+    pub expect: Expect,
+    pub timeout: Duration,
+}
+
+/// Per-scenario wall-clock limit unless a row says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Scenario {
+    /// A scenario expecting success, with the default timeout and no extra tests.
+    pub const fn new(name: &'static str, fw: Firmware, smp: u32, bootargs: &'static str) -> Self {
+        Self {
+            name,
+            fw,
+            smp,
+            bootargs,
+            extra_required: &[],
+            expect: Expect::Success,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    pub const fn expect(mut self, expect: Expect) -> Self {
+        self.expect = expect;
+        self
+    }
+
+    #[allow(
+        dead_code,
+        reason = "for rows that need kernel tests beyond REQUIRED_TESTS"
+    )]
+    pub const fn requires(mut self, tests: &'static [&'static str]) -> Self {
+        self.extra_required = tests;
+        self
+    }
+
+    pub const fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Every test name that must appear with `ok`.
+    pub fn required(&self) -> Vec<&'static str> {
+        let base: &[&str] = match self.expect {
+            Expect::Success => REQUIRED_TESTS,
+            Expect::TestFails(_) | Expect::Fatal(_) => &[],
+        };
+        base.iter().chain(self.extra_required).copied().collect()
+    }
+}
+
+use Firmware::{Slof, Vof};
+
+/// Every scenario `make test` runs, in order.
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario::new("vof-smp1", Vof, 1, ""),
+    Scenario::new("vof-smp4", Vof, 4, ""),
+    // SLOF alone takes ~3-5 s before the kernel's first line.
+    Scenario::new("slof-smp2", Slof, 2, "").timeout(Duration::from_secs(90)),
+    Scenario::new("vof-selftest-fail", Vof, 1, "selftest=fail")
+        .expect(Expect::TestFails("selftest_fail")),
+    Scenario::new("vof-bad-cmdline", Vof, 1, "bogus=1").expect(Expect::Fatal("bogus")),
+];
+
+/// The scenarios whose name contains `filter` (all of them for `None`).
+pub fn select(filter: Option<&str>) -> Vec<Scenario> {
+    SCENARIOS
+        .iter()
+        .filter(|s| filter.is_none_or(|f| s.name.contains(f)))
+        .copied()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::qemu::MAX_SMP;
+    use std::collections::HashSet;
+
+    #[test]
+    fn table_is_sane() {
+        let mut names = HashSet::new();
+        for s in SCENARIOS {
+            assert!(names.insert(s.name), "duplicate scenario {}", s.name);
+            assert!((1..=MAX_SMP).contains(&s.smp), "{}: smp {}", s.name, s.smp);
+            assert!(!s.timeout.is_zero());
+        }
+    }
+
+    #[test]
+    fn required_applies_to_success_only() {
+        let ok = Scenario::new("a", Vof, 1, "").requires(&["extra"]);
+        assert_eq!(ok.required().len(), REQUIRED_TESTS.len() + 1);
+        assert!(ok.required().contains(&"extra"));
+        let neg = ok.expect(Expect::TestFails("x"));
+        assert_eq!(neg.required(), ["extra"]);
+    }
+
+    #[test]
+    fn filter_by_substring() {
+        assert_eq!(select(None).len(), SCENARIOS.len());
+        let slof = select(Some("slof"));
+        assert!(slof.iter().all(|s| s.fw == Slof) && !slof.is_empty());
+        assert!(select(Some("no-such-scenario")).is_empty());
+    }
+}
