@@ -11,8 +11,11 @@ unsafe extern "C" {
 
 /// Kernel stacks all live in .bss; a frame pointer outside it ends the walk.
 fn plausible_sp(sp: u64) -> bool {
-    let (lo, hi) = (core::ptr::addr_of!(__bss_start) as u64, core::ptr::addr_of!(__bss_end) as u64);
-    sp % 16 == 0 && sp >= lo && sp + 24 <= hi
+    let (lo, hi) = (
+        core::ptr::addr_of!(__bss_start) as u64,
+        core::ptr::addr_of!(__bss_end) as u64,
+    );
+    sp.is_multiple_of(16) && sp >= lo && sp + 24 <= hi
 }
 
 fn print_pc(i: usize, pc: u64) {
@@ -30,20 +33,14 @@ pub fn print_from(pc: u64, lr: u64, sp: u64) {
     print_pc(1, lr);
     let mut sp = sp;
     for i in 2..32 {
-        if !plausible_sp(sp) {
+        let Some(caller) = read_stack(sp) else { break };
+        if caller <= sp {
             break;
         }
-        // SAFETY: sp lies inside .bss (checked), which is mapped and 8-byte aligned.
-        let caller = unsafe { *(sp as *const u64) };
-        if caller <= sp || !plausible_sp(caller) {
-            break;
+        match read_stack(caller + 16) {
+            Some(ret) if ret != 0 => print_pc(i, ret),
+            _ => break,
         }
-        // SAFETY: as above, for the caller's frame.
-        let ret = unsafe { *((caller + 16) as *const u64) };
-        if ret == 0 {
-            break;
-        }
-        print_pc(i, ret);
         sp = caller;
     }
 }
@@ -51,13 +48,16 @@ pub fn print_from(pc: u64, lr: u64, sp: u64) {
 /// Backtrace of the calling code.
 pub fn print_here() {
     let sp = crate::arch::regs::stack_pointer();
-    // SAFETY: sp is the live stack pointer; the first frame's back chain is valid.
-    let caller = if plausible_sp(sp) { unsafe { *(sp as *const u64) } } else { 0 };
-    let lr = if plausible_sp(caller) {
-        // SAFETY: caller frame checked above.
-        unsafe { *((caller + 16) as *const u64) }
-    } else {
-        0
-    };
-    print_from(print_here as usize as u64, lr, caller);
+    let caller = read_stack(sp).unwrap_or(0);
+    let lr = read_stack(caller + 16).unwrap_or(0);
+    print_from(print_here as *const () as u64, lr, caller);
+}
+
+/// Reads one doubleword of a kernel stack, if `at` lies in one.
+fn read_stack(at: u64) -> Option<u64> {
+    if !plausible_sp(at & !15) || !at.is_multiple_of(8) {
+        return None;
+    }
+    // SAFETY: `at` is an aligned address inside .bss, which is always mapped.
+    Some(unsafe { *(at as *const u64) })
 }

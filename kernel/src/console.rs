@@ -16,10 +16,6 @@ pub fn init(termno: u64) {
     TERMNO.store(termno, Ordering::Relaxed);
 }
 
-pub fn ready() -> bool {
-    TERMNO.load(Ordering::Relaxed) != u64::MAX
-}
-
 struct Vty;
 
 impl Write for Vty {

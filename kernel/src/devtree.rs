@@ -35,7 +35,6 @@ pub struct DevTree<'a> {
 
 #[derive(Debug)]
 pub enum DtError {
-    Parse(flat_device_tree::Error),
     Missing(&'static str),
     Bad(&'static str),
 }
@@ -43,7 +42,6 @@ pub enum DtError {
 impl core::fmt::Display for DtError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            DtError::Parse(e) => write!(f, "device tree does not parse: {e:?}"),
             DtError::Missing(p) => write!(f, "device tree lacks {p}"),
             DtError::Bad(p) => write!(f, "device tree has a malformed {p}"),
         }
@@ -51,7 +49,8 @@ impl core::fmt::Display for DtError {
 }
 
 fn be32(b: &[u8], i: usize) -> Option<u32> {
-    b.get(i * 4..i * 4 + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    b.get(i * 4..i * 4 + 4)
+        .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 
 fn be_cells(b: &[u8], at: usize, n: usize) -> Option<u64> {
@@ -75,16 +74,25 @@ impl<'a> DevTree<'a> {
         let ac = cells("#address-cells", 2)?;
         let sc = cells("#size-cells", 1)?;
 
-        let chosen = fdt.find_node("/chosen").ok_or(DtError::Missing("/chosen"))?;
-        let bootargs = chosen.property("bootargs").and_then(|p| cstr(p.value)).unwrap_or("");
+        let chosen = fdt
+            .find_node("/chosen")
+            .ok_or(DtError::Missing("/chosen"))?;
+        let bootargs = chosen
+            .property("bootargs")
+            .and_then(|p| cstr(p.value))
+            .unwrap_or("");
         let stdout_path = chosen
             .property("stdout-path")
             .or_else(|| chosen.property("linux,stdout-path"))
             .and_then(|p| cstr(p.value))
             .ok_or(DtError::Missing("/chosen/stdout-path"))?;
         let stdout_path = stdout_path.split(':').next().unwrap_or(stdout_path);
-        let vty = fdt.find_node(stdout_path).ok_or(DtError::Missing("the stdout-path node"))?;
-        let reg = vty.property("reg").ok_or(DtError::Missing("reg of the stdout-path node"))?;
+        let vty = fdt
+            .find_node(stdout_path)
+            .ok_or(DtError::Missing("the stdout-path node"))?;
+        let reg = vty
+            .property("reg")
+            .ok_or(DtError::Missing("reg of the stdout-path node"))?;
         let vty_termno = be32(reg.value, 0).ok_or(DtError::Bad("vty reg"))? as u64;
 
         let mut mem = [MemRange::default(); MAX_MEM_RANGES];
@@ -94,12 +102,16 @@ impl<'a> DevTree<'a> {
             if !is_mem {
                 continue;
             }
-            let reg = n.property("reg").ok_or(DtError::Missing("reg of a memory node"))?;
+            let reg = n
+                .property("reg")
+                .ok_or(DtError::Missing("reg of a memory node"))?;
             let stride = ac + sc;
             let count = reg.value.len() / 4 / stride;
             for i in 0..count {
-                let start = be_cells(reg.value, i * stride, ac).ok_or(DtError::Bad("memory reg"))?;
-                let size = be_cells(reg.value, i * stride + ac, sc).ok_or(DtError::Bad("memory reg"))?;
+                let start =
+                    be_cells(reg.value, i * stride, ac).ok_or(DtError::Bad("memory reg"))?;
+                let size =
+                    be_cells(reg.value, i * stride + ac, sc).ok_or(DtError::Bad("memory reg"))?;
                 if size == 0 {
                     continue;
                 }
@@ -130,7 +142,8 @@ impl<'a> DevTree<'a> {
                 .and_then(|p| be32(p.value, 0))
                 .ok_or(DtError::Missing("reg of a cpu node"))?;
             if let Some(p) = c.property("timebase-frequency") {
-                tb_freq = be_cells(p.value, 0, p.value.len() / 4).ok_or(DtError::Bad("timebase-frequency"))?;
+                tb_freq = be_cells(p.value, 0, p.value.len() / 4)
+                    .ok_or(DtError::Bad("timebase-frequency"))?;
             }
             if ncpus == MAX_CPUS {
                 cpus_ignored += 1;
@@ -152,7 +165,6 @@ impl<'a> DevTree<'a> {
             start_cpu: tok("start-cpu"),
             power_off: tok("power-off"),
             os_term: tok("ibm,os-term"),
-            stop_self: tok("stop-self"),
         };
         if rtas.power_off.is_none() {
             return Err(DtError::Missing("/rtas/power-off"));

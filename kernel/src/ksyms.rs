@@ -22,7 +22,8 @@ fn word(b: &[u8], off: usize) -> Option<u64> {
 pub fn lookup(addr: u64) -> Option<(&'static str, u64)> {
     // SAFETY: KSYMS is patched in the ELF file before boot, never written at run time; a
     // volatile read keeps the compiler from folding the all-zero initializer.
-    let t: &'static [u8] = unsafe { &(*core::ptr::read_volatile(&&KSYMS)).0 };
+    let table: &'static Table = unsafe { core::ptr::read_volatile(&&KSYMS) };
+    let t: &'static [u8] = &table.0;
     if word(t, 0)? != MAGIC {
         return None;
     }

@@ -47,14 +47,14 @@ macro_rules! check {
 
 fn all() -> &'static [KTest] {
     unsafe extern "C" {
-        static __ktest_start: KTest;
-        static __ktest_end: KTest;
+        static __ktest_start: u8;
+        static __ktest_end: u8;
     }
     // SAFETY: the linker script brackets the .ktest section, which holds only KTest
     // records emitted by `ktest!` (same type, so size and alignment match).
     unsafe {
-        let start = core::ptr::addr_of!(__ktest_start);
-        let end = core::ptr::addr_of!(__ktest_end);
+        let start = core::ptr::addr_of!(__ktest_start).cast::<KTest>();
+        let end = core::ptr::addr_of!(__ktest_end).cast::<KTest>();
         let n = (end as usize - start as usize) / core::mem::size_of::<KTest>();
         core::slice::from_raw_parts(start, n)
     }

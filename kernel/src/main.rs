@@ -53,16 +53,22 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
     let of = unsafe { Of::new(of_entry) };
     // SAFETY: the boot CPU is alone; the buffers are used only here and then read-only.
     let (blob, strings) = unsafe {
-        (&mut *core::ptr::addr_of_mut!(FDT_BLOB.0), &mut *core::ptr::addr_of_mut!(FDT_STRINGS_BUF))
+        (
+            &mut *core::ptr::addr_of_mut!(FDT_BLOB.0),
+            &mut *core::ptr::addr_of_mut!(FDT_STRINGS_BUF),
+        )
     };
     let fdt_len = match of.flatten(blob, strings, arch::regs::mfpir()) {
         Ok(n) => n,
-        Err(e) => early_fatal(&of, format_args!("cannot flatten the device tree: {e:?}")),
+        Err(e) => early_fatal(&of, format_args!("cannot flatten the device tree: {e}")),
     };
     let blob: &'static [u8] = &blob[..fdt_len];
     let fdt = match flat_device_tree::Fdt::new(blob) {
         Ok(f) => f,
-        Err(e) => early_fatal(&of, format_args!("flattened device tree does not parse: {e:?}")),
+        Err(e) => early_fatal(
+            &of,
+            format_args!("flattened device tree does not parse: {e:?}"),
+        ),
     };
     let fdt: &'static flat_device_tree::Fdt<'static> = alloc_static_fdt(fdt);
     let dt = match devtree::DevTree::parse(fdt) {
@@ -71,7 +77,10 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
     };
     arch::rtas::set_tokens(dt.rtas);
     console::init(dt.vty_termno);
-    println!("ptfrag: POWER9 pseries kernel, little-endian, {} CPU(s)", dt.ncpus);
+    println!(
+        "ptfrag: POWER9 pseries kernel, little-endian, {} CPU(s)",
+        dt.ncpus
+    );
     println!(
         "boot: device tree {} bytes from the client interface, console {} (termno {:#x})",
         fdt_len, dt.stdout_path, dt.vty_termno
@@ -81,7 +90,11 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
     let toc: u64;
     // SAFETY: copies r2.
     unsafe { core::arch::asm!("mr {0}, 2", out(reg) toc, options(nomem, nostack)) };
-    let boot_server = dt.cpus().iter().position(|c| c.server == arch::regs::mfpir()).unwrap_or(0);
+    let boot_server = dt
+        .cpus()
+        .iter()
+        .position(|c| c.server == arch::regs::mfpir())
+        .unwrap_or(0);
     // SAFETY: first and only initialisation of the boot CPU's PACA.
     unsafe { paca::init(0, dt.cpus()[boot_server].server, toc) };
     paca::install(0);
@@ -91,24 +104,34 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
         Ok(c) => c,
         Err(e) => fatal!("bad kernel command line \"{}\": {e}", dt.bootargs),
     };
-    println!("boot: command line \"{}\" -> mmu={:?} hz={}", dt.bootargs, cmd.mmu, cmd.hz);
+    println!(
+        "boot: command line \"{}\" -> mmu={:?} hz={}",
+        dt.bootargs, cmd.mmu, cmd.hz
+    );
 
     let mi = mm::frame::init(dt.mem());
     mm::heap::init();
     println!(
-        "mm: {} frames of 64K ({} MiB), {} free after kernel, descriptors and {} MiB heap",
+        "mm: {} frames of 64K ({} MiB), {} free after the kernel and descriptors, {} after the {} MiB heap",
         mi.total,
         (mi.total * 64) >> 10,
+        mi.free,
         mm::frame::free_count(),
         mm::heap::HEAP_SIZE >> 20
     );
     if mi.clipped != 0 {
-        println!("mm: {} MiB of RAM above {} GiB left unused", mi.clipped >> 20, mm::frame::MAX_PHYS >> 30);
+        println!(
+            "mm: {} MiB of RAM above {} GiB left unused",
+            mi.clipped >> 20,
+            mm::frame::MAX_PHYS >> 30
+        );
     }
 
     timer::init(dt.tb_freq, cmd.hz);
     smp::cpu_setup(0);
-    paca::get(0).online.store(true, core::sync::atomic::Ordering::Release);
+    paca::get(0)
+        .online
+        .store(true, core::sync::atomic::Ordering::Release);
     arch::irq::enable();
 
     let mut idx = 1;
@@ -122,7 +145,11 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
         idx += 1;
     }
     if dt.cpus_ignored != 0 {
-        println!("smp: {} CPUs beyond the {} supported were not started", dt.cpus_ignored, paca::MAX_CPUS);
+        println!(
+            "smp: {} CPUs beyond the {} supported were not started",
+            dt.cpus_ignored,
+            paca::MAX_CPUS
+        );
     }
     println!(
         "smp: {} CPUs online, timebase {} Hz, tick {} Hz; boot took {} us",
@@ -159,7 +186,9 @@ fn early_fatal(of: &Of, msg: core::fmt::Arguments<'_>) -> ! {
 }
 
 /// Keeps the parsed tree for the kernel's lifetime (it borrows the static blob).
-fn alloc_static_fdt(fdt: flat_device_tree::Fdt<'static>) -> &'static flat_device_tree::Fdt<'static> {
+fn alloc_static_fdt(
+    fdt: flat_device_tree::Fdt<'static>,
+) -> &'static flat_device_tree::Fdt<'static> {
     static CELL: spin::Once<flat_device_tree::Fdt<'static>> = spin::Once::new();
     CELL.call_once(|| fdt)
 }

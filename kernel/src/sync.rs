@@ -16,23 +16,16 @@ pub struct IrqGuard<'a, T> {
 
 impl<T> IrqLock<T> {
     pub const fn new(v: T) -> Self {
-        IrqLock { inner: spin::Mutex::new(v) }
+        IrqLock {
+            inner: spin::Mutex::new(v),
+        }
     }
 
     pub fn lock(&self) -> IrqGuard<'_, T> {
         let irq_was_on = irq::disable();
-        IrqGuard { guard: Some(self.inner.lock()), irq_was_on }
-    }
-
-    /// Takes the lock if it is free (used by the oops path, which must not deadlock).
-    pub fn try_lock(&self) -> Option<IrqGuard<'_, T>> {
-        let irq_was_on = irq::disable();
-        match self.inner.try_lock() {
-            Some(g) => Some(IrqGuard { guard: Some(g), irq_was_on }),
-            None => {
-                irq::restore(irq_was_on);
-                None
-            }
+        IrqGuard {
+            guard: Some(self.inner.lock()),
+            irq_was_on,
         }
     }
 }

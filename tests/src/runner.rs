@@ -23,7 +23,7 @@ pub struct Run {
     pub stderr: Vec<u8>,
     /// From spawn to the first `test ` line on stdout.
     pub first_test: Option<Duration>,
-    /// From spawn to exit.
+    /// From spawn to exit and the end of its output.
     pub total: Duration,
 }
 
@@ -58,9 +58,9 @@ pub fn run(mut cmd: Command, timeout: Duration, log: Option<&Path>) -> io::Resul
         Ok(buf)
     });
     let exit = wait_deadline(&mut child, start, timeout)?;
-    let total = start.elapsed();
     let (stdout, first_test) = out_thread.join().expect("stdout reader panicked")?;
     let stderr = err_thread.join().expect("stderr reader panicked")?;
+    let total = start.elapsed();
     Ok(Run {
         exit,
         stdout,

@@ -5,5 +5,5 @@
 pub mod cmdline;
 pub mod fdt_writer;
 pub mod frame_alloc;
-pub mod page_desc;
 pub mod ktest_report;
+pub mod page_desc;

@@ -34,7 +34,9 @@ fn flush_icache(start: u64, len: usize) {
     let mut a = start & !127;
     while a < start + len as u64 {
         // SAFETY: dcbst/icbi on kernel-owned memory only write back and invalidate caches.
-        unsafe { core::arch::asm!("dcbst 0, {0}", "sync", "icbi 0, {0}", in(reg) a, options(nostack)) };
+        unsafe {
+            core::arch::asm!("dcbst 0, {0}", "sync", "icbi 0, {0}", in(reg) a, options(nostack))
+        };
         a += 128;
     }
     // SAFETY: context synchronisation only.
@@ -121,20 +123,39 @@ pub fn probe_load(addr: u64) -> Option<(u64, u64)> {
     if armed != 0 {
         return None;
     }
-    Some((p.fault_vector.load(Ordering::Acquire), p.fault_dar.load(Ordering::Relaxed)))
+    Some((
+        p.fault_vector.load(Ordering::Acquire),
+        p.fault_dar.load(Ordering::Relaxed),
+    ))
 }
 
 fn oops(tf: &TrapFrame) -> ! {
     crate::console::emergency();
-    let cpu = if paca::installed() { paca::cpu_id() as i64 } else { -1 };
+    let cpu = if paca::installed() {
+        paca::cpu_id() as i64
+    } else {
+        -1
+    };
     crate::println!(
         "oops: unexpected {} interrupt (vector {:#x}) on cpu {}",
         vector_name(tf.vector),
         tf.vector,
         cpu
     );
-    crate::println!("  SRR0 {:#018x}  SRR1 {:#018x}  DAR {:#018x}  DSISR {:#010x}", tf.srr0, tf.srr1, tf.dar, tf.dsisr);
-    crate::println!("  LR   {:#018x}  CTR  {:#018x}  CR  {:#010x}  XER {:#x}", tf.lr, tf.ctr, tf.cr, tf.xer);
+    crate::println!(
+        "  SRR0 {:#018x}  SRR1 {:#018x}  DAR {:#018x}  DSISR {:#010x}",
+        tf.srr0,
+        tf.srr1,
+        tf.dar,
+        tf.dsisr
+    );
+    crate::println!(
+        "  LR   {:#018x}  CTR  {:#018x}  CR  {:#010x}  XER {:#x}",
+        tf.lr,
+        tf.ctr,
+        tf.cr,
+        tf.xer
+    );
     for row in 0..8 {
         let g = &tf.gpr[row * 4..row * 4 + 4];
         crate::println!(

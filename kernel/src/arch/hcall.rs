@@ -6,13 +6,11 @@ use core::arch::asm;
 pub const H_SUCCESS: i64 = 0;
 
 pub const H_PUT_TERM_CHAR: u64 = 0x58;
-pub const H_GET_TERM_CHAR: u64 = 0x54;
 pub const H_EOI: u64 = 0x64;
 pub const H_CPPR: u64 = 0x68;
 pub const H_IPI: u64 = 0x6c;
 pub const H_XIRR: u64 = 0x74;
 pub const H_CEDE: u64 = 0xe0;
-pub const H_PROD: u64 = 0x108;
 pub const H_SET_MODE: u64 = 0x31c;
 /// QEMU's private hcall that runs an RTAS call (hw/ppc/spapr_hcall.c, KVMPPC_H_RTAS).
 pub const KVMPPC_H_RTAS: u64 = 0xf000;
@@ -50,7 +48,10 @@ pub unsafe fn hcall(op: u64, args: [u64; 6]) -> HcallRet {
             options(nostack)
         );
     }
-    HcallRet { status: r3 as i64, r: [r4, r5, r6, r7] }
+    HcallRet {
+        status: r3 as i64,
+        r: [r4, r5, r6, r7],
+    }
 }
 
 /// An hcall whose arguments are plain values (no guest memory involved).
@@ -78,9 +79,4 @@ pub fn set_interrupt_endian_le() -> i64 {
 /// Idles this CPU until an interrupt or H_PROD (PAPR H_CEDE); returns with MSR[EE] set.
 pub fn cede() {
     hcall_noref(H_CEDE, [0; 6]);
-}
-
-/// Wakes a CPU ceded with H_CEDE (by its hardware id).
-pub fn prod(server: u32) -> i64 {
-    hcall_noref(H_PROD, [server as u64, 0, 0, 0, 0, 0]).status
 }

@@ -18,15 +18,3 @@ pub fn restore(was_enabled: bool) {
         enable();
     }
 }
-
-pub fn enabled() -> bool {
-    mfmsr() & msr::EE != 0
-}
-
-/// Runs `f` with interrupts masked.
-pub fn without<R>(f: impl FnOnce() -> R) -> R {
-    let was = disable();
-    let r = f();
-    restore(was);
-    r
-}

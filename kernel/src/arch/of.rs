@@ -70,7 +70,12 @@ impl Of {
 
     /// Copies property `name` (NUL-terminated) into `buf`; returns its full length.
     pub fn getprop(&self, ph: Phandle, name: &[u8], buf: &mut [u8]) -> Option<usize> {
-        let args = [ph, phys32(name.as_ptr()), phys32(buf.as_ptr()), buf.len() as u32];
+        let args = [
+            ph,
+            phys32(name.as_ptr()),
+            phys32(buf.as_ptr()),
+            buf.len() as u32,
+        ];
         let r = self.call(b"getprop\0", &args, 1)?;
         valid(r[0]).map(|n| n as usize)
     }
@@ -92,21 +97,6 @@ impl Of {
         let args = [ph, phys32(buf.as_ptr()), buf.len() as u32];
         let r = self.call(b"package-to-path\0", &args, 1)?;
         valid(r[0]).map(|n| n as usize)
-    }
-
-    /// `call-method` with a method name, an instance handle and arguments; returns
-    /// the catch result and the first result cell.
-    pub fn call_method(&self, method: &[u8], ihandle: u32, args: &[u32]) -> Option<[u32; 4]> {
-        let mut a = [0u32; 8];
-        a[0] = phys32(method.as_ptr());
-        a[1] = ihandle;
-        a[2..2 + args.len()].copy_from_slice(args);
-        self.call(b"call-method\0", &a[..2 + args.len()], 2)
-    }
-
-    pub fn open(&self, path: &[u8]) -> Option<u32> {
-        let r = self.call(b"open\0", &[phys32(path.as_ptr())], 1)?;
-        valid(r[0]).filter(|&i| i != 0)
     }
 
     /// Property-value scratch for `flatten` (device trees carry properties of several KiB).
@@ -141,22 +131,38 @@ impl Of {
     }
 
     /// Flattens the whole tree into `buf` (strings scratch in `strings`); returns the size.
-    pub fn flatten(&self, buf: &mut [u8], strings: &mut [u8], boot_cpu: u32) -> Result<usize, FlattenError> {
+    pub fn flatten(
+        &self,
+        buf: &mut [u8],
+        strings: &mut [u8],
+        boot_cpu: u32,
+    ) -> Result<usize, FlattenError> {
         let root = self.peer(0).ok_or(FlattenError::NoRoot)?;
         let mut w = FdtWriter::new(buf, strings)?;
         self.flatten_node(&mut w, root, 0)?;
         Ok(w.finish(boot_cpu)?)
     }
 
-    fn flatten_node(&self, w: &mut FdtWriter<'_>, ph: Phandle, depth: usize) -> Result<(), FlattenError> {
+    fn flatten_node(
+        &self,
+        w: &mut FdtWriter<'_>,
+        ph: Phandle,
+        depth: usize,
+    ) -> Result<(), FlattenError> {
         if depth > 16 {
             return Err(FlattenError::TooDeep);
         }
         let mut path = [0u8; 256];
-        let n = self.package_to_path(ph, &mut path).ok_or(FlattenError::Firmware("package-to-path"))?;
+        let n = self
+            .package_to_path(ph, &mut path)
+            .ok_or(FlattenError::Firmware("package-to-path"))?;
         let path = &path[..n.min(path.len())];
         let path = path.split(|&b| b == 0).next().unwrap_or(path);
-        let name = if depth == 0 { &b""[..] } else { path.rsplit(|&b| b == b'/').next().unwrap_or(path) };
+        let name = if depth == 0 {
+            &b""[..]
+        } else {
+            path.rsplit(|&b| b == b'/').next().unwrap_or(path)
+        };
         w.begin_node(name)?;
         let mut prev = [0u8; PROPNAME_MAX];
         let mut cur = [0u8; PROPNAME_MAX];
@@ -164,11 +170,16 @@ impl Of {
         while self.nextprop(ph, &prev, &mut cur) {
             let len = cstr_len(&cur);
             let pname = &cur[..=len.min(PROPNAME_MAX - 1)];
-            let plen = self.getproplen(ph, pname).ok_or(FlattenError::Firmware("getproplen"))?;
+            let plen = self
+                .getproplen(ph, pname)
+                .ok_or(FlattenError::Firmware("getproplen"))?;
             if plen > value.len() {
                 return Err(FlattenError::PropTooBig);
             }
-            let got = self.getprop(ph, pname, &mut value[..plen.max(1)]).unwrap_or(0).min(plen);
+            let got = self
+                .getprop(ph, pname, &mut value[..plen.max(1)])
+                .unwrap_or(0)
+                .min(plen);
             // Linux's prom_init also skips the synthetic "name" property of FDT nodes.
             if &cur[..len] != b"name" {
                 w.property(&cur[..len], &value[..got])?;
@@ -192,6 +203,18 @@ pub enum FlattenError {
     PropTooBig,
     Firmware(&'static str),
     Write(FdtWriteError),
+}
+
+impl core::fmt::Display for FlattenError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FlattenError::NoRoot => write!(f, "the firmware has no root node"),
+            FlattenError::TooDeep => write!(f, "the tree is more than 16 levels deep"),
+            FlattenError::PropTooBig => write!(f, "a property is larger than {PROP_MAX} bytes"),
+            FlattenError::Firmware(call) => write!(f, "client-interface call {call} failed"),
+            FlattenError::Write(e) => write!(f, "building the blob: {e}"),
+        }
+    }
 }
 
 impl From<FdtWriteError> for FlattenError {

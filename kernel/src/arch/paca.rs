@@ -70,7 +70,7 @@ pub unsafe fn init(index: usize, server: u32, toc: u64) {
     let p = unsafe { &mut *core::ptr::addr_of_mut!(PACAS[index]) };
     p.self_ptr = p as *const Paca as u64;
     p.toc = toc;
-    p.common = exc_common as usize as u64;
+    p.common = exc_common as *const () as u64;
     p.index = index;
     p.server = server;
 }

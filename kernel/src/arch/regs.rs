@@ -5,17 +5,9 @@ use core::arch::asm;
 
 /// MSR bits (value masks, not IBM bit numbers).
 pub mod msr {
-    pub const SF: u64 = 1 << 63;
-    pub const VEC: u64 = 1 << 25;
-    pub const VSX: u64 = 1 << 23;
     pub const EE: u64 = 1 << 15;
-    pub const PR: u64 = 1 << 14;
-    pub const FP: u64 = 1 << 13;
-    pub const ME: u64 = 1 << 12;
-    pub const IR: u64 = 1 << 5;
     pub const DR: u64 = 1 << 4;
     pub const RI: u64 = 1 << 1;
-    pub const LE: u64 = 1 << 0;
 }
 
 pub fn mfmsr() -> u64 {
@@ -32,16 +24,6 @@ pub fn mtmsrd_ee_ri(v: u64) {
     unsafe { asm!("mtmsrd {0}, 1", in(reg) v, options(nostack, preserves_flags)) };
 }
 
-/// Writes the whole MSR.
-///
-/// # Safety
-/// The new MSR must keep the kernel runnable: SF and LE set, and IR/DR only when the
-/// translation they select maps the code and stack in use.
-pub unsafe fn mtmsrd(v: u64) {
-    // SAFETY: the caller upholds the contract above.
-    unsafe { asm!("mtmsrd {0}", in(reg) v, options(nostack, preserves_flags)) };
-}
-
 pub fn mftb() -> u64 {
     let v: u64;
     // SAFETY: the timebase is a read-only counter.
@@ -53,13 +35,6 @@ pub fn mftb() -> u64 {
 pub fn mtdec(v: u64) {
     // SAFETY: writing DEC only schedules the next decrementer interrupt.
     unsafe { asm!("mtspr 22, {0}", in(reg) v, options(nomem, nostack, preserves_flags)) };
-}
-
-pub fn mfdec() -> u64 {
-    let v: u64;
-    // SAFETY: reading DEC has no side effects.
-    unsafe { asm!("mfspr {0}, 22", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v
 }
 
 /// Processor identification register (SPR 1023).

@@ -18,7 +18,6 @@ pub struct Tokens {
     pub start_cpu: Option<u32>,
     pub power_off: Option<u32>,
     pub os_term: Option<u32>,
-    pub stop_self: Option<u32>,
 }
 
 static TOKENS: spin::Once<Tokens> = spin::Once::new();

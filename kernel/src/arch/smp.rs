@@ -33,18 +33,14 @@ struct Mailbox {
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
-const MAILBOX_INIT: Mailbox = Mailbox { posted: AtomicU64::new(0), done: AtomicU64::new(0), work: Mutex::new(None) };
+const MAILBOX_INIT: Mailbox = Mailbox {
+    posted: AtomicU64::new(0),
+    done: AtomicU64::new(0),
+    work: Mutex::new(None),
+};
 static MAILBOX: [Mailbox; paca::MAX_CPUS] = [MAILBOX_INIT; paca::MAX_CPUS];
 /// One cross-CPU call at a time.
 static CALL_LOCK: Mutex<()> = Mutex::new(());
-
-/// Hook run on every tick (RCU will hang its quiescent-state report here).
-pub type TickHook = fn(cpu: usize);
-static TICK_HOOK: spin::Once<TickHook> = spin::Once::new();
-
-pub fn set_tick_hook(h: TickHook) {
-    TICK_HOOK.call_once(|| h);
-}
 
 unsafe extern "C" {
     fn secondary_entry();
@@ -52,7 +48,9 @@ unsafe extern "C" {
 
 /// Starts CPU `index` (hardware server `server`) and waits until it is online.
 pub fn start_cpu(index: usize, server: u32, toc: u64) -> Result<(), &'static str> {
-    let token = rtas::tokens().start_cpu.ok_or("device tree /rtas has no start-cpu token")?;
+    let token = rtas::tokens()
+        .start_cpu
+        .ok_or("device tree /rtas has no start-cpu token")?;
     // SAFETY: the CPU is not running yet; nobody else touches its PACA or stack slot.
     unsafe {
         paca::init(index, server, toc);
@@ -60,7 +58,7 @@ pub fn start_cpu(index: usize, server: u32, toc: u64) -> Result<(), &'static str
         core::ptr::addr_of_mut!(SECONDARY_STACKS[index]).write_volatile(top);
     }
     super::regs::sync();
-    let entry = super::virt_to_phys(secondary_entry as usize as u64) as u32;
+    let entry = super::virt_to_phys(secondary_entry as *const () as u64) as u32;
     let r = rtas::call(token, &[server, entry, index as u32], 1);
     if r[0] != 0 {
         return Err("RTAS start-cpu returned an error");
@@ -139,14 +137,11 @@ pub fn on_each_cpu(f: &(dyn Fn(usize) + Sync)) {
     }
 }
 
-/// 0x900: count the tick, re-arm, run the hook.
+/// 0x900: count the tick and re-arm.
 pub fn timer_interrupt() {
     let p = paca::this();
     p.ticks.fetch_add(1, Ordering::Relaxed);
     timer::arm();
-    if let Some(h) = TICK_HOOK.get() {
-        h(p.index);
-    }
 }
 
 /// 0x500: drain XICS; IPIs only count (the mailbox is read by the idle loop).
@@ -162,7 +157,10 @@ pub fn external_interrupt() {
             xics::clear_ipi(p.server);
             p.ipis.fetch_add(1, Ordering::Relaxed);
         } else {
-            crate::fatal!("cpu {}: unexpected external interrupt from XICS source {src:#x}", p.index);
+            crate::fatal!(
+                "cpu {}: unexpected external interrupt from XICS source {src:#x}",
+                p.index
+            );
         }
         xics::eoi(xirr);
     }

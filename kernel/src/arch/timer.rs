@@ -2,7 +2,7 @@
 //! frequency and interrupts (0x900) when it goes negative; we re-arm it from the handler
 //! (Power ISA v3.0B Book III 6.5.x, "Decrementer").
 
-use super::regs::{mfdec, mftb, mtdec};
+use super::regs::{mftb, mtdec};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 static TB_FREQ: AtomicU64 = AtomicU64::new(512_000_000);
@@ -38,11 +38,6 @@ pub fn udelay(us: u64) {
     while mftb() < end {
         core::hint::spin_loop();
     }
-}
-
-/// Decrementer value, for diagnostics.
-pub fn dec() -> u64 {
-    mfdec()
 }
 
 /// Timebase ticks between two decrementer ticks.

@@ -1,7 +1,6 @@
 //! Frame allocator and heap tests against the real, global allocators.
 
 use crate::mm::{frame, heap};
-use crate::ktest::TestResult;
 use crate::{check, ktest};
 use alloc::vec::Vec;
 use ptfrag_core::frame_alloc::{FrameError, FRAME_SIZE};

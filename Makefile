@@ -1,0 +1,50 @@
+# ptfrag: build, run and test the kernel. `make run` and `make test` install what is
+# missing (QEMU, gdb-multiarch through apt when root; rustup reads rust-toolchain.toml).
+
+FW    ?= vof
+SMP   ?= 1
+ARGS  ?=
+QEMU_EXTRA ?=
+FILTER ?=
+
+TARGET  := powerpc64le-unknown-linux-gnu
+KERNEL  := target/$(TARGET)/release/ptfrag
+HARNESS := cargo run -q --release -p ptfrag-tests --bin harness --
+
+.PHONY: all deps kernel run test gdb lint clippy fmt fmt-check host-test clean
+
+all: kernel
+
+deps:
+	@tests/ensure-deps
+
+kernel: deps
+	cargo build --release -p ptfrag-kernel --target $(TARGET)
+	$(HARNESS) ksyms $(KERNEL)
+
+run: kernel
+	$(HARNESS) run --fw $(FW) --smp $(SMP) --args "$(ARGS)" --qemu-extra "$(QEMU_EXTRA)"
+
+gdb: kernel
+	$(HARNESS) gdb --fw $(FW) --smp $(SMP) --args "$(ARGS)"
+
+test: kernel lint
+	$(HARNESS) test $(if $(FILTER),--filter $(FILTER))
+
+lint: clippy fmt-check
+
+clippy: deps
+	cargo clippy -q -p ptfrag-core -p ptfrag-tests --all-targets -- -D warnings
+	cargo clippy -q -p ptfrag-kernel --target $(TARGET) --release -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+fmt-check:
+	cargo fmt --all --check
+
+host-test:
+	cargo test -p ptfrag-core -p ptfrag-tests
+
+clean:
+	cargo clean
