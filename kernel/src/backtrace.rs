@@ -11,10 +11,7 @@ unsafe extern "C" {
 
 /// Kernel stacks all live in .bss; a frame pointer outside it ends the walk.
 fn plausible_sp(sp: u64) -> bool {
-    let (lo, hi) = (
-        core::ptr::addr_of!(__bss_start) as u64,
-        core::ptr::addr_of!(__bss_end) as u64,
-    );
+    let (lo, hi) = (core::ptr::addr_of!(__bss_start) as u64, core::ptr::addr_of!(__bss_end) as u64);
     sp.is_multiple_of(16) && sp >= lo && sp + 24 <= hi
 }
 

@@ -49,8 +49,7 @@ impl core::fmt::Display for DtError {
 }
 
 fn be32(b: &[u8], i: usize) -> Option<u32> {
-    b.get(i * 4..i * 4 + 4)
-        .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    b.get(i * 4..i * 4 + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 
 fn be_cells(b: &[u8], at: usize, n: usize) -> Option<u64> {
@@ -74,25 +73,16 @@ impl<'a> DevTree<'a> {
         let ac = cells("#address-cells", 2)?;
         let sc = cells("#size-cells", 1)?;
 
-        let chosen = fdt
-            .find_node("/chosen")
-            .ok_or(DtError::Missing("/chosen"))?;
-        let bootargs = chosen
-            .property("bootargs")
-            .and_then(|p| cstr(p.value))
-            .unwrap_or("");
+        let chosen = fdt.find_node("/chosen").ok_or(DtError::Missing("/chosen"))?;
+        let bootargs = chosen.property("bootargs").and_then(|p| cstr(p.value)).unwrap_or("");
         let stdout_path = chosen
             .property("stdout-path")
             .or_else(|| chosen.property("linux,stdout-path"))
             .and_then(|p| cstr(p.value))
             .ok_or(DtError::Missing("/chosen/stdout-path"))?;
         let stdout_path = stdout_path.split(':').next().unwrap_or(stdout_path);
-        let vty = fdt
-            .find_node(stdout_path)
-            .ok_or(DtError::Missing("the stdout-path node"))?;
-        let reg = vty
-            .property("reg")
-            .ok_or(DtError::Missing("reg of the stdout-path node"))?;
+        let vty = fdt.find_node(stdout_path).ok_or(DtError::Missing("the stdout-path node"))?;
+        let reg = vty.property("reg").ok_or(DtError::Missing("reg of the stdout-path node"))?;
         let vty_termno = be32(reg.value, 0).ok_or(DtError::Bad("vty reg"))? as u64;
 
         let mut mem = [MemRange::default(); MAX_MEM_RANGES];
@@ -102,9 +92,7 @@ impl<'a> DevTree<'a> {
             if !is_mem {
                 continue;
             }
-            let reg = n
-                .property("reg")
-                .ok_or(DtError::Missing("reg of a memory node"))?;
+            let reg = n.property("reg").ok_or(DtError::Missing("reg of a memory node"))?;
             let stride = ac + sc;
             let count = reg.value.len() / 4 / stride;
             for i in 0..count {

@@ -53,10 +53,7 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
     let of = unsafe { Of::new(of_entry) };
     // SAFETY: the boot CPU is alone; the buffers are used only here and then read-only.
     let (blob, strings) = unsafe {
-        (
-            &mut *core::ptr::addr_of_mut!(FDT_BLOB.0),
-            &mut *core::ptr::addr_of_mut!(FDT_STRINGS_BUF),
-        )
+        (&mut *core::ptr::addr_of_mut!(FDT_BLOB.0), &mut *core::ptr::addr_of_mut!(FDT_STRINGS_BUF))
     };
     let fdt_len = match of.flatten(blob, strings, arch::regs::mfpir()) {
         Ok(n) => n,
@@ -65,10 +62,7 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
     let blob: &'static [u8] = &blob[..fdt_len];
     let fdt = match flat_device_tree::Fdt::new(blob) {
         Ok(f) => f,
-        Err(e) => early_fatal(
-            &of,
-            format_args!("flattened device tree does not parse: {e:?}"),
-        ),
+        Err(e) => early_fatal(&of, format_args!("flattened device tree does not parse: {e:?}")),
     };
     let fdt: &'static flat_device_tree::Fdt<'static> = alloc_static_fdt(fdt);
     let dt = match devtree::DevTree::parse(fdt) {
@@ -77,10 +71,7 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
     };
     arch::rtas::set_tokens(dt.rtas);
     console::init(dt.vty_termno);
-    println!(
-        "ptfrag: POWER9 pseries kernel, little-endian, {} CPU(s)",
-        dt.ncpus
-    );
+    println!("ptfrag: POWER9 pseries kernel, little-endian, {} CPU(s)", dt.ncpus);
     println!(
         "boot: device tree {} bytes from the client interface, console {} (termno {:#x})",
         fdt_len, dt.stdout_path, dt.vty_termno
@@ -90,11 +81,7 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
     let toc: u64;
     // SAFETY: copies r2.
     unsafe { core::arch::asm!("mr {0}, 2", out(reg) toc, options(nomem, nostack)) };
-    let boot_server = dt
-        .cpus()
-        .iter()
-        .position(|c| c.server == arch::regs::mfpir())
-        .unwrap_or(0);
+    let boot_server = dt.cpus().iter().position(|c| c.server == arch::regs::mfpir()).unwrap_or(0);
     // SAFETY: first and only initialisation of the boot CPU's PACA.
     unsafe { paca::init(0, dt.cpus()[boot_server].server, toc) };
     paca::install(0);
@@ -104,10 +91,7 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
         Ok(c) => c,
         Err(e) => fatal!("bad kernel command line \"{}\": {e}", dt.bootargs),
     };
-    println!(
-        "boot: command line \"{}\" -> mmu={:?} hz={}",
-        dt.bootargs, cmd.mmu, cmd.hz
-    );
+    println!("boot: command line \"{}\" -> mmu={:?} hz={}", dt.bootargs, cmd.mmu, cmd.hz);
 
     let mi = mm::frame::init(dt.mem());
     mm::heap::init();
@@ -129,9 +113,7 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
 
     timer::init(dt.tb_freq, cmd.hz);
     smp::cpu_setup(0);
-    paca::get(0)
-        .online
-        .store(true, core::sync::atomic::Ordering::Release);
+    paca::get(0).online.store(true, core::sync::atomic::Ordering::Release);
     arch::irq::enable();
 
     let mut idx = 1;
@@ -163,6 +145,11 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
 }
 
 fn run_tests(cmd: &Cmdline<'_>) -> ! {
+    if cmd.selftest == Selftest::Oops {
+        println!("selftest: taking an unexpected storage interrupt on purpose");
+        exceptions::unexpected_fault(0x0000_0bad_0000_0000);
+        fatal!("selftest=oops: the unexpected access did not fault");
+    }
     let (_, failed) = ktest::run_all(cmd.test, cmd.selftest == Selftest::Fail);
     if failed == 0 {
         exit::success()

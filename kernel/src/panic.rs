@@ -14,11 +14,7 @@ macro_rules! fatal {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     crate::console::emergency();
-    let cpu = if crate::arch::paca::installed() {
-        crate::arch::paca::cpu_id() as i64
-    } else {
-        -1
-    };
+    let cpu = if crate::arch::paca::installed() { crate::arch::paca::cpu_id() as i64 } else { -1 };
     crate::println!("FATAL: panic on cpu {cpu}: {info}");
     crate::backtrace::print_here();
     crate::exit::failure()

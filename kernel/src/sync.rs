@@ -16,17 +16,12 @@ pub struct IrqGuard<'a, T> {
 
 impl<T> IrqLock<T> {
     pub const fn new(v: T) -> Self {
-        IrqLock {
-            inner: spin::Mutex::new(v),
-        }
+        IrqLock { inner: spin::Mutex::new(v) }
     }
 
     pub fn lock(&self) -> IrqGuard<'_, T> {
         let irq_was_on = irq::disable();
-        IrqGuard {
-            guard: Some(self.inner.lock()),
-            irq_was_on,
-        }
+        IrqGuard { guard: Some(self.inner.lock()), irq_was_on }
     }
 }
 

@@ -31,7 +31,7 @@ pub fn check(expect: Expect, required: &[&str], log: &Log, exit: Exit) -> Vec<St
     let mut why = Vec::new();
     let want_code = match expect {
         Expect::Success => 0,
-        Expect::TestFails(_) | Expect::Fatal(_) => 1,
+        Expect::TestFails(_) | Expect::Fatal(_) | Expect::Oops(_) => 1,
     };
     if exit != Exit::Code(want_code) {
         why.push(format!("expected exit status {want_code}, got {exit}"));
@@ -52,11 +52,7 @@ pub fn check(expect: Expect, required: &[&str], log: &Log, exit: Exit) -> Vec<St
         }
         Expect::TestFails(name) => {
             well_formed(log, &mut why);
-            if !log
-                .outcomes(name)
-                .iter()
-                .any(|o| matches!(o, Outcome::Failed(_)))
-            {
+            if !log.outcomes(name).iter().any(|o| matches!(o, Outcome::Failed(_))) {
                 why.push(format!("expected `test {name} ... FAILED:`, not seen"));
             }
             if let [(_, 0)] = log.summaries[..] {
@@ -64,15 +60,15 @@ pub fn check(expect: Expect, required: &[&str], log: &Log, exit: Exit) -> Vec<St
             }
         }
         Expect::Fatal(word) => {
-            if !log
-                .fatal
-                .iter()
-                .any(|l| l.contains("FATAL:") && l.contains(word))
-            {
-                why.push(format!(
-                    "expected a `FATAL:` line mentioning {word:?}, not seen"
-                ));
+            if !log.fatal.iter().any(|l| l.contains("FATAL:") && l.contains(word)) {
+                why.push(format!("expected a `FATAL:` line mentioning {word:?}, not seen"));
             }
+            if !log.summaries.is_empty() {
+                why.push("expected no summary line, found one".into());
+            }
+        }
+        Expect::Oops(what) => {
+            oops_dump(log, what, &mut why);
             if !log.summaries.is_empty() {
                 why.push("expected no summary line, found one".into());
             }
@@ -100,10 +96,7 @@ fn well_formed(log: &Log, why: &mut Vec<String>) {
     let (ok, failed) = (log.count(true), log.count(false));
     match log.running[..] {
         [n] if n == log.tests.len() => {}
-        [n] => why.push(format!(
-            "`running {n} tests` but {} test lines",
-            log.tests.len()
-        )),
+        [n] => why.push(format!("`running {n} tests` but {} test lines", log.tests.len())),
         [] => why.push("no `running N tests` line".into()),
         _ => why.push(format!("{} `running` lines", log.running.len())),
     }
@@ -133,6 +126,31 @@ fn well_formed(log: &Log, why: &mut Vec<String>) {
     }
 }
 
+/// An oops must name the interrupt, dump the registers a kernel engineer reads first, and
+/// give a backtrace with at least two symbolised frames.
+fn oops_dump(log: &Log, what: &str, why: &mut Vec<String>) {
+    if !log.lines.iter().any(|l| l.starts_with("oops:") && l.contains(what)) {
+        why.push(format!("expected an `oops:` line naming {what:?}, not seen"));
+    }
+    for regs in [&["SRR0", "SRR1", "DAR", "DSISR"][..], &["LR", "CTR", "CR", "XER"][..]] {
+        if !log.lines.iter().any(|l| regs.iter().all(|r| l.contains(r))) {
+            why.push(format!("register dump lacks a line with {}", regs.join("/")));
+        }
+    }
+    let Some(bt) = log.lines.iter().position(|l| l == "backtrace:") else {
+        why.push("no `backtrace:` line".into());
+        return;
+    };
+    let named = log.lines[bt + 1..]
+        .iter()
+        .take_while(|l| l.trim_start().starts_with('#'))
+        .filter(|l| l.split_whitespace().nth(2).is_some_and(|sym| sym.contains("+0x")))
+        .count();
+    if named < 2 {
+        why.push(format!("backtrace has {named} symbolised frames, expected at least 2"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +169,32 @@ mod tests {
 
     const SELFTEST_EXPECT: Expect = Expect::TestFails("selftest_fail");
     const FATAL_EXPECT: Expect = Expect::Fatal("bogus");
+    const OOPS_DUMP: &str = include_str!("../fixtures/oops-dump.txt");
+
+    #[test]
+    fn oops_dump_accepted() {
+        assert_eq!(
+            run(Expect::Oops("data segment"), OOPS_DUMP, Exit::Code(1)),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn oops_without_symbols_rejected() {
+        let stripped: String = OOPS_DUMP
+            .lines()
+            .map(|l| l.split(" ptfrag::").next().unwrap_or(l).split(" boot_").next().unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let why = run(Expect::Oops("data segment"), &stripped, Exit::Code(1));
+        assert!(why.iter().any(|w| w.contains("symbolised")), "{why:?}");
+    }
+
+    #[test]
+    fn oops_wrong_interrupt_rejected() {
+        let why = run(Expect::Oops("program"), OOPS_DUMP, Exit::Code(1));
+        assert!(why.iter().any(|w| w.contains("program")), "{why:?}");
+    }
 
     fn run(expect: Expect, text: &str, exit: Exit) -> Vec<String> {
         let required = match expect {
@@ -161,35 +205,23 @@ mod tests {
     }
 
     fn fails_with(why: &[String], needle: &str) {
-        assert!(
-            why.iter().any(|w| w.contains(needle)),
-            "no reason mentions {needle:?}: {why:#?}"
-        );
+        assert!(why.iter().any(|w| w.contains(needle)), "no reason mentions {needle:?}: {why:#?}");
     }
 
     #[test]
     fn good_run_passes() {
-        assert_eq!(
-            run(Expect::Success, GOOD, Exit::Code(0)),
-            Vec::<String>::new()
-        );
+        assert_eq!(run(Expect::Success, GOOD, Exit::Code(0)), Vec::<String>::new());
     }
 
     #[test]
     fn slof_noise_is_ignored() {
         let text = String::from_utf8_lossy(SLOF);
-        assert_eq!(
-            run(Expect::Success, &text, Exit::Code(0)),
-            Vec::<String>::new()
-        );
+        assert_eq!(run(Expect::Success, &text, Exit::Code(0)), Vec::<String>::new());
     }
 
     #[test]
     fn wrong_exit_status_fails() {
-        fails_with(
-            &run(Expect::Success, GOOD, Exit::Code(1)),
-            "exit status 0, got exit status 1",
-        );
+        fails_with(&run(Expect::Success, GOOD, Exit::Code(1)), "exit status 0, got exit status 1");
         fails_with(&run(Expect::Success, GOOD, Exit::Signal(9)), "signal 9");
     }
 
@@ -203,26 +235,17 @@ mod tests {
     fn count_mismatch_fails() {
         let why = run(Expect::Success, MISMATCH, Exit::Code(0));
         fails_with(&why, "`running 9 tests` but 8 test lines");
-        fails_with(
-            &why,
-            "summary says 9 passed, 0 failed; lines say 8 ok, 0 FAILED",
-        );
+        fails_with(&why, "summary says 9 passed, 0 failed; lines say 8 ok, 0 FAILED");
     }
 
     #[test]
     fn expected_failure_seen_passes() {
-        assert_eq!(
-            run(SELFTEST_EXPECT, SELFTEST, Exit::Code(1)),
-            Vec::<String>::new()
-        );
+        assert_eq!(run(SELFTEST_EXPECT, SELFTEST, Exit::Code(1)), Vec::<String>::new());
     }
 
     #[test]
     fn expected_failure_needs_exit_1() {
-        fails_with(
-            &run(SELFTEST_EXPECT, SELFTEST, Exit::Code(0)),
-            "expected exit status 1",
-        );
+        fails_with(&run(SELFTEST_EXPECT, SELFTEST, Exit::Code(0)), "expected exit status 1");
     }
 
     #[test]
@@ -242,10 +265,7 @@ mod tests {
 
     #[test]
     fn fatal_seen_passes() {
-        assert_eq!(
-            run(FATAL_EXPECT, BAD_CMDLINE, Exit::Code(1)),
-            Vec::<String>::new()
-        );
+        assert_eq!(run(FATAL_EXPECT, BAD_CMDLINE, Exit::Code(1)), Vec::<String>::new());
     }
 
     #[test]
@@ -254,10 +274,7 @@ mod tests {
         fails_with(&why, "expected exit status 1");
         fails_with(&why, "`FATAL:` line mentioning \"bogus\"");
         fails_with(&why, "expected no summary line");
-        fails_with(
-            &run(Expect::Fatal("other"), BAD_CMDLINE, Exit::Code(1)),
-            "\"other\"",
-        );
+        fails_with(&run(Expect::Fatal("other"), BAD_CMDLINE, Exit::Code(1)), "\"other\"");
     }
 
     #[test]

@@ -14,6 +14,7 @@ commands:
   cmdline print the QEMU command line run/gdb would use
   test    host unit tests, then every QEMU scenario                         [make test]
   list    print the scenario table
+  ksyms ELF  write ELF's symbol table into its .ksyms section (make kernel does this)
 
 run, gdb, cmdline options:
   --fw vof|slof         firmware (default vof)
@@ -36,6 +37,7 @@ pub enum Cmd {
     Cmdline(QemuConfig),
     Test(suite::Options),
     List,
+    Ksyms(std::path::PathBuf),
     Help,
 }
 
@@ -50,6 +52,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
         "cmdline" => qemu_options(rest).map(Cmd::Cmdline),
         "test" => test_options(rest).map(Cmd::Test),
         "list" if rest.is_empty() => Ok(Cmd::List),
+        "ksyms" if rest.len() == 1 => Ok(Cmd::Ksyms(rest[0].clone().into())),
         "help" | "-h" | "--help" => Ok(Cmd::Help),
         _ => Err(format!("unknown command {cmd:?}")),
     }
@@ -116,12 +119,8 @@ fn qemu_options(args: &[String]) -> Result<QemuConfig, String> {
 }
 
 fn test_options(args: &[String]) -> Result<suite::Options, String> {
-    let mut options = suite::Options {
-        kernel: paths::default_kernel(),
-        filter: None,
-        skip_host: false,
-        jobs: 1,
-    };
+    let mut options =
+        suite::Options { kernel: paths::default_kernel(), filter: None, skip_host: false, jobs: 1 };
     let mut opts = Opts { args: args.iter() };
     while let Some(opt) = opts.next() {
         match opt? {
@@ -150,9 +149,7 @@ mod tests {
 
     #[test]
     fn run_defaults() {
-        let Ok(Cmd::Run(c)) = parse_str("run") else {
-            panic!()
-        };
+        let Ok(Cmd::Run(c)) = parse_str("run") else { panic!() };
         assert_eq!((c.fw, c.smp, c.bootargs.as_str()), (Firmware::Vof, 1, ""));
         assert_eq!(c.kernel, paths::default_kernel());
         assert!(c.extra.is_empty());
@@ -164,9 +161,7 @@ mod tests {
             "gdb --fw slof --smp=4 --args 'mmu=hash pte_free_defer=refcount' \
              --kernel=/k --qemu-extra '-d int,mmu -D /tmp/q.log'",
         );
-        let Ok(Cmd::Gdb(c)) = cmd else {
-            panic!("{cmd:?}")
-        };
+        let Ok(Cmd::Gdb(c)) = cmd else { panic!("{cmd:?}") };
         assert_eq!(c.fw, Firmware::Slof);
         assert_eq!(c.smp, 4);
         assert_eq!(c.bootargs, "mmu=hash pte_free_defer=refcount");
@@ -176,9 +171,7 @@ mod tests {
 
     #[test]
     fn empty_args_value_is_allowed() {
-        let Ok(Cmd::Cmdline(c)) = parse_str("cmdline --args ''") else {
-            panic!()
-        };
+        let Ok(Cmd::Cmdline(c)) = parse_str("cmdline --args ''") else { panic!() };
         assert_eq!(c.bootargs, "");
     }
 

@@ -176,9 +176,8 @@ mod tests {
     }
 
     fn boot(name: &'static str, fw: Firmware, text: &str, end: End, expect: Expect) -> Vec<String> {
-        let scenario = Scenario::new(name, fw, 1, "")
-            .expect(expect)
-            .timeout(Duration::from_secs(60));
+        let scenario =
+            Scenario::new(name, fw, 1, "").expect(expect).timeout(Duration::from_secs(60));
         let v = Scratch::new(name).boot(&scenario, text, end);
         let run = v.run.as_ref().expect("QEMU ran");
         assert_eq!(run.first_test.is_some(), text.contains("\ntest "));
@@ -197,13 +196,7 @@ mod tests {
     #[test]
     fn good_run_on_qemu_passes() {
         if have_qemu() {
-            let why = boot(
-                "fake-good",
-                Firmware::Vof,
-                GOOD,
-                End::PowerOff,
-                Expect::Success,
-            );
+            let why = boot("fake-good", Firmware::Vof, GOOD, End::PowerOff, Expect::Success);
             assert_eq!(why, Vec::<String>::new());
         }
     }
@@ -212,22 +205,10 @@ mod tests {
     fn os_term_exits_1_for_the_negative_controls() {
         if have_qemu() {
             let expect = Expect::TestFails("selftest_fail");
-            let why = boot(
-                "fake-selftest",
-                Firmware::Vof,
-                SELFTEST,
-                End::OsTerm,
-                expect,
-            );
+            let why = boot("fake-selftest", Firmware::Vof, SELFTEST, End::OsTerm, expect);
             assert_eq!(why, Vec::<String>::new());
             let expect = Expect::Fatal("bogus");
-            let why = boot(
-                "fake-fatal",
-                Firmware::Vof,
-                BAD_CMDLINE,
-                End::OsTerm,
-                expect,
-            );
+            let why = boot("fake-fatal", Firmware::Vof, BAD_CMDLINE, End::OsTerm, expect);
             assert_eq!(why, Vec::<String>::new());
         }
     }
@@ -235,17 +216,9 @@ mod tests {
     #[test]
     fn a_failing_test_with_power_off_is_caught() {
         if have_qemu() {
-            let why = boot(
-                "fake-wrong-exit",
-                Firmware::Vof,
-                SELFTEST,
-                End::PowerOff,
-                Expect::Success,
-            );
-            assert!(
-                why.iter().any(|w| w.contains("selftest_fail FAILED")),
-                "{why:?}"
-            );
+            let why =
+                boot("fake-wrong-exit", Firmware::Vof, SELFTEST, End::PowerOff, Expect::Success);
+            assert!(why.iter().any(|w| w.contains("selftest_fail FAILED")), "{why:?}");
         }
     }
 
@@ -254,13 +227,7 @@ mod tests {
     #[ignore]
     fn slof_boots_the_fake() {
         if have_qemu() {
-            let why = boot(
-                "fake-slof",
-                Firmware::Slof,
-                GOOD,
-                End::PowerOff,
-                Expect::Success,
-            );
+            let why = boot("fake-slof", Firmware::Slof, GOOD, End::PowerOff, Expect::Success);
             assert_eq!(why, Vec::<String>::new());
         }
     }

@@ -29,8 +29,7 @@ exit $status"#;
 pub fn gdb_args(kernel: &Path, script: Option<(&Path, &str)>) -> Vec<String> {
     let mut args = vec!["-q".to_string(), kernel.display().to_string()];
     let connects = script.is_some_and(|(_, text)| {
-        text.lines()
-            .any(|l| l.trim_start().starts_with("target ") && l.contains("remote"))
+        text.lines().any(|l| l.trim_start().starts_with("target ") && l.contains("remote"))
     });
     if !connects {
         args.push("-ex".into());
@@ -104,10 +103,7 @@ mod tests {
     fn connects_unless_the_script_does() {
         let k = Path::new("/k/ptfrag");
         let s = Path::new("/r/tests/gdb/ptfrag.gdb");
-        assert_eq!(
-            gdb_args(k, None),
-            ["-q", "/k/ptfrag", "-ex", "target remote localhost:1234"]
-        );
+        assert_eq!(gdb_args(k, None), ["-q", "/k/ptfrag", "-ex", "target remote localhost:1234"]);
         assert_eq!(
             gdb_args(k, Some((s, "set endian big\n"))),
             [

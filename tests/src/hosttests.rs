@@ -49,11 +49,8 @@ pub fn run(root: &Path) -> io::Result<HostRun> {
     }
     let start = Instant::now();
     let out = cmd.output()?;
-    let output = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let output =
+        format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
     Ok(HostRun {
         counts: parse(&output),
         success: out.status.success(),
@@ -100,23 +97,11 @@ test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; fini
 
     #[test]
     fn sums_result_lines() {
-        assert_eq!(
-            parse(OUTPUT),
-            Counts {
-                passed: 4,
-                failed: 1,
-                binaries: 3
-            }
-        );
+        assert_eq!(parse(OUTPUT), Counts { passed: 4, failed: 1, binaries: 3 });
     }
 
     fn host(counts: Counts, success: bool) -> HostRun {
-        HostRun {
-            counts,
-            success,
-            output: String::new(),
-            elapsed: Duration::ZERO,
-        }
+        HostRun { counts, success, output: String::new(), elapsed: Duration::ZERO }
     }
 
     #[test]
@@ -126,11 +111,7 @@ test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; fini
         assert_eq!(host(none, true).failed(), 1);
         let ok = parse(OUTPUT);
         assert_eq!(host(ok, false).failed(), 1);
-        let clean = Counts {
-            passed: 5,
-            failed: 0,
-            binaries: 1,
-        };
+        let clean = Counts { passed: 5, failed: 0, binaries: 1 };
         assert_eq!(host(clean, true).failed(), 0);
         assert_eq!(host(clean, false).failed(), 1);
     }

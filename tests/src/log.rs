@@ -31,12 +31,15 @@ pub struct Log {
     pub fatal: Vec<String>,
     /// Test lines printed after the first summary.
     pub after_summary: Vec<String>,
+    /// Every line, cleaned, for checks that look at free-form output (oops dumps).
+    pub lines: Vec<String>,
 }
 
 impl Log {
     pub fn parse(text: &str) -> Self {
         let mut log = Self::default();
         for line in text.lines().map(clean_line) {
+            log.lines.push(line.clone());
             if line.starts_with("test ") {
                 if !log.summaries.is_empty() {
                     log.after_summary.push(line.clone());
@@ -58,19 +61,12 @@ impl Log {
     }
 
     pub fn count(&self, ok: bool) -> usize {
-        self.tests
-            .iter()
-            .filter(|t| (t.outcome == Outcome::Ok) == ok)
-            .count()
+        self.tests.iter().filter(|t| (t.outcome == Outcome::Ok) == ok).count()
     }
 
     /// Every outcome reported for `name`.
     pub fn outcomes(&self, name: &str) -> Vec<&Outcome> {
-        self.tests
-            .iter()
-            .filter(|t| t.name == name)
-            .map(|t| &t.outcome)
-            .collect()
+        self.tests.iter().filter(|t| t.name == name).map(|t| &t.outcome).collect()
     }
 }
 
@@ -114,17 +110,12 @@ fn parse_test_line(line: &str) -> Option<TestLine> {
         let reason = reason.strip_prefix(':').unwrap_or(reason);
         Outcome::Failed(reason.trim().to_string())
     };
-    Some(TestLine {
-        name: name.to_string(),
-        outcome,
-    })
+    Some(TestLine { name: name.to_string(), outcome })
 }
 
 fn parse_running(line: &str) -> Option<usize> {
     let rest = line.strip_prefix("running ")?;
-    let n = rest
-        .strip_suffix(" tests")
-        .or_else(|| rest.strip_suffix(" test"))?;
+    let n = rest.strip_suffix(" tests").or_else(|| rest.strip_suffix(" test"))?;
     n.parse().ok()
 }
 
@@ -171,10 +162,7 @@ mod tests {
 
     #[test]
     fn cleans_escapes_and_controls() {
-        assert_eq!(
-            clean_line("\x1b[0m\x1b[?25htest a ... ok\r"),
-            "test a ... ok"
-        );
+        assert_eq!(clean_line("\x1b[0m\x1b[?25htest a ... ok\r"), "test a ... ok");
         assert_eq!(clean_line("\x1b7 x\x07y "), "xy");
         assert!(is_test_line(&clean_line("\x1b[1mtest q ... ok")));
     }
@@ -182,6 +170,6 @@ mod tests {
     #[test]
     fn ignores_near_misses() {
         let log = Log::parse("running tests\n3 passed,0 failed\nall 3 passed, 0 failed!\n");
-        assert_eq!(log, Log::default());
+        assert_eq!(Log { lines: Vec::new(), ..log }, Log::default());
     }
 }

@@ -8,6 +8,7 @@ mod cli;
 mod fakekernel;
 mod gdb;
 mod hosttests;
+mod ksyms;
 mod log;
 mod paths;
 mod qemu;
@@ -31,6 +32,13 @@ fn main() -> ExitCode {
     match cmd {
         Cmd::Help => print!("{}", cli::USAGE),
         Cmd::List => list(),
+        Cmd::Ksyms(elf) => match ksyms::patch(&elf) {
+            Ok(n) => println!("ksyms: {n} symbols written into {}", elf.display()),
+            Err(e) => {
+                eprintln!("harness ksyms: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
         Cmd::Cmdline(config) => println!("{}", config.display()),
         Cmd::Run(config) => {
             if !config.kernel.is_file() {
@@ -67,8 +75,5 @@ fn list() {
             s.extra_required
         );
     }
-    println!(
-        "required on success: {}",
-        scenario::REQUIRED_TESTS.join(" ")
-    );
+    println!("required on success: {}", scenario::REQUIRED_TESTS.join(" "));
 }

@@ -12,10 +12,7 @@ pub const KERNEL_BIN: &str = "ptfrag";
 /// The workspace root: this crate lives in `<root>/tests`.
 pub fn workspace_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
+    manifest.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// Cargo's target directory, honouring `CARGO_TARGET_DIR` like cargo does.
@@ -28,10 +25,7 @@ pub fn target_dir() -> PathBuf {
 
 /// The release kernel ELF that `make` builds.
 pub fn default_kernel() -> PathBuf {
-    target_dir()
-        .join(KERNEL_TARGET)
-        .join("release")
-        .join(KERNEL_BIN)
+    target_dir().join(KERNEL_TARGET).join("release").join(KERNEL_BIN)
 }
 
 /// Directory of the per-scenario serial logs.
@@ -41,8 +35,5 @@ pub fn log_dir() -> PathBuf {
 
 /// The gdb script written alongside the kernel (optional).
 pub fn gdb_script() -> PathBuf {
-    workspace_root()
-        .join("tests")
-        .join("gdb")
-        .join("ptfrag.gdb")
+    workspace_root().join("tests").join("gdb").join("ptfrag.gdb")
 }

@@ -202,11 +202,7 @@ mod tests {
     fn slof_has_no_vof_flag_and_empty_append_survives() {
         let mut c = config(Firmware::Slof);
         c.bootargs.clear();
-        let args: Vec<String> = c
-            .args()
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
+        let args: Vec<String> = c.args().iter().map(|a| a.to_string_lossy().into_owned()).collect();
         assert_eq!(args[1], format!("pseries,{MACHINE_CAPS}"));
         let append = args.iter().position(|a| a == "-append").unwrap();
         assert_eq!(args[append + 1], "");

@@ -31,11 +31,8 @@ pub struct Run {
 pub fn run(mut cmd: Command, timeout: Duration, log: Option<&Path>) -> io::Result<Run> {
     let mut log = log.map(File::create).transpose()?;
     let start = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
+    let mut child =
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut stderr = child.stderr.take().expect("stderr is piped");
     let out_thread = thread::spawn(move || -> io::Result<(Vec<u8>, Option<Duration>)> {
@@ -61,13 +58,7 @@ pub fn run(mut cmd: Command, timeout: Duration, log: Option<&Path>) -> io::Resul
     let (stdout, first_test) = out_thread.join().expect("stdout reader panicked")?;
     let stderr = err_thread.join().expect("stderr reader panicked")?;
     let total = start.elapsed();
-    Ok(Run {
-        exit,
-        stdout,
-        stderr,
-        first_test,
-        total,
-    })
+    Ok(Run { exit, stdout, stderr, first_test, total })
 }
 
 fn wait_deadline(child: &mut Child, start: Instant, timeout: Duration) -> io::Result<Exit> {

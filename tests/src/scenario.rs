@@ -27,6 +27,9 @@ pub enum Expect {
     TestFails(&'static str),
     /// The kernel stops early: a `FATAL:` line containing this word, exit 1, no summary.
     Fatal(&'static str),
+    /// An unexpected interrupt: an `oops:` line naming this interrupt, the register dump
+    /// (SRR0/SRR1/DAR/DSISR/LR) and a backtrace whose frames carry symbol names, exit 1.
+    Oops(&'static str),
 }
 
 /// One QEMU boot and what it must show.
@@ -65,10 +68,7 @@ impl Scenario {
         self
     }
 
-    #[allow(
-        dead_code,
-        reason = "for rows that need kernel tests beyond REQUIRED_TESTS"
-    )]
+    #[allow(dead_code, reason = "for rows that need kernel tests beyond REQUIRED_TESTS")]
     pub const fn requires(mut self, tests: &'static [&'static str]) -> Self {
         self.extra_required = tests;
         self
@@ -83,7 +83,7 @@ impl Scenario {
     pub fn required(&self) -> Vec<&'static str> {
         let base: &[&str] = match self.expect {
             Expect::Success => REQUIRED_TESTS,
-            Expect::TestFails(_) | Expect::Fatal(_) => &[],
+            Expect::TestFails(_) | Expect::Fatal(_) | Expect::Oops(_) => &[],
         };
         base.iter().chain(self.extra_required).copied().collect()
     }
@@ -100,15 +100,13 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario::new("vof-selftest-fail", Vof, 1, "selftest=fail")
         .expect(Expect::TestFails("selftest_fail")),
     Scenario::new("vof-bad-cmdline", Vof, 1, "bogus=1").expect(Expect::Fatal("bogus")),
+    Scenario::new("vof-selftest-oops", Vof, 2, "selftest=oops")
+        .expect(Expect::Oops("data segment")),
 ];
 
 /// The scenarios whose name contains `filter` (all of them for `None`).
 pub fn select(filter: Option<&str>) -> Vec<Scenario> {
-    SCENARIOS
-        .iter()
-        .filter(|s| filter.is_none_or(|f| s.name.contains(f)))
-        .copied()
-        .collect()
+    SCENARIOS.iter().filter(|s| filter.is_none_or(|f| s.name.contains(f))).copied().collect()
 }
 
 #[cfg(test)]

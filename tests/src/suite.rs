@@ -110,13 +110,8 @@ pub(crate) fn run_scenario(s: &Scenario, kernel: &Path, log_dir: &Path) -> Verdi
         extra: Vec::new(),
     };
     let log_path = log_dir.join(format!("{}.log", s.name));
-    let mut verdict = Verdict {
-        scenario: *s,
-        command: config.display(),
-        log_path,
-        run: None,
-        why: Vec::new(),
-    };
+    let mut verdict =
+        Verdict { scenario: *s, command: config.display(), log_path, run: None, why: Vec::new() };
     if !kernel.is_file() {
         verdict.why.push(format!(
             "kernel not found at {} (build it first: make, or cargo kbuild)",
@@ -125,9 +120,7 @@ pub(crate) fn run_scenario(s: &Scenario, kernel: &Path, log_dir: &Path) -> Verdi
         return verdict;
     }
     if let Err(e) = fs::create_dir_all(paths::log_dir()) {
-        verdict
-            .why
-            .push(format!("cannot create {}: {e}", paths::log_dir().display()));
+        verdict.why.push(format!("cannot create {}: {e}", paths::log_dir().display()));
         return verdict;
     }
     match runner::run(config.command(), s.timeout, Some(&verdict.log_path)) {
@@ -141,9 +134,7 @@ pub(crate) fn run_scenario(s: &Scenario, kernel: &Path, log_dir: &Path) -> Verdi
                 fs::write(&stderr_path, &run.stderr)
             };
             if let Err(e) = saved {
-                verdict
-                    .why
-                    .push(format!("cannot save {}: {e}", stderr_path.display()));
+                verdict.why.push(format!("cannot save {}: {e}", stderr_path.display()));
             }
             verdict.run = Some(run);
         }

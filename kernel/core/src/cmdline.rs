@@ -23,6 +23,8 @@ pub enum Selftest {
     Off,
     /// Register a kernel test that always fails, to prove failures reach the summary.
     Fail,
+    /// Take an unexpected storage interrupt after boot, to prove the oops path reports it.
+    Oops,
 }
 
 /// The parsed command line; borrows filter strings from the input.
@@ -34,18 +36,13 @@ pub struct Cmdline<'a> {
     pub hz: u32,
     /// `test=<filter>`: run only kernel tests whose name contains the filter; default all.
     pub test: Option<&'a str>,
-    /// `selftest=off|fail`, default off.
+    /// `selftest=off|fail|oops`, default off.
     pub selftest: Selftest,
 }
 
 impl Default for Cmdline<'_> {
     fn default() -> Self {
-        Self {
-            mmu: MmuMode::Radix,
-            hz: 100,
-            test: None,
-            selftest: Selftest::Off,
-        }
+        Self { mmu: MmuMode::Radix, hz: 100, test: None, selftest: Selftest::Off }
     }
 }
 
@@ -56,11 +53,7 @@ pub enum CmdlineError<'a> {
     /// The key is not in the table.
     Unknown(&'a str),
     /// The key is known but its value is not accepted (or the word has no `=`).
-    Malformed {
-        option: &'a str,
-        value: &'a str,
-        expected: &'static str,
-    },
+    Malformed { option: &'a str, value: &'a str, expected: &'static str },
     /// The key was given more than once.
     Duplicate(&'a str),
 }
@@ -69,14 +62,9 @@ impl fmt::Display for CmdlineError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             CmdlineError::Unknown(key) => write!(f, "unknown option '{key}'")?,
-            CmdlineError::Malformed {
-                option,
-                value,
-                expected,
-            } => write!(
-                f,
-                "option '{option}' has invalid value '{value}' (expected {expected})"
-            )?,
+            CmdlineError::Malformed { option, value, expected } => {
+                write!(f, "option '{option}' has invalid value '{value}' (expected {expected})")?
+            }
             CmdlineError::Duplicate(key) => write!(f, "option '{key}' given more than once")?,
         }
         f.write_str("; valid options: ")?;
@@ -101,26 +89,10 @@ struct Opt {
 
 /// Every option the kernel understands, in the order error messages list them.
 const OPTIONS: &[Opt] = &[
-    Opt {
-        name: "mmu",
-        accepted: "radix|hash",
-        set: set_mmu,
-    },
-    Opt {
-        name: "hz",
-        accepted: "1..10000",
-        set: set_hz,
-    },
-    Opt {
-        name: "test",
-        accepted: "<filter>",
-        set: set_test,
-    },
-    Opt {
-        name: "selftest",
-        accepted: "off|fail",
-        set: set_selftest,
-    },
+    Opt { name: "mmu", accepted: "radix|hash", set: set_mmu },
+    Opt { name: "hz", accepted: "1..10000", set: set_hz },
+    Opt { name: "test", accepted: "<filter>", set: set_test },
+    Opt { name: "selftest", accepted: "off|fail|oops", set: set_selftest },
 ];
 
 // Duplicate detection keeps one bit per row.
@@ -157,6 +129,7 @@ fn set_selftest<'a>(c: &mut Cmdline<'a>, v: &'a str) -> bool {
     c.selftest = match v {
         "off" => Selftest::Off,
         "fail" => Selftest::Fail,
+        "oops" => Selftest::Oops,
         _ => return false,
     };
     true
@@ -186,15 +159,9 @@ pub fn parse(s: &str) -> Result<Cmdline<'_>, CmdlineError<'_>> {
         let (key, value) = match word.split_once('=') {
             Some(kv) => kv,
             None => {
-                let expected = OPTIONS
-                    .iter()
-                    .find(|o| o.name == word)
-                    .map_or(KEY_VALUE, |o| o.accepted);
-                return Err(CmdlineError::Malformed {
-                    option: word,
-                    value: "",
-                    expected,
-                });
+                let expected =
+                    OPTIONS.iter().find(|o| o.name == word).map_or(KEY_VALUE, |o| o.accepted);
+                return Err(CmdlineError::Malformed { option: word, value: "", expected });
             }
         };
         let Some(row) = OPTIONS.iter().position(|o| o.name == key) else {
@@ -206,11 +173,7 @@ pub fn parse(s: &str) -> Result<Cmdline<'_>, CmdlineError<'_>> {
         seen |= 1 << row;
         let opt = &OPTIONS[row];
         if !(opt.set)(&mut cmdline, value) {
-            return Err(CmdlineError::Malformed {
-                option: key,
-                value,
-                expected: opt.accepted,
-            });
+            return Err(CmdlineError::Malformed { option: key, value, expected: opt.accepted });
         }
     }
     Ok(cmdline)
@@ -222,16 +185,11 @@ mod tests {
     use std::string::ToString;
 
     const VALID: &str = "valid options: mmu=radix|hash, hz=1..10000, test=<filter>, \
-                         selftest=off|fail";
+                         selftest=off|fail|oops";
 
     #[test]
     fn empty_and_blank_give_defaults() {
-        let d = Cmdline {
-            mmu: MmuMode::Radix,
-            hz: 100,
-            test: None,
-            selftest: Selftest::Off,
-        };
+        let d = Cmdline { mmu: MmuMode::Radix, hz: 100, test: None, selftest: Selftest::Off };
         assert_eq!(parse(""), Ok(d.clone()));
         assert_eq!(parse("  \t\n "), Ok(d.clone()));
         assert_eq!(Cmdline::default(), d);
@@ -243,11 +201,7 @@ mod tests {
         assert_eq!(parse("mmu=radix").unwrap().mmu, MmuMode::Radix);
         assert_eq!(
             parse("mmu=Radix"),
-            Err(CmdlineError::Malformed {
-                option: "mmu",
-                value: "Radix",
-                expected: "radix|hash"
-            })
+            Err(CmdlineError::Malformed { option: "mmu", value: "Radix", expected: "radix|hash" })
         );
     }
 
@@ -261,23 +215,10 @@ mod tests {
 
     #[test]
     fn hz_malformed_or_out_of_range() {
-        for bad in [
-            "0",
-            "10001",
-            "abc",
-            "",
-            "-5",
-            "+5",
-            "1e3",
-            " ",
-            "99999999999",
-        ] {
+        for bad in ["0", "10001", "abc", "", "-5", "+5", "1e3", " ", "99999999999"] {
             let line = std::format!("hz={bad}");
-            let want = CmdlineError::Malformed {
-                option: "hz",
-                value: bad.trim(),
-                expected: "1..10000",
-            };
+            let want =
+                CmdlineError::Malformed { option: "hz", value: bad.trim(), expected: "1..10000" };
             assert_eq!(parse(&line), Err(want), "hz={bad}");
         }
     }
@@ -286,23 +227,17 @@ mod tests {
     fn test_filter_option() {
         assert_eq!(parse("test=rcu").unwrap().test, Some("rcu"));
         assert_eq!(parse("test=a=b").unwrap().test, Some("a=b"));
-        assert!(matches!(
-            parse("test="),
-            Err(CmdlineError::Malformed { option: "test", .. })
-        ));
+        assert!(matches!(parse("test="), Err(CmdlineError::Malformed { option: "test", .. })));
     }
 
     #[test]
     fn selftest_option() {
         assert_eq!(parse("selftest=fail").unwrap().selftest, Selftest::Fail);
         assert_eq!(parse("selftest=off").unwrap().selftest, Selftest::Off);
+        assert_eq!(parse("selftest=oops").unwrap().selftest, Selftest::Oops);
         assert!(matches!(
             parse("selftest=on"),
-            Err(CmdlineError::Malformed {
-                option: "selftest",
-                value: "on",
-                ..
-            })
+            Err(CmdlineError::Malformed { option: "selftest", value: "on", .. })
         ));
     }
 
@@ -311,12 +246,7 @@ mod tests {
         let c = parse("  mmu=hash \t hz=1000\n\ntest=frag   selftest=fail  ").unwrap();
         assert_eq!(
             c,
-            Cmdline {
-                mmu: MmuMode::Hash,
-                hz: 1000,
-                test: Some("frag"),
-                selftest: Selftest::Fail,
-            }
+            Cmdline { mmu: MmuMode::Hash, hz: 1000, test: Some("frag"), selftest: Selftest::Fail }
         );
     }
 
@@ -331,28 +261,17 @@ mod tests {
     fn word_without_equals_is_malformed() {
         assert_eq!(
             parse("mmu"),
-            Err(CmdlineError::Malformed {
-                option: "mmu",
-                value: "",
-                expected: "radix|hash"
-            })
+            Err(CmdlineError::Malformed { option: "mmu", value: "", expected: "radix|hash" })
         );
         assert_eq!(
             parse("quiet"),
-            Err(CmdlineError::Malformed {
-                option: "quiet",
-                value: "",
-                expected: "key=value"
-            })
+            Err(CmdlineError::Malformed { option: "quiet", value: "", expected: "key=value" })
         );
     }
 
     #[test]
     fn duplicate_option() {
-        assert_eq!(
-            parse("hz=5 mmu=hash hz=5"),
-            Err(CmdlineError::Duplicate("hz"))
-        );
+        assert_eq!(parse("hz=5 mmu=hash hz=5"), Err(CmdlineError::Duplicate("hz")));
         assert_eq!(parse("test=a test=b"), Err(CmdlineError::Duplicate("test")));
     }
 
@@ -381,7 +300,7 @@ mod tests {
                 ("mmu", "radix|hash"),
                 ("hz", "1..10000"),
                 ("test", "<filter>"),
-                ("selftest", "off|fail"),
+                ("selftest", "off|fail|oops"),
             ]
         );
         // Every listed option parses with a value from its own description.

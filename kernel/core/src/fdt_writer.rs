@@ -185,10 +185,7 @@ impl<'a> FdtWriter<'a> {
         let n = name.len();
         let stored = &self.strings[..self.strings_len];
         // Any stored string that ends with `name` will do, as dtc does (spec 5.5).
-        let off = match stored
-            .windows(n + 1)
-            .position(|w| w[n] == 0 && &w[..n] == name)
-        {
+        let off = match stored.windows(n + 1).position(|w| w[n] == 0 && &w[..n] == name) {
             Some(off) => off,
             None => {
                 let off = self.strings_len;
@@ -321,11 +318,7 @@ mod tests {
 
         let cpu = fdt.find_node("/cpus/cpu@0").unwrap();
         assert_eq!(cpu.name, "cpu@0");
-        let regs: Vec<u64> = cpu
-            .property("reg")
-            .unwrap()
-            .iter_cell_size(CellSize::One)
-            .collect();
+        let regs: Vec<u64> = cpu.property("reg").unwrap().iter_cell_size(CellSize::One).collect();
         assert_eq!(regs, [0]);
         assert_eq!(cpu.property("ibm,pa-features").unwrap().value, b"");
         let cpus: Vec<_> = fdt.cpus().collect();
@@ -349,16 +342,7 @@ mod tests {
         let names: Vec<&str> = fdt.all_nodes().map(|n| n.name).collect();
         assert_eq!(
             names,
-            [
-                "/",
-                "cpus",
-                "cpu@0",
-                "memory@0",
-                "chosen",
-                "vdevice",
-                "vty@71000000",
-                "rtas"
-            ]
+            ["/", "cpus", "cpu@0", "memory@0", "chosen", "vdevice", "vty@71000000", "rtas"]
         );
         assert_eq!(fdt.memory_reservations().count(), 0);
     }
@@ -506,9 +490,6 @@ mod tests {
     fn tiny_buffer_fails_at_new() {
         let mut buf = [0u8; STRUCT_OFF - 1];
         let mut strings = [0u8; 0];
-        assert!(matches!(
-            FdtWriter::new(&mut buf, &mut strings),
-            Err(FdtWriteError::NoSpace)
-        ));
+        assert!(matches!(FdtWriter::new(&mut buf, &mut strings), Err(FdtWriteError::NoSpace)));
     }
 }

@@ -41,10 +41,7 @@ impl fmt::Display for FrameError {
                 write!(f, "address {a:#x} is not a frame managed by this allocator")
             }
             FrameError::Misaligned(a) => {
-                write!(
-                    f,
-                    "address {a:#x} is not aligned to a {FRAME_SIZE:#x}-byte frame"
-                )
+                write!(f, "address {a:#x} is not aligned to a {FRAME_SIZE:#x}-byte frame")
             }
         }
     }
@@ -82,13 +79,8 @@ impl<'a> FrameAllocator<'a> {
             base.is_multiple_of(FRAME_SIZE),
             "frame allocator base {base:#x} is not frame aligned"
         );
-        let size = (nframes as u64)
-            .checked_mul(FRAME_SIZE)
-            .and_then(|s| base.checked_add(s));
-        assert!(
-            size.is_some(),
-            "frame range at {base:#x} overflows the address space"
-        );
+        let size = (nframes as u64).checked_mul(FRAME_SIZE).and_then(|s| base.checked_add(s));
+        assert!(size.is_some(), "frame range at {base:#x} overflows the address space");
         let bitmap = &mut bitmap[..words];
         bitmap.fill(0);
         Self {
@@ -271,11 +263,7 @@ impl<'a> FrameAllocator<'a> {
         while i < last {
             let bit = i % 64;
             let len = (64 - bit).min(last - i);
-            let mask = if len == 64 {
-                u64::MAX
-            } else {
-                ((1u64 << len) - 1) << bit
-            };
+            let mask = if len == 64 { u64::MAX } else { ((1u64 << len) - 1) << bit };
             let word = &mut self.bitmap[i / 64];
             let before = word.count_ones() as usize;
             if free {
@@ -302,9 +290,7 @@ mod tests {
 
     /// Counts free frames the slow way, to check the O(1) counter.
     fn count_bits(a: &FrameAllocator<'_>) -> usize {
-        (0..a.total_count() as u64)
-            .filter(|&i| a.is_free(frame(i)))
-            .count()
+        (0..a.total_count() as u64).filter(|&i| a.is_free(frame(i))).count()
     }
 
     #[test]
@@ -392,16 +378,10 @@ mod tests {
     fn out_of_range_and_misaligned_detected() {
         let mut bm = [0u64; 1];
         let mut a = FrameAllocator::new(&mut bm, BASE, 4);
-        assert_eq!(
-            a.free(BASE - FRAME_SIZE),
-            Err(FrameError::NotManaged(BASE - FRAME_SIZE))
-        );
+        assert_eq!(a.free(BASE - FRAME_SIZE), Err(FrameError::NotManaged(BASE - FRAME_SIZE)));
         assert_eq!(a.free(frame(4)), Err(FrameError::NotManaged(frame(4))));
         assert_eq!(a.free(u64::MAX), Err(FrameError::NotManaged(u64::MAX)));
-        assert_eq!(
-            a.free(frame(1) + 8),
-            Err(FrameError::Misaligned(frame(1) + 8))
-        );
+        assert_eq!(a.free(frame(1) + 8), Err(FrameError::Misaligned(frame(1) + 8)));
         assert_eq!(a.free_count(), 0);
         assert!(!a.is_free(frame(4)));
         assert!(!a.is_free(0));
@@ -410,16 +390,9 @@ mod tests {
     #[test]
     fn error_messages_name_the_address() {
         use std::string::ToString;
-        assert_eq!(
-            FrameError::DoubleFree(0x1230000).to_string(),
-            "double free of frame 0x1230000"
-        );
-        assert!(FrameError::NotManaged(0xdead0000)
-            .to_string()
-            .contains("0xdead0000"));
-        assert!(FrameError::Misaligned(0x10008)
-            .to_string()
-            .contains("0x10008"));
+        assert_eq!(FrameError::DoubleFree(0x1230000).to_string(), "double free of frame 0x1230000");
+        assert!(FrameError::NotManaged(0xdead0000).to_string().contains("0xdead0000"));
+        assert!(FrameError::Misaligned(0x10008).to_string().contains("0x10008"));
         assert_eq!(FrameError::Exhausted.to_string(), "out of physical frames");
     }
 

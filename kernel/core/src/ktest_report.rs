@@ -47,22 +47,12 @@ mod tests {
     fn writes_exact_form() {
         assert_eq!(line(0, 0), "0 passed, 0 failed");
         assert_eq!(line(12, 1), "12 passed, 1 failed");
-        assert_eq!(
-            line(usize::MAX, 0),
-            std::format!("{} passed, 0 failed", usize::MAX)
-        );
+        assert_eq!(line(usize::MAX, 0), std::format!("{} passed, 0 failed", usize::MAX));
     }
 
     #[test]
     fn round_trips() {
-        for (p, f) in [
-            (0, 0),
-            (1, 0),
-            (0, 1),
-            (37, 4),
-            (100, 1000),
-            (usize::MAX, 7),
-        ] {
+        for (p, f) in [(0, 0), (1, 0), (0, 1), (37, 4), (100, 1000), (usize::MAX, 7)] {
             assert_eq!(parse_summary(&line(p, f)), Some((p, f)));
         }
     }

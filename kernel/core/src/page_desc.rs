@@ -40,10 +40,7 @@ impl PageDesc {
             flags: AtomicU32::new(0),
             pt_frag_refcount: AtomicU32::new(0),
             owner: AtomicU64::new(0),
-            rcu_head: RcuHead {
-                next: AtomicU64::new(0),
-                func: AtomicU64::new(0),
-            },
+            rcu_head: RcuHead { next: AtomicU64::new(0), func: AtomicU64::new(0) },
         }
     }
 

@@ -99,9 +99,27 @@ pub fn probe_load(addr: u64) -> Option<(u64, u64)> {
     p.fault_vector.store(0, Ordering::Relaxed);
     let was = super::irq::disable();
     p.fault_fixup.store(1, Ordering::Release);
+    load_with_dr(addr);
+    let armed = p.fault_fixup.swap(0, Ordering::AcqRel);
+    super::irq::restore(was);
+    if armed != 0 {
+        return None;
+    }
+    Some((p.fault_vector.load(Ordering::Acquire), p.fault_dar.load(Ordering::Relaxed)))
+}
+
+/// `selftest=oops`: the same access without arming the fixup, so it must oops.
+pub fn unexpected_fault(addr: u64) {
+    load_with_dr(addr);
+}
+
+/// One load from `addr` with data translation on; DR is off again afterwards whether or not
+/// the load faulted.
+fn load_with_dr(addr: u64) {
     // SAFETY: between the two mtmsrd's the sequence touches no memory but the probed
-    // address; a storage interrupt there is resumed at the next instruction with DR off by
-    // `take_expected_fault`; the final mtmsrd turns DR off in the non-faulting case.
+    // address; a storage interrupt there either oopses or is resumed at the next
+    // instruction with DR off by `take_expected_fault`; the final mtmsrd turns DR off in
+    // the non-faulting case.
     unsafe {
         core::arch::asm!(
             "mfmsr {t}",
@@ -118,24 +136,11 @@ pub fn probe_load(addr: u64) -> Option<(u64, u64)> {
             options(nostack)
         );
     }
-    let armed = p.fault_fixup.swap(0, Ordering::AcqRel);
-    super::irq::restore(was);
-    if armed != 0 {
-        return None;
-    }
-    Some((
-        p.fault_vector.load(Ordering::Acquire),
-        p.fault_dar.load(Ordering::Relaxed),
-    ))
 }
 
 fn oops(tf: &TrapFrame) -> ! {
     crate::console::emergency();
-    let cpu = if paca::installed() {
-        paca::cpu_id() as i64
-    } else {
-        -1
-    };
+    let cpu = if paca::installed() { paca::cpu_id() as i64 } else { -1 };
     crate::println!(
         "oops: unexpected {} interrupt (vector {:#x}) on cpu {}",
         vector_name(tf.vector),

@@ -48,10 +48,7 @@ pub unsafe fn hcall(op: u64, args: [u64; 6]) -> HcallRet {
             options(nostack)
         );
     }
-    HcallRet {
-        status: r3 as i64,
-        r: [r4, r5, r6, r7],
-    }
+    HcallRet { status: r3 as i64, r: [r4, r5, r6, r7] }
 }
 
 /// An hcall whose arguments are plain values (no guest memory involved).

@@ -70,12 +70,7 @@ impl Of {
 
     /// Copies property `name` (NUL-terminated) into `buf`; returns its full length.
     pub fn getprop(&self, ph: Phandle, name: &[u8], buf: &mut [u8]) -> Option<usize> {
-        let args = [
-            ph,
-            phys32(name.as_ptr()),
-            phys32(buf.as_ptr()),
-            buf.len() as u32,
-        ];
+        let args = [ph, phys32(name.as_ptr()), phys32(buf.as_ptr()), buf.len() as u32];
         let r = self.call(b"getprop\0", &args, 1)?;
         valid(r[0]).map(|n| n as usize)
     }
@@ -153,16 +148,12 @@ impl Of {
             return Err(FlattenError::TooDeep);
         }
         let mut path = [0u8; 256];
-        let n = self
-            .package_to_path(ph, &mut path)
-            .ok_or(FlattenError::Firmware("package-to-path"))?;
+        let n =
+            self.package_to_path(ph, &mut path).ok_or(FlattenError::Firmware("package-to-path"))?;
         let path = &path[..n.min(path.len())];
         let path = path.split(|&b| b == 0).next().unwrap_or(path);
-        let name = if depth == 0 {
-            &b""[..]
-        } else {
-            path.rsplit(|&b| b == b'/').next().unwrap_or(path)
-        };
+        let name =
+            if depth == 0 { &b""[..] } else { path.rsplit(|&b| b == b'/').next().unwrap_or(path) };
         w.begin_node(name)?;
         let mut prev = [0u8; PROPNAME_MAX];
         let mut cur = [0u8; PROPNAME_MAX];
@@ -170,16 +161,11 @@ impl Of {
         while self.nextprop(ph, &prev, &mut cur) {
             let len = cstr_len(&cur);
             let pname = &cur[..=len.min(PROPNAME_MAX - 1)];
-            let plen = self
-                .getproplen(ph, pname)
-                .ok_or(FlattenError::Firmware("getproplen"))?;
+            let plen = self.getproplen(ph, pname).ok_or(FlattenError::Firmware("getproplen"))?;
             if plen > value.len() {
                 return Err(FlattenError::PropTooBig);
             }
-            let got = self
-                .getprop(ph, pname, &mut value[..plen.max(1)])
-                .unwrap_or(0)
-                .min(plen);
+            let got = self.getprop(ph, pname, &mut value[..plen.max(1)]).unwrap_or(0).min(plen);
             // Linux's prom_init also skips the synthetic "name" property of FDT nodes.
             if &cur[..len] != b"name" {
                 w.property(&cur[..len], &value[..got])?;

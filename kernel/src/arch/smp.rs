@@ -33,11 +33,8 @@ struct Mailbox {
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
-const MAILBOX_INIT: Mailbox = Mailbox {
-    posted: AtomicU64::new(0),
-    done: AtomicU64::new(0),
-    work: Mutex::new(None),
-};
+const MAILBOX_INIT: Mailbox =
+    Mailbox { posted: AtomicU64::new(0), done: AtomicU64::new(0), work: Mutex::new(None) };
 static MAILBOX: [Mailbox; paca::MAX_CPUS] = [MAILBOX_INIT; paca::MAX_CPUS];
 /// One cross-CPU call at a time.
 static CALL_LOCK: Mutex<()> = Mutex::new(());
@@ -48,9 +45,7 @@ unsafe extern "C" {
 
 /// Starts CPU `index` (hardware server `server`) and waits until it is online.
 pub fn start_cpu(index: usize, server: u32, toc: u64) -> Result<(), &'static str> {
-    let token = rtas::tokens()
-        .start_cpu
-        .ok_or("device tree /rtas has no start-cpu token")?;
+    let token = rtas::tokens().start_cpu.ok_or("device tree /rtas has no start-cpu token")?;
     // SAFETY: the CPU is not running yet; nobody else touches its PACA or stack slot.
     unsafe {
         paca::init(index, server, toc);

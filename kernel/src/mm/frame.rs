@@ -67,11 +67,7 @@ pub fn init(mem: &[MemRange]) -> MemInfo {
         }
     }
     DESCS.call_once(|| descs);
-    let info = MemInfo {
-        total: fa.total_count(),
-        free: fa.free_count(),
-        clipped,
-    };
+    let info = MemInfo { total: fa.total_count(), free: fa.free_count(), clipped };
     *ALLOC.lock() = Some(fa);
     info
 }
@@ -86,9 +82,7 @@ fn with<R>(f: impl FnOnce(&mut FrameAllocator<'static>) -> R) -> R {
 
 /// The descriptor of the frame holding physical address `pa`.
 pub fn desc(pa: u64) -> &'static PageDesc {
-    let d = DESCS
-        .get()
-        .expect("page descriptors used before mm::frame::init");
+    let d = DESCS.get().expect("page descriptors used before mm::frame::init");
     &d[(pa / FRAME_SIZE) as usize]
 }
 
@@ -96,8 +90,7 @@ pub fn desc(pa: u64) -> &'static PageDesc {
 pub fn alloc() -> Result<u64, FrameError> {
     let pa = with(|fa| fa.alloc())?;
     let d = desc(pa);
-    d.flags
-        .store(flags::ALLOCATED, core::sync::atomic::Ordering::Release);
+    d.flags.store(flags::ALLOCATED, core::sync::atomic::Ordering::Release);
     Ok(pa)
 }
 
@@ -114,9 +107,7 @@ pub fn alloc_contig(n: usize, align: usize) -> Result<u64, FrameError> {
 
 pub fn free(pa: u64) -> Result<(), FrameError> {
     with(|fa| fa.free(pa))?;
-    desc(pa)
-        .flags
-        .store(0, core::sync::atomic::Ordering::Release);
+    desc(pa).flags.store(0, core::sync::atomic::Ordering::Release);
     Ok(())
 }
 

@@ -1,0 +1,15 @@
+# Loaded by `make gdb` (tests/src/gdb.rs starts QEMU with -s -S and gdb-multiarch with the
+# kernel ELF). The firmware enters the kernel big-endian (../shared/DESIGN.md section 2) and
+# QEMU's stub sends registers in the CPU's current byte order, so: talk big-endian until the
+# kernel has switched to little-endian 64-bit (label boot_high in boot/entry.S), then
+# little-endian for the rest of the session. Breakpoints are handled by QEMU, not written
+# into memory, so they work on every vCPU (one gdb thread per vCPU).
+set pagination off
+set confirm off
+set architecture powerpc:common64
+set endian big
+target remote localhost:1234
+tbreak *boot_high
+continue
+set endian little
+echo \nptfrag: stopped at boot_high (little-endian, 64-bit, MMU off). Set breakpoints, then `continue`.\n
