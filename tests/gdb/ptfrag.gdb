@@ -1,4 +1,4 @@
-# Loaded by `make gdb` (tests/src/gdb.rs starts QEMU with -s -S and gdb-multiarch with the
+# Loaded by `make gdb` (tests/src/gdb.rs starts QEMU with -s -S, then gdb-multiarch with the
 # kernel ELF). The firmware enters the kernel big-endian (../shared/DESIGN.md section 2) and
 # QEMU's stub sends registers in the CPU's current byte order, so: talk big-endian until the
 # kernel has switched to little-endian 64-bit (label boot_high in boot/entry.S), then
@@ -8,8 +8,10 @@ set pagination off
 set confirm off
 set architecture powerpc:common64
 set endian big
-target remote localhost:1234
-tbreak *boot_high
+break *boot_high
 continue
 set endian little
+# The stop above was decoded big-endian; re-read the registers in the new byte order.
+maintenance flush register-cache
+delete
 echo \nptfrag: stopped at boot_high (little-endian, 64-bit, MMU off). Set breakpoints, then `continue`.\n
