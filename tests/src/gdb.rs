@@ -80,7 +80,7 @@ pub fn run(mut config: QemuConfig) -> io::Error {
 }
 
 /// Whether something listens on TCP `port` (v4 or v6), from /proc/net.
-fn listening(port: u16) -> bool {
+pub(crate) fn listening(port: u16) -> bool {
     let needle = format!(":{port:04X}");
     ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
         fs::read_to_string(f).is_ok_and(|t| {

@@ -7,6 +7,7 @@ mod cli;
 #[cfg(test)]
 mod fakekernel;
 mod gdb;
+mod gdbsmoke;
 mod hosttests;
 mod ksyms;
 mod log;

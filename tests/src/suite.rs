@@ -41,7 +41,8 @@ pub fn run(opts: &Options) -> bool {
         host_step(&mut tally);
     }
     let selected = scenario::select(opts.filter.as_deref());
-    if selected.is_empty() {
+    let gdb_selected = opts.filter.as_deref().is_none_or(|f| "gdb-smoke".contains(f));
+    if selected.is_empty() && !gdb_selected {
         println!("FAIL no scenario matches {:?}", opts.filter);
         tally.failed += 1;
     }
@@ -58,6 +59,22 @@ pub fn run(opts: &Options) -> bool {
             }
         },
     );
+    if gdb_selected {
+        match crate::gdbsmoke::run(&opts.kernel) {
+            Ok(t) => {
+                println!(
+                    "PASS gdb-smoke (break, backtrace, {} vCPU threads; {})",
+                    crate::gdbsmoke::SMP,
+                    secs(t)
+                );
+                tally.passed += 1;
+            }
+            Err(why) => {
+                println!("FAIL gdb-smoke\n{why}");
+                tally.failed += 1;
+            }
+        }
+    }
     println!("elapsed {}", secs(start.elapsed()));
     println!("{} passed, {} failed", tally.passed, tally.failed);
     tally.failed == 0
