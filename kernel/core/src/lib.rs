@@ -7,3 +7,6 @@ pub mod fdt_writer;
 pub mod frame_alloc;
 pub mod ktest_report;
 pub mod page_desc;
+pub mod pgtable;
+pub mod pgtable_frag;
+pub mod radix;
