@@ -20,7 +20,6 @@ pub struct CpuInfo {
 
 #[derive(Debug)]
 pub struct DevTree<'a> {
-    pub bootargs: &'a str,
     pub stdout_path: &'a str,
     pub vty_termno: u64,
     pub mem: [MemRange; MAX_MEM_RANGES],
@@ -74,7 +73,6 @@ impl<'a> DevTree<'a> {
         let sc = cells("#size-cells", 1)?;
 
         let chosen = fdt.find_node("/chosen").ok_or(DtError::Missing("/chosen"))?;
-        let bootargs = chosen.property("bootargs").and_then(|p| cstr(p.value)).unwrap_or("");
         let stdout_path = chosen
             .property("stdout-path")
             .or_else(|| chosen.property("linux,stdout-path"))
@@ -161,18 +159,7 @@ impl<'a> DevTree<'a> {
             return Err(DtError::Missing("/rtas/ibm,os-term"));
         }
 
-        Ok(DevTree {
-            bootargs,
-            stdout_path,
-            vty_termno,
-            mem,
-            nmem,
-            cpus,
-            ncpus,
-            cpus_ignored,
-            tb_freq,
-            rtas,
-        })
+        Ok(DevTree { stdout_path, vty_termno, mem, nmem, cpus, ncpus, cpus_ignored, tb_freq, rtas })
     }
 
     pub fn mem(&self) -> &[MemRange] {

@@ -28,6 +28,7 @@ struct FdtBuf([u8; FDT_SIZE]);
 
 static mut FDT_BLOB: FdtBuf = FdtBuf([0; FDT_SIZE]);
 static mut FDT_STRINGS_BUF: [u8; FDT_STRINGS] = [0; FDT_STRINGS];
+static mut BOOTARGS: [u8; 1024] = [0; 1024];
 
 /// Boot stack (its top is loaded by boot/entry.S).
 pub const BOOT_STACK_SIZE_BYTES: usize = 128 * 1024;
@@ -51,6 +52,21 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
     let t_entry = timer::now();
     // SAFETY: r3 at entry is the firmware's client interface; nothing has touched its memory.
     let of = unsafe { Of::new(of_entry) };
+
+    // The command line picks the MMU, which CAS must tell the platform before the device
+    // tree is read (CAS rewrites it) and before any other CPU starts.
+    // SAFETY: the boot CPU is alone; the buffer is written once here and then only read.
+    let args_buf = unsafe { &mut *core::ptr::addr_of_mut!(BOOTARGS) };
+    let n = of.getprop_path(b"/chosen\0", b"bootargs\0", args_buf).unwrap_or(0).min(args_buf.len());
+    let bootargs = core::str::from_utf8(&args_buf[..n]).unwrap_or("");
+    let bootargs = bootargs.split('\0').next().unwrap_or("");
+    let cmd = match cmdline::parse(bootargs) {
+        Ok(c) => c,
+        Err(e) => early_fatal(&of, format_args!("bad kernel command line \"{bootargs}\": {e}")),
+    };
+    if let Err(e) = arch::cas::negotiate(&of, cmd.mmu) {
+        early_fatal(&of, format_args!("CAS for mmu={:?}: {e}", cmd.mmu));
+    }
     // SAFETY: the boot CPU is alone; the buffers are used only here and then read-only.
     let (blob, strings) = unsafe {
         (&mut *core::ptr::addr_of_mut!(FDT_BLOB.0), &mut *core::ptr::addr_of_mut!(FDT_STRINGS_BUF))
@@ -87,11 +103,7 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
     paca::install(0);
     exceptions::install_vectors();
 
-    let cmd = match cmdline::parse(dt.bootargs) {
-        Ok(c) => c,
-        Err(e) => fatal!("bad kernel command line \"{}\": {e}", dt.bootargs),
-    };
-    println!("boot: command line \"{}\" -> mmu={:?} hz={}", dt.bootargs, cmd.mmu, cmd.hz);
+    println!("boot: command line \"{}\" -> mmu={:?} hz={}", bootargs, cmd.mmu, cmd.hz);
 
     let mi = mm::frame::init(dt.mem());
     mm::heap::init();
@@ -110,6 +122,10 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
             mm::frame::MAX_PHYS >> 30
         );
     }
+
+    let mem_end = dt.mem().iter().map(|r| r.start + r.size).max().unwrap_or(0);
+    arch::mmu::init(cmd.mmu, mem_end);
+    mm_banner(cmd.mmu);
 
     timer::init(dt.tb_freq, cmd.hz);
     smp::cpu_setup(0);
@@ -142,6 +158,30 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
     );
 
     run_tests(&cmd)
+}
+
+/// What the MMU reports once translation is on.
+fn mm_banner(mode: cmdline::MmuMode) {
+    use arch::mmu::radix;
+    let on = arch::mmu::this_cpu_is_on();
+    match mode {
+        cmdline::MmuMode::Radix => {
+            let (dw0, dw1) = radix::process_table_entry(0);
+            println!(
+                "mmu: radix, MSR[IR|DR]={} MSR={:#x} PIDR={}; process table at {:#x} registered \
+                 (H_REGISTER_PROC_TBL sets LPCR[UPRT|HR|GTSE], which a guest cannot read); \
+                 PRTB[0]={:#018x}_{:016x} (kernel PGD {:#x}, 52-bit, 13/9/9/9)",
+                on as u8,
+                arch::regs::mfmsr(),
+                arch::regs::mfpidr(),
+                radix::process_table(),
+                dw0,
+                dw1,
+                radix::kernel_pgd()
+            );
+        }
+        cmdline::MmuMode::Hash => println!("mmu: hash"),
+    }
 }
 
 fn run_tests(cmd: &Cmdline<'_>) -> ! {

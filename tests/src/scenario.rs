@@ -101,7 +101,7 @@ pub const SCENARIOS: &[Scenario] = &[
         .expect(Expect::TestFails("selftest_fail")),
     Scenario::new("vof-bad-cmdline", Vof, 1, "bogus=1").expect(Expect::Fatal("bogus")),
     Scenario::new("vof-selftest-oops", Vof, 2, "selftest=oops")
-        .expect(Expect::Oops("data segment")),
+        .expect(Expect::Oops("data storage")),
 ];
 
 /// The scenarios whose name contains `filter` (all of them for `None`).

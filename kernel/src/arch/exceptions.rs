@@ -2,31 +2,35 @@
 //! anything unexpected dumps the registers and a backtrace, then QEMU exits with failure.
 
 use super::paca;
-use super::regs::msr;
 use super::trapframe::TrapFrame;
 use core::sync::atomic::Ordering;
 
 /// Copies the vector block to real address 0 (AIL=0 vectors, Power ISA v3.0B Book III 7.5)
 /// and turns on little-endian interrupts. Run once, after the last firmware call.
 pub fn install_vectors() {
-    unsafe extern "C" {
-        static vectors_block: u8;
-        static vectors_block_end: u8;
-    }
-    // SAFETY: the symbols delimit the assembled vector block; real address 0..len is below
-    // the kernel image and reserved from the frame allocator; the firmware that used it is
-    // gone. Writing through the linear-map alias of address 0 is valid in real mode.
-    unsafe {
-        let start = core::ptr::addr_of!(vectors_block);
-        let len = core::ptr::addr_of!(vectors_block_end) as usize - start as usize;
-        let dst = super::phys_to_virt(0) as *mut u8;
-        core::ptr::copy_nonoverlapping(start, dst, len);
-        flush_icache(dst as u64, len);
-    }
+    copy_vectors_to(0);
     let rc = super::hcall::set_interrupt_endian_le();
     if rc != super::hcall::H_SUCCESS {
         crate::fatal!("H_SET_MODE(ILE) failed: {rc}");
     }
+}
+
+/// Copies the vector block to real address `base` (0 for real-mode interrupts, 0x4000 for
+/// AIL=3 relocation-on interrupts at 0xc000000000004000).
+pub fn copy_vectors_to(base: u64) {
+    unsafe extern "C" {
+        static vectors_block: u8;
+        static vectors_block_end: u8;
+    }
+    let start = core::ptr::addr_of!(vectors_block);
+    let len = core::ptr::addr_of!(vectors_block_end) as usize - start as usize;
+    assert!(base + len as u64 <= 0x1_0000, "vectors must stay in the reserved first frame");
+    let dst = super::phys_to_virt(base) as *mut u8;
+    // SAFETY: the symbols delimit the assembled vector block; real addresses 0..64K are
+    // reserved from the frame allocator for vectors, and the firmware that used them is
+    // gone. The linear-map alias is valid in real mode and once translation is on.
+    unsafe { core::ptr::copy_nonoverlapping(start, dst, len) };
+    flush_icache(dst as u64, len);
 }
 
 /// Makes freshly written instructions visible to instruction fetch.
@@ -88,7 +92,6 @@ fn take_expected_fault(tf: &mut TrapFrame) -> bool {
     p.fault_dar.store(tf.dar, Ordering::Relaxed);
     p.fault_vector.store(tf.vector, Ordering::Release);
     tf.srr0 += 4;
-    tf.srr1 &= !msr::DR;
     true
 }
 
@@ -113,26 +116,23 @@ pub fn unexpected_fault(addr: u64) {
     load_with_dr(addr);
 }
 
-/// One load from `addr` with data translation on; DR is off again afterwards whether or not
-/// the load faulted.
+/// One load from `addr` with data translation on; the MSR is restored afterwards whether
+/// or not the load faulted.
 fn load_with_dr(addr: u64) {
     // SAFETY: between the two mtmsrd's the sequence touches no memory but the probed
     // address; a storage interrupt there either oopses or is resumed at the next
-    // instruction with DR off by `take_expected_fault`; the final mtmsrd turns DR off in
-    // the non-faulting case.
+    // instruction by `take_expected_fault`; the final mtmsrd restores the original MSR.
     unsafe {
         core::arch::asm!(
-            "mfmsr {t}",
-            "ori {t}, {t}, 0x10",
+            "mfmsr {m}",
+            "ori {t}, {m}, 0x10",
             "mtmsrd {t}",
-            "ld {v}, 0({a})",
-            "mfmsr {t}",
-            "li {v}, 0x10",
-            "andc {t}, {t}, {v}",
-            "mtmsrd {t}",
+            "ld {t}, 0({a})",
+            "mtmsrd {m}",
+            "isync",
             a = in(reg_nonzero) addr,
+            m = out(reg) _,
             t = out(reg) _,
-            v = out(reg) _,
             options(nostack)
         );
     }

@@ -1,9 +1,11 @@
 //! Everything POWER9/pseries-specific: the only place with `asm!`, hcalls and SPR accesses.
 //! The rest of the kernel calls the safe wrappers re-exported here.
 
+pub mod cas;
 pub mod exceptions;
 pub mod hcall;
 pub mod irq;
+pub mod mmu;
 pub mod of;
 pub mod paca;
 pub mod regs;

@@ -94,6 +94,27 @@ impl Of {
         valid(r[0]).map(|n| n as usize)
     }
 
+    /// Opens a device; returns its ihandle.
+    pub fn open(&self, path: &[u8]) -> Option<u32> {
+        let r = self.call(b"open\0", &[phys32(path.as_ptr())], 1)?;
+        valid(r[0]).filter(|&i| i != 0)
+    }
+
+    /// `call-method`: returns [catch result, first return cell].
+    pub fn call_method(&self, method: &[u8], ihandle: u32, args: &[u32]) -> Option<[u32; 4]> {
+        let mut a = [0u32; 6];
+        a[0] = phys32(method.as_ptr());
+        a[1] = ihandle;
+        a[2..2 + args.len()].copy_from_slice(args);
+        self.call(b"call-method\0", &a[..2 + args.len()], 2)
+    }
+
+    /// Copies a property of the node at `path` into `buf`; returns its length.
+    pub fn getprop_path(&self, path: &[u8], name: &[u8], buf: &mut [u8]) -> Option<usize> {
+        let ph = self.finddevice(path)?;
+        self.getprop(ph, name, buf)
+    }
+
     /// Property-value scratch for `flatten` (device trees carry properties of several KiB).
     #[allow(clippy::mut_from_ref)]
     fn scratch(&self) -> &mut [u8; PROP_MAX] {

@@ -6,6 +6,7 @@ use core::arch::asm;
 /// MSR bits (value masks, not IBM bit numbers).
 pub mod msr {
     pub const EE: u64 = 1 << 15;
+    pub const IR: u64 = 1 << 5;
     pub const DR: u64 = 1 << 4;
     pub const RI: u64 = 1 << 1;
 }
@@ -22,6 +23,31 @@ pub fn mtmsrd_ee_ri(v: u64) {
     // SAFETY: L=1 touches only EE and RI; callers use it to mask/unmask interrupts, which
     // cannot break memory safety by itself. Acts as a compiler barrier (no `nomem`).
     unsafe { asm!("mtmsrd {0}, 1", in(reg) v, options(nostack, preserves_flags)) };
+}
+
+/// Writes the whole MSR.
+///
+/// # Safety
+/// The new MSR must keep the kernel runnable: SF and LE set, and IR/DR only when the
+/// translation they select maps the code, stack and data in use.
+pub unsafe fn mtmsrd(v: u64) {
+    // SAFETY: the caller upholds the contract above; isync makes the change take effect
+    // before the next instruction.
+    unsafe { asm!("mtmsrd {0}", "isync", in(reg) v, options(nostack, preserves_flags)) };
+}
+
+/// Process ID register (SPR 48): selects the quadrant-0 address space under radix.
+pub fn mtpidr(v: u64) {
+    // SAFETY: changing PIDR changes which tree translates quadrant 0; the kernel itself
+    // runs in quadrant 3, and isync orders later accesses after the switch.
+    unsafe { asm!("mtspr 48, {0}", "isync", in(reg) v, options(nostack, preserves_flags)) };
+}
+
+pub fn mfpidr() -> u64 {
+    let v: u64;
+    // SAFETY: reading PIDR has no side effects.
+    unsafe { asm!("mfspr {0}, 48", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
 }
 
 pub fn mftb() -> u64 {

@@ -78,6 +78,7 @@ pub fn cpu_setup(index: usize) {
 
 #[unsafe(no_mangle)]
 extern "C" fn secondary_main(index: usize) -> ! {
+    super::mmu::this_cpu_on();
     cpu_setup(index);
     paca::get(index).online.store(true, Ordering::Release);
     irq::enable();

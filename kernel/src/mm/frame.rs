@@ -94,6 +94,16 @@ pub fn alloc() -> Result<u64, FrameError> {
     Ok(pa)
 }
 
+/// One zeroed frame.
+pub fn alloc_zeroed() -> Result<u64, FrameError> {
+    let pa = alloc()?;
+    // SAFETY: the frame was just allocated to the caller; nobody else can see it.
+    unsafe {
+        core::ptr::write_bytes(crate::arch::phys_to_virt(pa) as *mut u8, 0, FRAME_SIZE as usize)
+    };
+    Ok(pa)
+}
+
 /// `n` contiguous frames aligned to `align` frames.
 pub fn alloc_contig(n: usize, align: usize) -> Result<u64, FrameError> {
     let pa = with(|fa| fa.alloc_contig(n, align))?;

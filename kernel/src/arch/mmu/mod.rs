@@ -1,0 +1,58 @@
+//! Turning translation on: the mode chosen on the command line (`mmu=radix|hash`), the
+//! per-CPU switch into virtual mode, and the relocation-on interrupt vectors (AIL=3).
+
+pub mod radix;
+pub mod tlb;
+
+use super::regs::{self, msr};
+use core::sync::atomic::{AtomicU8, Ordering};
+use ptfrag_core::cmdline::MmuMode;
+
+const OFF: u8 = 0;
+const RADIX: u8 = 1;
+const HASH: u8 = 2;
+
+static MODE: AtomicU8 = AtomicU8::new(OFF);
+
+pub fn radix_enabled() -> bool {
+    MODE.load(Ordering::Acquire) == RADIX
+}
+
+/// Builds the kernel's translation for `mode` and turns it on on the boot CPU.
+pub fn init(mode: MmuMode, mem_end: u64) {
+    match mode {
+        MmuMode::Radix => radix::init(mem_end),
+        MmuMode::Hash => crate::fatal!("mmu=hash is not implemented yet; use mmu=radix"),
+    }
+    MODE.store(if mode == MmuMode::Radix { RADIX } else { HASH }, Ordering::Release);
+    set_ail3();
+    this_cpu_on();
+}
+
+/// Interrupts taken in virtual mode arrive at 0xc000000000004000 + vector with translation
+/// on (LPCR[AIL]=3, set through H_SET_MODE resource 3; Power ISA v3.0B Book III 7.5).
+fn set_ail3() {
+    super::exceptions::copy_vectors_to(0x4000);
+    let rc = super::hcall::hcall_noref(super::hcall::H_SET_MODE, [3, 3, 0, 0, 0, 0]).status;
+    if rc != super::hcall::H_SUCCESS {
+        crate::fatal!("H_SET_MODE(AIL=3) failed: {rc}");
+    }
+}
+
+/// Turns MSR[IR|DR] on for the running CPU (no-op if the MMU is still off).
+pub fn this_cpu_on() {
+    if MODE.load(Ordering::Acquire) == OFF {
+        return;
+    }
+    if radix_enabled() {
+        radix::this_cpu_init();
+    }
+    // SAFETY: the kernel's linear map translates every kernel address to itself (top bits
+    // ignored), so code, stack and data stay where they are when translation comes on.
+    unsafe { regs::mtmsrd(regs::mfmsr() | msr::IR | msr::DR) };
+}
+
+/// Whether this CPU runs with translation on.
+pub fn this_cpu_is_on() -> bool {
+    regs::mfmsr() & (msr::IR | msr::DR) == msr::IR | msr::DR
+}
