@@ -152,9 +152,20 @@ fn oops_dump(log: &Log, what: &str, why: &mut Vec<String>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::scenario::REQUIRED_TESTS;
+    /// The tests the recorded fixture logs contain (the foundation's set); the live list in
+    /// scenario.rs grows with the kernel, the fixtures do not.
+    pub(crate) const FIXTURE_REQUIRED: &[&str] = &[
+        "frame_alloc",
+        "frame_alloc_exhaustion",
+        "frame_double_free",
+        "heap",
+        "smp_checkin_spinlock",
+        "ipi_all_cpus",
+        "tick_all_cpus",
+        "storage_interrupt_caught",
+    ];
 
     const GOOD: &str = include_str!("../fixtures/good-vof-smp1.txt");
     const SLOF: &[u8] = include_bytes!("../fixtures/good-slof-smp2.txt");
@@ -198,7 +209,7 @@ mod tests {
 
     fn run(expect: Expect, text: &str, exit: Exit) -> Vec<String> {
         let required = match expect {
-            Expect::Success => REQUIRED_TESTS,
+            Expect::Success => FIXTURE_REQUIRED,
             _ => &[],
         };
         check(expect, required, &Log::parse(text), exit)

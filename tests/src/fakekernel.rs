@@ -176,8 +176,10 @@ mod tests {
     }
 
     fn boot(name: &'static str, fw: Firmware, text: &str, end: End, expect: Expect) -> Vec<String> {
-        let scenario =
-            Scenario::new(name, fw, 1, "").expect(expect).timeout(Duration::from_secs(60));
+        let scenario = Scenario::new(name, fw, 1, "")
+            .expect(expect)
+            .base_required(crate::check::tests::FIXTURE_REQUIRED)
+            .timeout(Duration::from_secs(60));
         let v = Scratch::new(name).boot(&scenario, text, end);
         let run = v.run.as_ref().expect("QEMU ran");
         assert_eq!(run.first_test.is_some(), text.contains("\ntest "));

@@ -74,12 +74,31 @@ extern "C" fn exception_entry(tf: &mut TrapFrame) {
         0x900 => crate::arch::smp::timer_interrupt(),
         0x500 => crate::arch::smp::external_interrupt(),
         0x300 | 0x380 | 0x400 | 0x480 => {
-            if !take_expected_fault(tf) {
+            if !handle_page_fault(tf) && !take_expected_fault(tf) {
                 oops(tf)
             }
         }
         _ => oops(tf),
     }
+}
+
+/// DSISR bit: the access was a store (Power ISA v3.0B Book III 7.5.3).
+const DSISR_ISSTORE: u64 = 0x0200_0000;
+
+/// A data storage interrupt on an address-space address while one is active: let the mm
+/// fault handler fill in the translation; true if the access can be retried.
+fn handle_page_fault(tf: &TrapFrame) -> bool {
+    if tf.vector != 0x300 || !super::uaccess::is_user_addr(tf.dar) {
+        return false;
+    }
+    let mm = paca::this().current_mm.load(Ordering::Acquire);
+    if mm == 0 {
+        return false;
+    }
+    // SAFETY: current_mm is set by mm::activate to an Mm that stays alive while active
+    // on this CPU (deactivated before it is torn down).
+    let mm = unsafe { &*(mm as *const crate::mm::Mm) };
+    crate::mm::fault::handle_mm_fault(mm, tf.dar, tf.dsisr & DSISR_ISSTORE != 0).is_ok()
 }
 
 /// If this CPU armed `probe_load`, records the fault and resumes after the faulting load

@@ -13,6 +13,10 @@ pub fn enable() {
     mtmsrd_ee_ri(msr::RI | msr::EE);
 }
 
+pub fn enabled() -> bool {
+    mfmsr() & msr::EE != 0
+}
+
 pub fn restore(was_enabled: bool) {
     if was_enabled {
         enable();

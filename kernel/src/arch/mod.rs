@@ -13,6 +13,7 @@ pub mod rtas;
 pub mod smp;
 pub mod timer;
 pub mod trapframe;
+pub mod uaccess;
 pub mod xics;
 
 core::arch::global_asm!(include_str!("../../../boot/entry.S"), options(raw));

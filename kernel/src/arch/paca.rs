@@ -29,6 +29,10 @@ pub struct Paca {
     pub fault_fixup: AtomicU64,
     pub fault_dar: AtomicU64,
     pub fault_vector: AtomicU64,
+    /// Last cross-CPU TLB flush generation this CPU has carried out (arch/mmu/tlb.rs).
+    pub tlb_flush_ack: AtomicU64,
+    /// The address space whose tables translate quadrant 0 here (a `*const Mm`, or 0).
+    pub current_mm: AtomicU64,
 }
 
 const _: () = {
@@ -51,6 +55,8 @@ const PACA_INIT: Paca = Paca {
     fault_fixup: AtomicU64::new(0),
     fault_dar: AtomicU64::new(0),
     fault_vector: AtomicU64::new(0),
+    tlb_flush_ack: AtomicU64::new(0),
+    current_mm: AtomicU64::new(0),
 };
 
 /// One PACA per possible CPU. Fields written before a CPU starts are plain; everything the

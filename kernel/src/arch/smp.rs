@@ -152,6 +152,7 @@ pub fn external_interrupt() {
         if src == xics::XICS_IPI {
             xics::clear_ipi(p.server);
             p.ipis.fetch_add(1, Ordering::Relaxed);
+            super::mmu::tlb::handle_flush_ipi();
         } else {
             crate::fatal!(
                 "cpu {}: unexpected external interrupt from XICS source {src:#x}",

@@ -1,4 +1,11 @@
-//! Physical memory: the 64 KiB frame allocator, the page-descriptor array and the heap.
+//! Memory management: physical frames, the heap, page-table pages, address spaces, the
+//! shared file and page faults.
 
+pub mod fault;
+pub mod file;
 pub mod frame;
 pub mod heap;
+pub mod mm_types;
+pub mod pgalloc;
+
+pub use mm_types::Mm;

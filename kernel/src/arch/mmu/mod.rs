@@ -1,6 +1,7 @@
 //! Turning translation on: the mode chosen on the command line (`mmu=radix|hash`), the
 //! per-CPU switch into virtual mode, and the relocation-on interrupt vectors (AIL=3).
 
+pub mod pte;
 pub mod radix;
 pub mod tlb;
 

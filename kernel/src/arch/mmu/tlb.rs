@@ -26,3 +26,81 @@ pub fn local_flush_all() {
         );
     }
 }
+
+/// `tlbie` for one PID (IS=1), RIC=2, PRS=1, R=1, broadcast to every CPU of the partition
+/// (needs LPCR[GTSE], which H_REGISTER_PROC_TBL set), then `tlbsync` and `ptesync` so the
+/// invalidation is architecturally complete when this returns.
+fn tlbie_pid(pid: u32) {
+    // RB: IS=1 (bits 52:53 = 0b01). RS: PID in bits 0:31.
+    let rb: u64 = 1 << 10;
+    let rs: u64 = (pid as u64) << 32;
+    // SAFETY: invalidating translations is always safe; the ptesync before orders earlier
+    // page-table stores, the eieio/tlbsync/ptesync after wait for every CPU's invalidation.
+    unsafe {
+        asm!(
+            "ptesync",
+            "tlbie {rb}, {rs}, 2, 1, 1",
+            "eieio",
+            "tlbsync",
+            "ptesync",
+            rb = in(reg) rb,
+            rs = in(reg) rs,
+            options(nostack)
+        );
+    }
+}
+
+/// Generation of the last cross-CPU flush request, and per-CPU acknowledgements (in the
+/// PACA). See `flush_all_cpus`.
+static FLUSH_GEN: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+static FLUSH_LOCK: spin::Mutex<()> = spin::Mutex::new(());
+
+/// Makes every online CPU drop its cached translations for `pid` before returning.
+///
+/// Why not `tlbie` alone: under MTTCG, QEMU queues the other vCPUs' TLB flushes as async
+/// work that runs at their next translation-block boundary, so another vCPU may still use a
+/// stale entry for a short while after `tlbsync; ptesync` has completed here (the reason
+/// kvm-unit-tests marks its radix tlbie race test as an expected failure under TCG). So the
+/// flusher also sends an IPI to every other online CPU and waits until each has run a local
+/// `tlbiel` in its interrupt handler and acknowledged the generation. An interrupt is taken
+/// only between translation blocks, so once a CPU has acknowledged, no access of its can use
+/// a translation from before the flush.
+///
+/// Must be called with interrupts enabled (the waiting CPU may have to answer another
+/// CPU's flush).
+pub fn flush_all_cpus(pid: u32) {
+    use crate::arch::{paca, smp, timer, xics};
+    use core::sync::atomic::Ordering;
+    assert!(crate::arch::irq::enabled(), "flush_all_cpus with interrupts disabled");
+    tlbie_pid(pid);
+    local_flush_all();
+    let _g = FLUSH_LOCK.lock();
+    let gen = FLUSH_GEN.fetch_add(1, Ordering::AcqRel) + 1;
+    let me = paca::cpu_id();
+    let n = smp::nr_online();
+    paca::this().tlb_flush_ack.store(gen, Ordering::Release);
+    for cpu in (0..n).filter(|&c| c != me) {
+        xics::send_ipi(paca::get(cpu).server);
+    }
+    for cpu in (0..n).filter(|&c| c != me) {
+        let t0 = timer::now();
+        while paca::get(cpu).tlb_flush_ack.load(Ordering::Acquire) < gen {
+            if timer::tb_to_us(timer::now() - t0) > 5_000_000 {
+                crate::fatal!("cpu {cpu} did not acknowledge TLB flush {gen} within 5 s");
+            }
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// IPI side of `flush_all_cpus`: flush locally and acknowledge every pending generation.
+pub fn handle_flush_ipi() {
+    use crate::arch::paca;
+    use core::sync::atomic::Ordering;
+    let gen = FLUSH_GEN.load(Ordering::Acquire);
+    let me = paca::this();
+    if me.tlb_flush_ack.load(Ordering::Relaxed) < gen {
+        local_flush_all();
+        me.tlb_flush_ack.store(gen, Ordering::Release);
+    }
+}

@@ -1,0 +1,63 @@
+//! Entry encodings of address-space page tables for the MMU mode in use, in one place
+//! (Linux dispatches `radix__`/`hash__` variants on `radix_enabled()` the same way).
+//! Entries are stored big-endian in both modes, as on Linux book3s64.
+
+use ptfrag_core::pgtable::{Geometry, Level, RADIX_4K};
+use ptfrag_core::radix as r;
+
+pub use ptfrag_core::radix::BeEntry;
+
+/// The page-table geometry of the running MMU mode.
+pub fn geometry() -> &'static Geometry {
+    &RADIX_4K
+}
+
+/// A directory entry at `level` pointing at the next table.
+pub fn mk_pde(level: Level, next_pa: u64) -> u64 {
+    r::pde(next_pa, geometry().index_bits[level as usize + 1])
+}
+
+/// An address-space (non-privileged) leaf mapping `pa`.
+pub fn mk_leaf(pa: u64, writable: bool) -> u64 {
+    let perm = if writable { r::READ | r::WRITE } else { r::READ };
+    r::leaf(pa, perm)
+}
+
+pub fn present(e: u64) -> bool {
+    r::is_valid(e)
+}
+
+pub fn is_leaf(e: u64) -> bool {
+    r::is_leaf(e)
+}
+
+/// The table a directory entry points at, or the frame a leaf maps.
+pub fn target(e: u64) -> u64 {
+    r::target(e)
+}
+
+/// The slot for `ea` in the `level` table at physical address `table`.
+pub fn slot(table: u64, level: Level, ea: u64) -> *mut BeEntry {
+    let idx = geometry().index(level, ea);
+    (crate::arch::phys_to_virt(table) as *mut BeEntry).wrapping_add(idx)
+}
+
+/// Reads an entry.
+///
+/// # Safety
+/// `slot` must point into a live page-table page.
+pub unsafe fn read(slot: *const BeEntry) -> u64 {
+    // SAFETY: per the contract.
+    unsafe { slot.read_volatile().get() }
+}
+
+/// Writes an entry and orders it before later translations (`ptesync`).
+///
+/// # Safety
+/// `slot` must point into a live page-table page that the caller may modify (its lock held).
+pub unsafe fn write(slot: *mut BeEntry, v: u64) {
+    // SAFETY: per the contract.
+    unsafe { slot.write_volatile(BeEntry::new(v)) };
+    // SAFETY: a barrier only.
+    unsafe { core::arch::asm!("ptesync", options(nostack)) };
+}

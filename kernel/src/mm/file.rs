@@ -1,0 +1,112 @@
+//! A shared "file": a page cache of 64 KiB frames with recognisable contents, mapped into
+//! many address spaces. Optionally a PMD-sized range is also held in one huge, physically
+//! contiguous frame (what a khugepaged collapse produces). Invariant: `pages` never changes
+//! after creation; a huge frame, once installed, replaces its range's pages for new faults.
+
+use super::frame;
+use alloc::vec::Vec;
+use ptfrag_core::frame_alloc::{FrameError, FRAME_SIZE};
+
+pub struct File {
+    pub id: u32,
+    pages: Vec<u64>,
+    /// Huge frames by PMD-sized chunk index (`chunk_size` bytes each), if any.
+    huge: spin::Mutex<Vec<Option<u64>>>,
+    chunk_size: u64,
+}
+
+/// The word a fresh file holds at byte offset `off`.
+pub fn pattern(file_id: u32, off: u64) -> u64 {
+    (0xf11e_u64 << 48) | ((file_id as u64 & 0xff) << 40) | (off >> 3)
+}
+
+impl File {
+    /// A file of `npages` 64 KiB pages; `chunk_size` is the PMD size of the MMU mode.
+    pub fn new(id: u32, npages: usize, chunk_size: u64) -> Result<Self, FrameError> {
+        let mut pages = Vec::with_capacity(npages);
+        for i in 0..npages {
+            let pa = match frame::alloc() {
+                Ok(pa) => pa,
+                Err(e) => {
+                    for pa in pages {
+                        let _ = frame::free(pa);
+                    }
+                    return Err(e);
+                }
+            };
+            let va = crate::arch::phys_to_virt(pa) as *mut u64;
+            for w in 0..(FRAME_SIZE / 8) {
+                let off = i as u64 * FRAME_SIZE + w * 8;
+                // SAFETY: a fresh frame owned by this file.
+                unsafe { va.add(w as usize).write(pattern(id, off)) };
+            }
+            pages.push(pa);
+        }
+        let chunks = (npages as u64 * FRAME_SIZE).div_ceil(chunk_size) as usize;
+        Ok(File { id, pages, huge: spin::Mutex::new(alloc::vec![None; chunks]), chunk_size })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.pages.len() as u64 * FRAME_SIZE
+    }
+
+    /// Physical address of file byte `off` (the huge frame's copy if one is installed).
+    pub fn phys(&self, off: u64) -> Option<u64> {
+        if off >= self.size() {
+            return None;
+        }
+        if let Some(h) = self.huge_frame(off) {
+            return Some(h + off % self.chunk_size);
+        }
+        Some(self.pages[(off / FRAME_SIZE) as usize] + off % FRAME_SIZE)
+    }
+
+    /// The huge frame holding the chunk that contains `off`, if any.
+    pub fn huge_frame(&self, off: u64) -> Option<u64> {
+        self.huge.lock().get((off / self.chunk_size) as usize).copied().flatten()
+    }
+
+    /// Copies the chunk containing `off` into a new huge frame and makes it the page cache's
+    /// copy of that range (the first half of a collapse).
+    pub fn make_huge(&self, off: u64) -> Result<u64, FrameError> {
+        let chunk = off / self.chunk_size;
+        let frames = (self.chunk_size / FRAME_SIZE) as usize;
+        let pa = frame::alloc_contig(frames, frames)?;
+        for i in 0..frames {
+            let src = self.pages[chunk as usize * frames + i];
+            // SAFETY: both frames are owned (the file's page and the new huge frame) and do
+            // not overlap.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    crate::arch::phys_to_virt(src) as *const u8,
+                    crate::arch::phys_to_virt(pa + i as u64 * FRAME_SIZE) as *mut u8,
+                    FRAME_SIZE as usize,
+                )
+            };
+        }
+        if let Some(old) = self.huge.lock()[chunk as usize].replace(pa) {
+            free_huge(old, frames);
+        }
+        Ok(pa)
+    }
+}
+
+fn free_huge(pa: u64, frames: usize) {
+    for i in 0..frames as u64 {
+        let _ = frame::free(pa + i * FRAME_SIZE);
+    }
+}
+
+impl Drop for File {
+    fn drop(&mut self) {
+        for &pa in &self.pages {
+            if let Err(e) = frame::free(pa) {
+                crate::fatal!("file {}: freeing page {pa:#x}: {e}", self.id);
+            }
+        }
+        let frames = (self.chunk_size / FRAME_SIZE) as usize;
+        for pa in self.huge.lock().iter().flatten() {
+            free_huge(*pa, frames);
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! Address spaces (Linux `struct mm_struct` / `vm_area_struct`): a PGD, the page-table lock
+//! with the fragment caches, the VMAs mapping files, a PID (radix) and a fault count.
+//! Invariant: an `Mm` is active (its PID in some CPU's PIDR) only inside `activate`'s guard,
+//! and it is torn down only when active nowhere.
+
+use super::file::File;
+use super::frame;
+use super::pgalloc::KernelPages;
+use crate::arch::mmu::{pte, radix, tlb};
+use crate::arch::paca;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use ptfrag_core::frame_alloc::FrameError;
+use ptfrag_core::pgtable::Level;
+use ptfrag_core::pgtable_frag::{self as frag, FragCache, FragGeometry};
+
+/// A mapping of `file` bytes [pgoff, pgoff + end - start) at [start, end).
+#[derive(Clone)]
+pub struct Vma {
+    pub start: u64,
+    pub end: u64,
+    pub file: Arc<File>,
+    pub pgoff: u64,
+    pub writable: bool,
+}
+
+/// What the page-table lock protects besides the tables: the per-mm fragment caches.
+pub struct PtCaches {
+    pub pte: FragCache,
+    pub pmd: FragCache,
+}
+
+pub struct Mm {
+    pub pid: u32,
+    pub pgd: u64,
+    /// Linux's mm->page_table_lock: held to populate or clear entries.
+    pub ptl: spin::Mutex<PtCaches>,
+    pub vmas: spin::RwLock<Vec<Vma>>,
+    pub faults: AtomicU64,
+    /// CPUs on which this mm is active.
+    pub active_cpus: AtomicU32,
+}
+
+/// PTE tables: 4K fragments, 16 per 64K page. PUD/PMD tables: fragments of their size.
+pub fn pte_frag() -> &'static FragGeometry {
+    &frag::PTE_FRAG
+}
+
+pub fn pmd_frag() -> &'static FragGeometry {
+    &frag::RADIX_PMD_FRAG
+}
+
+static PIDS: spin::Mutex<[u64; (radix::MAX_PID as usize + 1) / 64]> =
+    spin::Mutex::new([0; (radix::MAX_PID as usize + 1) / 64]);
+
+fn alloc_pid() -> Option<u32> {
+    let mut map = PIDS.lock();
+    // PID 0 is the kernel's tree, NULL_PID the empty one.
+    for pid in (radix::NULL_PID + 1)..=radix::MAX_PID {
+        let (w, b) = (pid as usize / 64, pid % 64);
+        if map[w] & (1 << b) == 0 {
+            map[w] |= 1 << b;
+            return Some(pid);
+        }
+    }
+    None
+}
+
+fn free_pid(pid: u32) {
+    PIDS.lock()[pid as usize / 64] &= !(1 << (pid % 64));
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MmError {
+    NoPid,
+    NoMemory(FrameError),
+    Overlap,
+}
+
+impl Mm {
+    pub fn new() -> Result<Arc<Mm>, MmError> {
+        let pid = alloc_pid().ok_or(MmError::NoPid)?;
+        let pgd = match frame::alloc_zeroed() {
+            Ok(pa) => pa,
+            Err(e) => {
+                free_pid(pid);
+                return Err(MmError::NoMemory(e));
+            }
+        };
+        frame::desc(pgd).set_flag(ptfrag_core::page_desc::flags::PAGE_TABLE);
+        radix::set_prtb_entry(pid, pgd);
+        Ok(Arc::new(Mm {
+            pid,
+            pgd,
+            ptl: spin::Mutex::new(PtCaches { pte: FragCache::new(), pmd: FragCache::new() }),
+            vmas: spin::RwLock::new(Vec::new()),
+            faults: AtomicU64::new(0),
+            active_cpus: AtomicU32::new(0),
+        }))
+    }
+
+    /// Maps `file` bytes from `pgoff` at [start, start + len).
+    pub fn mmap(
+        &self,
+        start: u64,
+        len: u64,
+        file: &Arc<File>,
+        pgoff: u64,
+        writable: bool,
+    ) -> Result<(), MmError> {
+        let end = start + len;
+        let mut vmas = self.vmas.write();
+        if vmas.iter().any(|v| start < v.end && v.start < end) {
+            return Err(MmError::Overlap);
+        }
+        vmas.push(Vma { start, end, file: file.clone(), pgoff, writable });
+        Ok(())
+    }
+
+    pub fn find_vma(&self, ea: u64) -> Option<Vma> {
+        self.vmas.read().iter().find(|v| v.start <= ea && ea < v.end).cloned()
+    }
+
+    /// Removes the VMA starting at `start`, clears its translations and flushes every CPU.
+    /// Page tables stay until teardown (as Linux keeps them unless the range is freed).
+    pub fn munmap(&self, start: u64) -> bool {
+        let Some(vma) = ({
+            let mut vmas = self.vmas.write();
+            vmas.iter().position(|v| v.start == start).map(|i| vmas.remove(i))
+        }) else {
+            return false;
+        };
+        {
+            let _ptl = self.ptl.lock();
+            let page = pte::geometry().page_size();
+            let mut ea = vma.start;
+            while ea < vma.end {
+                if let Some((slot, level)) = self.lookup_slot(ea) {
+                    // SAFETY: the slot is in a live table of this mm, under its ptl.
+                    unsafe { pte::write(slot, 0) };
+                    if level == Level::Pmd {
+                        ea = (ea | (pte::geometry().pmd_size() - 1)) + 1;
+                        continue;
+                    }
+                }
+                ea += page;
+            }
+        }
+        tlb::flush_all_cpus(self.pid);
+        true
+    }
+
+    /// The leaf slot translating `ea` (PTE, or PMD for a huge leaf), if its tables exist.
+    pub fn lookup_slot(&self, ea: u64) -> Option<(*mut pte::BeEntry, Level)> {
+        let mut table = self.pgd;
+        for level in [Level::Pgd, Level::Pud, Level::Pmd] {
+            let slot = pte::slot(table, level, ea);
+            // SAFETY: `table` is a live table of this mm (reached from its PGD).
+            let e = unsafe { pte::read(slot) };
+            if !pte::present(e) {
+                return None;
+            }
+            if pte::is_leaf(e) {
+                return Some((slot, level));
+            }
+            table = pte::target(e);
+        }
+        Some((pte::slot(table, Level::Pte, ea), Level::Pte))
+    }
+
+    /// Frees every page table and the PID (Linux free_pgtables + pgd_free + destroy_context).
+    /// The mm must not be active on any CPU.
+    pub fn destroy(self: Arc<Mm>) {
+        assert_eq!(self.active_cpus.load(Ordering::Acquire), 0, "destroying an active mm");
+        radix::set_prtb_entry(self.pid, 0);
+        tlb::flush_all_cpus(self.pid);
+        let mut guard = self.ptl.lock();
+        let caches = &mut *guard;
+        free_level(self.pgd, Level::Pgd);
+        for (cache, geo) in [(&mut caches.pte, pte_frag()), (&mut caches.pmd, pmd_frag())] {
+            if let Err(e) = frag::pte_frag_destroy(cache, geo, &KernelPages) {
+                crate::fatal!("mm {}: pte_frag_destroy: {e}", self.pid);
+            }
+        }
+        frame::desc(self.pgd).clear_flag(ptfrag_core::page_desc::flags::PAGE_TABLE);
+        if let Err(e) = frame::free(self.pgd) {
+            crate::fatal!("mm {}: freeing PGD: {e}", self.pid);
+        }
+        free_pid(self.pid);
+    }
+}
+
+/// Frees the tables below the `level` table at `table` (not `table` itself).
+fn free_level(table: u64, level: Level) {
+    let next = match level {
+        Level::Pgd => Level::Pud,
+        Level::Pud => Level::Pmd,
+        Level::Pmd => Level::Pte,
+        Level::Pte => return,
+    };
+    let g = pte::geometry();
+    let base = crate::arch::phys_to_virt(table) as *mut pte::BeEntry;
+    for i in 0..g.entries(level) {
+        // SAFETY: `table` is a live table of the mm being destroyed, entries in range.
+        let e = unsafe { pte::read(base.add(i)) };
+        if !pte::present(e) || pte::is_leaf(e) {
+            continue;
+        }
+        let child = pte::target(e);
+        free_level(child, next);
+        let geo = if next == Level::Pte { pte_frag() } else { pmd_frag() };
+        if let Err(e) = frag::pte_fragment_free(child, geo, &KernelPages) {
+            crate::fatal!("freeing {next:?} table {child:#x}: {e}");
+        }
+    }
+}
+
+/// Makes `mm` translate quadrant 0 on this CPU until the guard drops.
+pub fn activate(mm: &Mm) -> ActiveGuard<'_> {
+    let p = paca::this();
+    assert_eq!(p.current_mm.load(Ordering::Acquire), 0, "an mm is already active on this CPU");
+    mm.active_cpus.fetch_add(1, Ordering::AcqRel);
+    p.current_mm.store(mm as *const Mm as u64, Ordering::Release);
+    radix::set_pid(mm.pid);
+    ActiveGuard { mm }
+}
+
+pub struct ActiveGuard<'a> {
+    mm: &'a Mm,
+}
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        radix::set_pid(radix::NULL_PID);
+        paca::this().current_mm.store(0, Ordering::Release);
+        self.mm.active_cpus.fetch_sub(1, Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,371 @@
+//! Address spaces through the real MMU: faults fill PTEs from the shared file, writes are
+//! shared, 16 PTE tables share one 64K page, the hardware walks our tables, huge PMD
+//! leaves, and an unmap is seen by every CPU before it returns.
+
+use crate::arch::mmu::{pte, tlb};
+use crate::arch::uaccess::{load_u64, store_u64};
+use crate::arch::{paca, smp, timer};
+use crate::mm::file::{pattern, File};
+use crate::mm::mm_types::activate;
+use crate::mm::{frame, Mm};
+use crate::{check, ktest, println};
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use ptfrag_core::frame_alloc::FRAME_SIZE;
+use ptfrag_core::pgtable::Level;
+use ptfrag_core::pgtable_frag::{page_of, PTE_FRAG_NR};
+
+/// Where tests map things: PMD-aligned in both MMU modes, far from zero.
+const BASE: u64 = 0x0000_1000_0000_0000;
+
+static FILE_IDS: AtomicU32 = AtomicU32::new(1);
+
+fn new_file(npages: usize) -> Result<Arc<File>, String> {
+    let id = FILE_IDS.fetch_add(1, Ordering::Relaxed);
+    File::new(id, npages, pte::geometry().pmd_size())
+        .map(Arc::new)
+        .map_err(|e| format!("file of {npages} pages: {e}"))
+}
+
+fn new_mm() -> Result<Arc<Mm>, String> {
+    Mm::new().map_err(|e| format!("Mm::new: {e:?}"))
+}
+
+fn page() -> u64 {
+    pte::geometry().page_size()
+}
+
+ktest! {
+fn mm_fault_read_write() -> TestResult {
+    let before = frame::free_count();
+    {
+        let file = new_file(32)?;
+        let mm = new_mm()?;
+        mm.mmap(BASE, file.size(), &file, 0, true).map_err(|e| format!("{e:?}"))?;
+        let touched = file.size() / page();
+        {
+            let _a = activate(&mm);
+            for i in 0..touched {
+                let off = i * page() + 8;
+                let v = load_u64(BASE + off).map_err(|e| format!("read {off:#x}: {e:?}"))?;
+                check!(v == pattern(file.id, off), "read {off:#x}: {v:#x}");
+            }
+            let f = mm.faults.load(Ordering::Relaxed);
+            check!(f == touched, "{f} faults for {touched} pages touched");
+            for i in 0..touched {
+                load_u64(BASE + i * page()).map_err(|e| format!("{e:?}"))?;
+            }
+            let f2 = mm.faults.load(Ordering::Relaxed);
+            check!(f2 == touched, "re-reading mapped pages faulted ({f2} faults)");
+            store_u64(BASE + 0x18, 0x1234_5678).map_err(|e| format!("write: {e:?}"))?;
+            let v = load_u64(BASE + 0x18).map_err(|e| format!("{e:?}"))?;
+            check!(v == 0x1234_5678, "read back {v:#x} after write");
+        }
+        let pa = file.phys(0x18).ok_or("file page 0 missing")?;
+        // SAFETY: the file's frame, alive while `file` is.
+        let v = unsafe { (crate::arch::phys_to_virt(pa) as *const u64).read_volatile() };
+        check!(v == 0x1234_5678, "the write did not reach the file's frame ({v:#x})");
+        mm.destroy();
+    }
+    let after = frame::free_count();
+    check!(after == before, "leaked {} frames", before as i64 - after as i64);
+    Ok(())
+}
+}
+
+ktest! {
+fn mm_shared_between_mms() -> TestResult {
+    let file = new_file(4)?;
+    let (a, b) = (new_mm()?, new_mm()?);
+    a.mmap(BASE, file.size(), &file, 0, true).map_err(|e| format!("{e:?}"))?;
+    b.mmap(BASE + (64 << 20), file.size(), &file, 0, true).map_err(|e| format!("{e:?}"))?;
+    {
+        let _g = activate(&a);
+        store_u64(BASE + 0x2000, 0xabcd).map_err(|e| format!("{e:?}"))?;
+    }
+    let v = {
+        let _g = activate(&b);
+        load_u64(BASE + (64 << 20) + 0x2000).map_err(|e| format!("{e:?}"))?
+    };
+    a.destroy();
+    b.destroy();
+    check!(v == 0xabcd, "mm B read {v:#x}, mm A wrote 0xabcd");
+    Ok(())
+}
+}
+
+ktest! {
+fn mm_all_cpus_share_file() -> TestResult {
+    let before = frame::free_count();
+    let file = new_file(8)?;
+    let n = smp::nr_online();
+    let arrived = AtomicUsize::new(0);
+    let errors = spin::Mutex::new(Vec::<String>::new());
+    smp::on_each_cpu(&|cpu| {
+        let r = (|| -> Result<(), String> {
+            let mm = new_mm()?;
+            let base = BASE + cpu as u64 * (1 << 30);
+            mm.mmap(base, file.size(), &file, 0, true).map_err(|e| format!("{e:?}"))?;
+            {
+                let _g = activate(&mm);
+                let slot = |c: usize| base + 0x1_0000 + c as u64 * page();
+                store_u64(slot(cpu), 0xc0de_0000 + cpu as u64).map_err(|e| format!("{e:?}"))?;
+                arrived.fetch_add(1, Ordering::AcqRel);
+                let t0 = timer::now();
+                while arrived.load(Ordering::Acquire) < n {
+                    if timer::tb_to_us(timer::now() - t0) > 5_000_000 {
+                        return Err(format!("cpu {cpu}: others did not arrive"));
+                    }
+                    core::hint::spin_loop();
+                }
+                for c in 0..n {
+                    let v = load_u64(slot(c)).map_err(|e| format!("{e:?}"))?;
+                    if v != 0xc0de_0000 + c as u64 {
+                        return Err(format!("cpu {cpu} sees {v:#x} from cpu {c}"));
+                    }
+                }
+            }
+            mm.destroy();
+            Ok(())
+        })();
+        if let Err(e) = r {
+            arrived.fetch_add(n, Ordering::AcqRel);
+            errors.lock().push(e);
+        }
+    });
+    drop(file);
+    let errs = errors.lock();
+    check!(errs.is_empty(), "{}", errs.join("; "));
+    check!(frame::free_count() == before, "frames leaked across {n} CPUs' address spaces");
+    Ok(())
+}
+}
+
+ktest! {
+fn pte_frag_16_per_page() -> TestResult {
+    let file = new_file(1)?;
+    let mm = new_mm()?;
+    let pmd = pte::geometry().pmd_size();
+    let n = PTE_FRAG_NR as u64 + 1;
+    for i in 0..n {
+        mm.mmap(BASE + i * pmd, file.size(), &file, 0, false).map_err(|e| format!("{e:?}"))?;
+    }
+    let mut tables = Vec::new();
+    {
+        let _g = activate(&mm);
+        for i in 0..n {
+            load_u64(BASE + i * pmd).map_err(|e| format!("{e:?}"))?;
+            let (slot, level) = mm.lookup_slot(BASE + i * pmd).ok_or("no translation after fault")?;
+            check!(level == Level::Pte, "expected a PTE, got a {level:?} leaf");
+            tables.push(page_of(slot as u64 & !crate::arch::PHYS_OFFSET));
+        }
+    }
+    let first = tables[0];
+    let same = tables.iter().filter(|&&p| p == first).count();
+    let refc = frame::desc(first).pt_frag_refcount.load(Ordering::Acquire);
+    mm.destroy();
+    check!(same == PTE_FRAG_NR as usize, "{same} of the first PTE tables share page {first:#x}, expected 16");
+    check!(tables[16] != first, "the 17th PTE table is in the full page {first:#x}");
+    check!(refc == PTE_FRAG_NR, "pt_frag_refcount {refc} with 16 live tables");
+    Ok(())
+}
+}
+
+ktest! {
+fn hardware_walks_our_tables() -> TestResult {
+    let file = new_file(2)?;
+    let mm = new_mm()?;
+    mm.mmap(BASE, file.size(), &file, 0, true).map_err(|e| format!("{e:?}"))?;
+    let r = (|| -> Result<(), String> {
+        let _g = activate(&mm);
+        let v0 = load_u64(BASE).map_err(|e| format!("{e:?}"))?;
+        check!(v0 == pattern(file.id, 0), "first read {v0:#x}");
+        // Point the PTE at file page 1 behind the fault handler's back: only a hardware
+        // walk of this very table can make the next load return page 1's contents.
+        let (slot, _) = mm.lookup_slot(BASE).ok_or("no PTE")?;
+        let other = file.phys(FRAME_SIZE).ok_or("no page 1")?;
+        {
+            let _ptl = mm.ptl.lock();
+            // SAFETY: a live PTE of this mm, under its lock.
+            unsafe { pte::write(slot, pte::mk_leaf(other, true)) };
+        }
+        tlb::flush_all_cpus(mm.pid);
+        let v1 = load_u64(BASE).map_err(|e| format!("{e:?}"))?;
+        check!(v1 == pattern(file.id, FRAME_SIZE), "after retargeting the PTE read {v1:#x}");
+        // Clear it: the access must fault (and be refilled from the VMA).
+        let faults = mm.faults.load(Ordering::Relaxed);
+        {
+            let _ptl = mm.ptl.lock();
+            // SAFETY: as above.
+            unsafe { pte::write(slot, 0) };
+        }
+        tlb::flush_all_cpus(mm.pid);
+        let v2 = load_u64(BASE).map_err(|e| format!("{e:?}"))?;
+        let f2 = mm.faults.load(Ordering::Relaxed);
+        check!(f2 == faults + 1, "a cleared PTE did not raise a storage interrupt");
+        check!(v2 == pattern(file.id, 0), "refilled PTE read {v2:#x}");
+        Ok(())
+    })();
+    mm.destroy();
+    r
+}
+}
+
+ktest! {
+fn fault_outside_vma_is_an_error() -> TestResult {
+    let mm = new_mm()?;
+    let r = {
+        let _g = activate(&mm);
+        load_u64(BASE + 0x1234_0000)
+    };
+    mm.destroy();
+    match r {
+        Ok(v) => Err(format!("load outside any VMA returned {v:#x}")),
+        Err(e) => {
+            check!(e.vector == 0x300, "vector {:#x}, expected a data storage interrupt", e.vector);
+            Ok(())
+        }
+    }
+}
+}
+
+ktest! {
+fn huge_pmd_leaf() -> TestResult {
+    let g = pte::geometry();
+    let pages = (g.pmd_size() / FRAME_SIZE) as usize;
+    let file = new_file(pages)?;
+    let huge = file.make_huge(0).map_err(|e| format!("huge frame: {e}"))?;
+    let mm = new_mm()?;
+    mm.mmap(BASE, file.size(), &file, 0, false).map_err(|e| format!("{e:?}"))?;
+    let r = (|| -> Result<(), String> {
+        let _g = activate(&mm);
+        let mut off = 0;
+        while off < g.pmd_size() {
+            let v = load_u64(BASE + off).map_err(|e| format!("{e:?}"))?;
+            check!(v == pattern(file.id, off), "huge read at {off:#x}: {v:#x}");
+            off += g.page_size() * 7 + 8;
+        }
+        let f = mm.faults.load(Ordering::Relaxed);
+        check!(f == 1, "{f} faults to map a huge PMD leaf, expected 1");
+        let (slot, level) = mm.lookup_slot(BASE).ok_or("no translation")?;
+        check!(level == Level::Pmd, "mapped by a {level:?} entry, expected a PMD leaf");
+        // SAFETY: a live entry of this mm.
+        let e = unsafe { pte::read(slot) };
+        check!(pte::target(e) == huge, "PMD leaf maps {:#x}, huge frame is {huge:#x}", pte::target(e));
+        Ok(())
+    })();
+    mm.destroy();
+    r
+}
+}
+
+ktest! {
+fn unmap_is_seen_by_every_cpu() -> TestResult {
+    // Readers on the other CPUs load X in a loop (so their TLBs hold it); CPU 0 unmaps X and
+    // then raises a flag. A reader that sees the flag must fault on X: had munmap returned
+    // before its TLB entry was gone, the load would still succeed.
+    let file = new_file(1)?;
+    let mm = new_mm()?;
+    let x = BASE + 0x3000;
+    mm.mmap(BASE, file.size(), &file, 0, false).map_err(|e| format!("{e:?}"))?;
+    let n = smp::nr_online();
+    let reads: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
+    let unmapped = AtomicU32::new(0);
+    let bad = spin::Mutex::new(Vec::<String>::new());
+    smp::on_each_cpu(&|cpu| {
+        let _g = activate(&mm);
+        if cpu == 0 {
+            let t0 = timer::now();
+            while (1..n).any(|c| reads[c].load(Ordering::Acquire) < 1000) {
+                if timer::tb_to_us(timer::now() - t0) > 5_000_000 {
+                    bad.lock().push("readers did not start".into());
+                    break;
+                }
+                core::hint::spin_loop();
+            }
+            mm.munmap(BASE);
+            unmapped.store(1, Ordering::Release);
+            if let Ok(v) = load_u64(x) {
+                bad.lock().push(format!("cpu 0 read {v:#x} after munmap returned"));
+            }
+        } else {
+            // A fault here is fine only once munmap has started; the check that matters is
+            // the load after the flag.
+            while unmapped.load(Ordering::Acquire) == 0 && load_u64(x).is_ok() {
+                reads[cpu].fetch_add(1, Ordering::AcqRel);
+            }
+            while unmapped.load(Ordering::Acquire) == 0 {
+                core::hint::spin_loop();
+            }
+            if let Ok(v) = load_u64(x) {
+                bad.lock().push(format!("cpu {cpu} read {v:#x} after munmap returned"));
+            }
+        }
+    });
+    mm.destroy();
+    let bad = bad.lock();
+    check!(bad.is_empty(), "{}", bad.join("; "));
+    let total: u64 = reads.iter().map(|r| r.load(Ordering::Relaxed)).sum();
+    check!(n == 1 || total >= 1000 * (n as u64 - 1), "readers made only {total} reads");
+    Ok(())
+}
+}
+
+ktest! {
+fn figures_fault_rate() -> TestResult {
+    // Single CPU, then every CPU at once, each faulting its own address space.
+    let pages_per_cpu = 4096u64;
+    let file = new_file(((pages_per_cpu * page()) / FRAME_SIZE) as usize)?;
+    let run = |cpu: usize| -> Result<(u64, u64), String> {
+        let mm = new_mm()?;
+        let base = BASE + cpu as u64 * (1 << 32);
+        mm.mmap(base, file.size(), &file, 0, false).map_err(|e| format!("{e:?}"))?;
+        let before = frame::free_count();
+        let t0 = timer::now();
+        {
+            let _g = activate(&mm);
+            for i in 0..pages_per_cpu {
+                load_u64(base + i * page()).map_err(|e| format!("{e:?}"))?;
+            }
+        }
+        let dt = timer::now() - t0;
+        let pt_frames = (before - frame::free_count()) as u64;
+        let faults = mm.faults.load(Ordering::Relaxed);
+        mm.destroy();
+        if faults != pages_per_cpu {
+            return Err(format!("{faults} faults for {pages_per_cpu} pages"));
+        }
+        Ok((dt, pt_frames))
+    };
+    let (dt1, pt_frames) = run(0)?;
+    let n = smp::nr_online();
+    let total = AtomicU64::new(0);
+    let errs = spin::Mutex::new(Vec::<String>::new());
+    let t0 = timer::now();
+    smp::on_each_cpu(&|cpu| match run(cpu) {
+        Ok(_) => {
+            total.fetch_add(pages_per_cpu, Ordering::Relaxed);
+        }
+        Err(e) => errs.lock().push(e),
+    });
+    let dtn = timer::now() - t0;
+    check!(errs.lock().is_empty(), "{}", errs.lock().join("; "));
+    let rate = |faults: u64, dt: u64| faults * timer::tb_freq() / dt.max(1);
+    let r1 = rate(pages_per_cpu, dt1);
+    let rn = rate(total.load(Ordering::Relaxed), dtn);
+    println!(
+        "figure: mmu={} faults_per_s_1cpu={} faults_per_s_{}cpu={} pt_frames_per_1000_pages={:.2} (page {} KiB, cpu {})",
+        if crate::arch::mmu::radix_enabled() { "radix" } else { "hash" },
+        r1,
+        n,
+        rn,
+        pt_frames as f64 * 1000.0 / pages_per_cpu as f64,
+        page() >> 10,
+        paca::cpu_id()
+    );
+    Ok(())
+}
+}
