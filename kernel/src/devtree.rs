@@ -29,6 +29,10 @@ pub struct DevTree<'a> {
     /// CPUs in the tree beyond MAX_CPUS (reported, not started).
     pub cpus_ignored: usize,
     pub tb_freq: u64,
+    /// log2 of the hashed page table's size (`ibm,pft-size`[1]; hash mode).
+    pub pft_shift: Option<u32>,
+    /// SLB entries per CPU (`ibm,slb-size`).
+    pub slb_size: Option<u32>,
     pub rtas: crate::arch::rtas::Tokens,
 }
 
@@ -117,6 +121,7 @@ impl<'a> DevTree<'a> {
         let mut ncpus = 0;
         let mut cpus_ignored = 0;
         let mut tb_freq = 0u64;
+        let (mut pft_shift, mut slb_size) = (None, None);
         for c in cpus_node.children() {
             let is_cpu = c.property("device_type").and_then(|p| cstr(p.value)) == Some("cpu");
             if !is_cpu {
@@ -130,6 +135,12 @@ impl<'a> DevTree<'a> {
             if let Some(p) = c.property("timebase-frequency") {
                 tb_freq = be_cells(p.value, 0, p.value.len() / 4)
                     .ok_or(DtError::Bad("timebase-frequency"))?;
+            }
+            if let Some(p) = c.property("ibm,pft-size") {
+                pft_shift = Some(be32(p.value, 1).ok_or(DtError::Bad("ibm,pft-size"))?);
+            }
+            if let Some(p) = c.property("ibm,slb-size") {
+                slb_size = Some(be32(p.value, 0).ok_or(DtError::Bad("ibm,slb-size"))?);
             }
             if ncpus == MAX_CPUS {
                 cpus_ignored += 1;
@@ -159,7 +170,19 @@ impl<'a> DevTree<'a> {
             return Err(DtError::Missing("/rtas/ibm,os-term"));
         }
 
-        Ok(DevTree { stdout_path, vty_termno, mem, nmem, cpus, ncpus, cpus_ignored, tb_freq, rtas })
+        Ok(DevTree {
+            stdout_path,
+            vty_termno,
+            mem,
+            nmem,
+            cpus,
+            ncpus,
+            cpus_ignored,
+            tb_freq,
+            pft_shift,
+            slb_size,
+            rtas,
+        })
     }
 
     pub fn mem(&self) -> &[MemRange] {

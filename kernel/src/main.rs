@@ -124,7 +124,8 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
     }
 
     let mem_end = dt.mem().iter().map(|r| r.start + r.size).max().unwrap_or(0);
-    arch::mmu::init(cmd.mmu, mem_end);
+    let mmu_info = arch::mmu::MmuInfo { mem_end, pft_shift: dt.pft_shift, slb_size: dt.slb_size };
+    arch::mmu::init(cmd.mmu, &mmu_info);
     mm_banner(cmd.mmu);
 
     timer::init(dt.tb_freq, cmd.hz);
@@ -180,7 +181,22 @@ fn mm_banner(mode: cmdline::MmuMode) {
                 radix::kernel_pgd()
             );
         }
-        cmdline::MmuMode::Hash => println!("mmu: hash"),
+        cmdline::MmuMode::Hash => {
+            use arch::mmu::hash;
+            let k = hash::kernel_segment();
+            println!(
+                "mmu: hash, MSR[IR|DR]={} MSR={:#x}; HPT 2^{} bytes ({} PTEGs) from ibm,pft-size, \
+                 owned by the hypervisor; SLB {} entries (ibm,slb-size), slot 0 = kernel 1T \
+                 segment RS={:#x} RB={:#x}; 64K pages, geometry 8/10/10/8",
+                on as u8,
+                arch::regs::mfmsr(),
+                hash::hpt_shift(),
+                1u64 << (hash::hpt_shift() - 7),
+                hash::slb_size(),
+                k.rs,
+                k.rb
+            );
+        }
     }
 }
 

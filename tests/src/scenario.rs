@@ -114,6 +114,8 @@ use Firmware::{Slof, Vof};
 pub const SCENARIOS: &[Scenario] = &[
     Scenario::new("vof-smp1", Vof, 1, ""),
     Scenario::new("vof-smp4", Vof, 4, ""),
+    Scenario::new("vof-hash-smp1", Vof, 1, "mmu=hash"),
+    Scenario::new("vof-hash-smp4", Vof, 4, "mmu=hash"),
     // SLOF alone takes ~3-5 s before the kernel's first line.
     Scenario::new("slof-smp2", Slof, 2, "").timeout(Duration::from_secs(90)),
     Scenario::new("vof-selftest-fail", Vof, 1, "selftest=fail")
@@ -121,6 +123,8 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario::new("vof-bad-cmdline", Vof, 1, "bogus=1").expect(Expect::Fatal("bogus")),
     Scenario::new("vof-selftest-oops", Vof, 2, "selftest=oops")
         .expect(Expect::Oops("data storage")),
+    Scenario::new("vof-hash-selftest-oops", Vof, 2, "mmu=hash selftest=oops")
+        .expect(Expect::Oops("data segment")),
 ];
 
 /// The scenarios whose name contains `filter` (all of them for `None`).

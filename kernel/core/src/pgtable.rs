@@ -84,6 +84,11 @@ impl Geometry {
         1 << self.entry_shift(Level::Pmd)
     }
 
+    /// Mask of the address bits inside one entry of `level` (the offset a leaf there adds).
+    pub const fn entry_shift_mask(&self, level: Level) -> u64 {
+        (1 << self.entry_shift(level)) - 1
+    }
+
     pub const fn page_size(&self) -> u64 {
         1 << self.page_shift
     }

@@ -88,17 +88,29 @@ const DSISR_ISSTORE: u64 = 0x0200_0000;
 /// A data storage interrupt on an address-space address while one is active: let the mm
 /// fault handler fill in the translation; true if the access can be retried.
 fn handle_page_fault(tf: &TrapFrame) -> bool {
-    if tf.vector != 0x300 || !super::uaccess::is_user_addr(tf.dar) {
+    let data = tf.vector == 0x300 || tf.vector == 0x380;
+    if !data || !super::uaccess::is_user_addr(tf.dar) {
         return false;
     }
-    let mm = paca::this().current_mm.load(Ordering::Acquire);
+    let p = paca::this();
+    let mm = p.current_mm.load(Ordering::Acquire);
     if mm == 0 {
         return false;
     }
     // SAFETY: current_mm is set by mm::activate to an Mm that stays alive while active
     // on this CPU (deactivated before it is torn down).
     let mm = unsafe { &*(mm as *const crate::mm::Mm) };
-    crate::mm::fault::handle_mm_fault(mm, tf.dar, tf.dsisr & DSISR_ISSTORE != 0).is_ok()
+    let write = tf.dsisr & DSISR_ISSTORE != 0;
+    if super::mmu::radix_enabled() {
+        tf.vector == 0x300 && crate::mm::fault::handle_mm_fault(mm, tf.dar, write).is_ok()
+    } else if tf.vector == 0x380 {
+        // Segment miss: any address-space address gets its segment (Linux slb_allocate);
+        // whether a VMA covers it is the next (page) fault's business.
+        super::mmu::hash::slb_insert(super::mmu::hash::user_segment(mm.pid, tf.dar), &p.slb_next);
+        true
+    } else {
+        crate::mm::hash_page::hash_page(mm, tf.dar, write).is_ok()
+    }
 }
 
 /// If this CPU armed `probe_load`, records the fault and resumes after the faulting load

@@ -15,45 +15,50 @@ pub const H_SET_MODE: u64 = 0x31c;
 /// QEMU's private hcall that runs an RTAS call (hw/ppc/spapr_hcall.c, KVMPPC_H_RTAS).
 pub const KVMPPC_H_RTAS: u64 = 0xf000;
 
-/// Results of an hcall: status (r3) and the return registers r4..r7.
+/// Results of an hcall: status (r3) and the return registers r4..r11.
 #[derive(Debug, Clone, Copy)]
 pub struct HcallRet {
     pub status: i64,
-    pub r: [u64; 4],
+    pub r: [u64; 8],
 }
 
-/// Raw hcall with up to six arguments (r4..r9) and four returns (r4..r7).
+/// Raw hcall with up to eight arguments (r4..r11), returning r4..r11.
 ///
 /// # Safety
 /// The hcall must not make the hypervisor write guest memory the caller does not own
 /// (arguments that are real addresses must point at buffers reserved for that call).
-pub unsafe fn hcall(op: u64, args: [u64; 6]) -> HcallRet {
-    let (r3, r4, r5, r6, r7): (u64, u64, u64, u64, u64);
+pub unsafe fn hcall<const N: usize>(op: u64, args: [u64; N]) -> HcallRet {
+    const { assert!(N <= 8) };
+    let mut a = [0u64; 8];
+    a[..N].copy_from_slice(&args);
+    let r3: u64;
     // SAFETY: `sc 1` enters the hypervisor, which preserves r1, r2, r13-r31 and LR; the
     // clobbers below list everything else it may change. The caller vouches for memory.
     unsafe {
         asm!(
             "sc 1",
             inlateout("r3") op => r3,
-            inlateout("r4") args[0] => r4,
-            inlateout("r5") args[1] => r5,
-            inlateout("r6") args[2] => r6,
-            inlateout("r7") args[3] => r7,
-            inlateout("r8") args[4] => _,
-            inlateout("r9") args[5] => _,
-            lateout("r0") _, lateout("r10") _, lateout("r11") _, lateout("r12") _,
+            inlateout("r4") a[0] => a[0],
+            inlateout("r5") a[1] => a[1],
+            inlateout("r6") a[2] => a[2],
+            inlateout("r7") a[3] => a[3],
+            inlateout("r8") a[4] => a[4],
+            inlateout("r9") a[5] => a[5],
+            inlateout("r10") a[6] => a[6],
+            inlateout("r11") a[7] => a[7],
+            lateout("r0") _, lateout("r12") _,
             lateout("ctr") _, lateout("xer") _,
             lateout("cr0") _, lateout("cr1") _, lateout("cr5") _, lateout("cr6") _,
             lateout("cr7") _,
             options(nostack)
         );
     }
-    HcallRet { status: r3 as i64, r: [r4, r5, r6, r7] }
+    HcallRet { status: r3 as i64, r: a }
 }
 
 /// An hcall whose arguments are plain values (no guest memory involved).
-pub fn hcall_noref(op: u64, args: [u64; 6]) -> HcallRet {
-    // SAFETY: callers only pass hcalls whose arguments are not addresses.
+pub fn hcall_noref<const N: usize>(op: u64, args: [u64; N]) -> HcallRet {
+    // SAFETY: callers only pass hcalls whose arguments are not guest addresses.
     unsafe { hcall(op, args) }
 }
 

@@ -33,6 +33,8 @@ pub struct Paca {
     pub tlb_flush_ack: AtomicU64,
     /// The address space whose tables translate quadrant 0 here (a `*const Mm`, or 0).
     pub current_mm: AtomicU64,
+    /// Next SLB slot to replace on a segment miss (hash).
+    pub slb_next: AtomicU64,
 }
 
 const _: () = {
@@ -57,6 +59,7 @@ const PACA_INIT: Paca = Paca {
     fault_vector: AtomicU64::new(0),
     tlb_flush_ack: AtomicU64::new(0),
     current_mm: AtomicU64::new(0),
+    slb_next: AtomicU64::new(0),
 };
 
 /// One PACA per possible CPU. Fields written before a CPU starts are plain; everything the

@@ -1,8 +1,9 @@
 //! Page faults on address-space addresses: find the VMA, allocate missing tables (PUD, PMD
 //! and PTE tables are fragments from the mm's caches) and install the translation of the
-//! file's page; a PMD-aligned range whose file chunk is huge gets one PMD leaf.
+//! file's page; a PMD-aligned range whose file chunk is huge gets one PMD leaf. Under hash
+//! the same Linux-format tables are filled, then `hash_page` puts the HPTE in.
 
-use super::mm_types::{pmd_frag, pte_frag, Mm};
+use super::mm_types::{pmd_frag, pte_frag, Mm, PtCaches};
 use super::pgalloc::KernelPages;
 use crate::arch::mmu::pte;
 use core::sync::atomic::Ordering;
@@ -18,9 +19,41 @@ pub enum FaultError {
     /// Beyond the end of the file (Linux: SIGBUS).
     BeyondFile,
     NoMemory(FragError),
+    /// Hash: the HPTE could not be inserted.
+    Hpte,
 }
 
+/// The leaf entry translating an address: its slot and level, and the table holding it.
+#[derive(Debug, Clone, Copy)]
+pub struct Leaf {
+    pub slot: *mut pte::BeEntry,
+    pub level: Level,
+    pub table: u64,
+    pub writable: bool,
+}
+
+/// Radix: the whole fault. Hash faults go through `hash_page`.
 pub fn handle_mm_fault(mm: &Mm, ea: u64, write: bool) -> Result<(), FaultError> {
+    let mut caches = mm.ptl.lock();
+    populate(mm, &mut caches, ea, write)?;
+    mm.faults.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+fn alloc_table(mm: &Mm, caches: &mut PtCaches, for_pte: bool) -> Result<u64, FaultError> {
+    let (cache, geo) =
+        if for_pte { (&mut caches.pte, pte_frag()) } else { (&mut caches.pmd, pmd_frag()) };
+    let t = frag::pte_fragment_alloc(cache, geo, &KernelPages, mm.pid as u64)
+        .map_err(FaultError::NoMemory)?;
+    // A fresh page is zeroed, but say so for every fragment rather than rely on it.
+    // SAFETY: a fragment just handed to us, geo.frag_size bytes.
+    unsafe { core::ptr::write_bytes(crate::arch::phys_to_virt(t) as *mut u8, 0, geo.frag_size) };
+    Ok(t)
+}
+
+/// Makes sure a leaf translates `ea` in the Linux-format tables (allocating tables and
+/// filling the entry from the VMA's file); returns it. Caller holds `mm.ptl`.
+pub fn populate(mm: &Mm, caches: &mut PtCaches, ea: u64, write: bool) -> Result<Leaf, FaultError> {
     let vma = mm.find_vma(ea).ok_or(FaultError::NoVma)?;
     if write && !vma.writable {
         return Err(FaultError::Protection);
@@ -28,54 +61,49 @@ pub fn handle_mm_fault(mm: &Mm, ea: u64, write: bool) -> Result<(), FaultError> 
     let off = ea - vma.start + vma.pgoff;
     let g = pte::geometry();
     let pmd_size = g.pmd_size();
+    let base = ea & !(pmd_size - 1);
     let huge = vma.file.huge_frame(off).filter(|_| {
-        let base = ea & !(pmd_size - 1);
         base >= vma.start
             && base + pmd_size <= vma.end
             && (off - (ea - base)).is_multiple_of(pmd_size)
     });
-    let mut caches = mm.ptl.lock();
     let mut table = mm.pgd;
     for level in [Level::Pgd, Level::Pud, Level::Pmd] {
         let slot = pte::slot(table, level, ea);
         // SAFETY: `table` is a live table of `mm`; we hold its page-table lock.
         let e = unsafe { pte::read(slot) };
+        if pte::present(e) && pte::is_leaf(e) {
+            return Ok(Leaf { slot, level, table, writable: vma.writable });
+        }
         if level == Level::Pmd && !pte::present(e) {
             if let Some(h) = huge {
+                if !crate::arch::mmu::radix_enabled() {
+                    // Hash keeps the HPTE slots of a huge leaf's subpages in a deposited
+                    // table, as Linux deposits a PTE fragment with every THP PMD.
+                    let dep = alloc_table(mm, caches, true)?;
+                    caches.deposits.insert(slot as u64, dep);
+                }
                 // SAFETY: as above.
                 unsafe { pte::write(slot, pte::mk_leaf(h, vma.writable)) };
-                mm.faults.fetch_add(1, Ordering::Relaxed);
-                return Ok(());
+                return Ok(Leaf { slot, level, table, writable: vma.writable });
             }
-        }
-        if pte::present(e) && pte::is_leaf(e) {
-            // Already mapped by a huge leaf (another CPU won the race): retry the access.
-            return Ok(());
         }
         table = if pte::present(e) {
             pte::target(e)
         } else {
-            let (cache, geo) = match level {
-                Level::Pmd => (&mut caches.pte, pte_frag()),
-                _ => (&mut caches.pmd, pmd_frag()),
-            };
-            let t = frag::pte_fragment_alloc(cache, geo, &KernelPages, mm.pid as u64)
-                .map_err(FaultError::NoMemory)?;
-            // Fragments of a page come out in order, never reused one by one: zero it here
-            // (the page was zeroed when new, but a later fragment may follow freed ones).
-            // SAFETY: a fragment just handed to us, geo.frag_size bytes.
-            unsafe {
-                core::ptr::write_bytes(crate::arch::phys_to_virt(t) as *mut u8, 0, geo.frag_size)
-            };
+            let t = alloc_table(mm, caches, level == Level::Pmd)?;
             // SAFETY: as above.
             unsafe { pte::write(slot, pte::mk_pde(level, t)) };
             t
         };
     }
-    let pa = vma.file.phys(off & !(g.page_size() - 1)).ok_or(FaultError::BeyondFile)?;
     let slot = pte::slot(table, Level::Pte, ea);
     // SAFETY: `table` is a live PTE table of `mm`, under its page-table lock.
-    unsafe { pte::write(slot, pte::mk_leaf(pa, vma.writable)) };
-    mm.faults.fetch_add(1, Ordering::Relaxed);
-    Ok(())
+    let e = unsafe { pte::read(slot) };
+    if !pte::present(e) {
+        let pa = vma.file.phys(off & !(g.page_size() - 1)).ok_or(FaultError::BeyondFile)?;
+        // SAFETY: as above.
+        unsafe { pte::write(slot, pte::mk_leaf(pa, vma.writable)) };
+    }
+    Ok(Leaf { slot, level: Level::Pte, table, writable: vma.writable })
 }

@@ -3,11 +3,13 @@
 //! Invariant: an `Mm` is active (its PID in some CPU's PIDR) only inside `activate`'s guard,
 //! and it is torn down only when active nowhere.
 
+use super::fault::Leaf;
 use super::file::File;
 use super::frame;
 use super::pgalloc::KernelPages;
 use crate::arch::mmu::{pte, radix, tlb};
 use crate::arch::paca;
+use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -29,6 +31,9 @@ pub struct Vma {
 pub struct PtCaches {
     pub pte: FragCache,
     pub pmd: FragCache,
+    /// Hash: the table deposited with each huge PMD leaf (by PMD slot address), holding the
+    /// HPTE slots of its 64K subpages.
+    pub deposits: BTreeMap<u64, u64>,
 }
 
 pub struct Mm {
@@ -48,7 +53,11 @@ pub fn pte_frag() -> &'static FragGeometry {
 }
 
 pub fn pmd_frag() -> &'static FragGeometry {
-    &frag::RADIX_PMD_FRAG
+    if crate::arch::mmu::radix_enabled() {
+        &frag::RADIX_PMD_FRAG
+    } else {
+        &frag::HASH_PMD_FRAG
+    }
 }
 
 static PIDS: spin::Mutex<[u64; (radix::MAX_PID as usize + 1) / 64]> =
@@ -89,11 +98,17 @@ impl Mm {
             }
         };
         frame::desc(pgd).set_flag(ptfrag_core::page_desc::flags::PAGE_TABLE);
-        radix::set_prtb_entry(pid, pgd);
+        if crate::arch::mmu::radix_enabled() {
+            radix::set_prtb_entry(pid, pgd);
+        }
         Ok(Arc::new(Mm {
             pid,
             pgd,
-            ptl: spin::Mutex::new(PtCaches { pte: FragCache::new(), pmd: FragCache::new() }),
+            ptl: spin::Mutex::new(PtCaches {
+                pte: FragCache::new(),
+                pmd: FragCache::new(),
+                deposits: BTreeMap::new(),
+            }),
             vmas: spin::RwLock::new(Vec::new()),
             faults: AtomicU64::new(0),
             active_cpus: AtomicU32::new(0),
@@ -132,23 +147,47 @@ impl Mm {
             return false;
         };
         {
-            let _ptl = self.ptl.lock();
-            let page = pte::geometry().page_size();
-            let mut ea = vma.start;
-            while ea < vma.end {
-                if let Some((slot, level)) = self.lookup_slot(ea) {
-                    // SAFETY: the slot is in a live table of this mm, under its ptl.
-                    unsafe { pte::write(slot, 0) };
-                    if level == Level::Pmd {
-                        ea = (ea | (pte::geometry().pmd_size() - 1)) + 1;
-                        continue;
-                    }
+            let mut caches = self.ptl.lock();
+            let mut leaves = Vec::new();
+            walk_leaves(self.pgd, Level::Pgd, 0, &mut |leaf, ea| {
+                if ea >= vma.start && ea < vma.end {
+                    leaves.push((leaf, ea));
                 }
-                ea += page;
+            });
+            for (leaf, ea) in leaves {
+                self.unmap_leaf(&mut caches, &leaf, ea);
             }
         }
         tlb::flush_all_cpus(self.pid);
         true
+    }
+
+    /// Clears one leaf (hash: removes its HPTEs first; a huge leaf's deposit is freed).
+    /// Caller holds the ptl and flushes other CPUs afterwards.
+    fn unmap_leaf(&self, caches: &mut PtCaches, leaf: &Leaf, ea: u64) {
+        if !crate::arch::mmu::radix_enabled() {
+            let dep = caches.deposits.remove(&(leaf.slot as u64));
+            super::hash_page::unhash_leaf(self, dep, leaf, ea);
+            if let Some(d) = dep {
+                if let Err(e) = frag::pte_fragment_free(d, pte_frag(), &KernelPages) {
+                    crate::fatal!("mm {}: freeing deposited table {d:#x}: {e}", self.pid);
+                }
+            }
+        }
+        // SAFETY: the slot is in a live table of this mm, under its ptl.
+        unsafe { pte::write(leaf.slot, 0) };
+    }
+
+    /// The leaf translating `ea` with the table that holds it, if its tables exist.
+    pub fn lookup_leaf(&self, ea: u64) -> Option<Leaf> {
+        let (slot, level) = self.lookup_slot(ea)?;
+        // SAFETY: the slot came from a live table of this mm.
+        if !pte::present(unsafe { pte::read(slot) }) {
+            return None;
+        }
+        let bytes = pte::geometry().table_bytes(level).next_power_of_two() as u64;
+        let table = crate::arch::virt_to_phys(slot as u64) & !(bytes - 1);
+        Some(Leaf { slot, level, table, writable: false })
     }
 
     /// The leaf slot translating `ea` (PTE, or PMD for a huge leaf), if its tables exist.
@@ -173,7 +212,18 @@ impl Mm {
     /// The mm must not be active on any CPU.
     pub fn destroy(self: Arc<Mm>) {
         assert_eq!(self.active_cpus.load(Ordering::Acquire), 0, "destroying an active mm");
-        radix::set_prtb_entry(self.pid, 0);
+        let mut guard = self.ptl.lock();
+        let caches = &mut *guard;
+        if crate::arch::mmu::radix_enabled() {
+            radix::set_prtb_entry(self.pid, 0);
+        } else {
+            let mut leaves = Vec::new();
+            walk_leaves(self.pgd, Level::Pgd, 0, &mut |leaf, ea| leaves.push((leaf, ea)));
+            for (leaf, ea) in leaves {
+                self.unmap_leaf(caches, &leaf, ea);
+            }
+        }
+        drop(guard);
         tlb::flush_all_cpus(self.pid);
         let mut guard = self.ptl.lock();
         let caches = &mut *guard;
@@ -188,6 +238,32 @@ impl Mm {
             crate::fatal!("mm {}: freeing PGD: {e}", self.pid);
         }
         free_pid(self.pid);
+    }
+}
+
+/// Calls `f` for every present leaf below the `level` table at `table`, whose first address
+/// is `base`.
+fn walk_leaves(table: u64, level: Level, base: u64, f: &mut dyn FnMut(Leaf, u64)) {
+    let g = pte::geometry();
+    let ptr = crate::arch::phys_to_virt(table) as *mut pte::BeEntry;
+    for i in 0..g.entries(level) {
+        let slot = ptr.wrapping_add(i);
+        // SAFETY: `table` is a live table reached from the mm's PGD, entry in range.
+        let e = unsafe { pte::read(slot) };
+        if !pte::present(e) {
+            continue;
+        }
+        let ea = base + ((i as u64) << g.entry_shift(level));
+        if level == Level::Pte || pte::is_leaf(e) {
+            f(Leaf { slot, level, table, writable: false }, ea);
+            continue;
+        }
+        let next = match level {
+            Level::Pgd => Level::Pud,
+            Level::Pud => Level::Pmd,
+            _ => Level::Pte,
+        };
+        walk_leaves(pte::target(e), next, ea, f);
     }
 }
 
@@ -222,7 +298,11 @@ pub fn activate(mm: &Mm) -> ActiveGuard<'_> {
     assert_eq!(p.current_mm.load(Ordering::Acquire), 0, "an mm is already active on this CPU");
     mm.active_cpus.fetch_add(1, Ordering::AcqRel);
     p.current_mm.store(mm as *const Mm as u64, Ordering::Release);
-    radix::set_pid(mm.pid);
+    if crate::arch::mmu::radix_enabled() {
+        radix::set_pid(mm.pid);
+    } else {
+        crate::arch::mmu::hash::slb_flush_user();
+    }
     ActiveGuard { mm }
 }
 
@@ -232,7 +312,11 @@ pub struct ActiveGuard<'a> {
 
 impl Drop for ActiveGuard<'_> {
     fn drop(&mut self) {
-        radix::set_pid(radix::NULL_PID);
+        if crate::arch::mmu::radix_enabled() {
+            radix::set_pid(radix::NULL_PID);
+        } else {
+            crate::arch::mmu::hash::slb_flush_user();
+        }
         paca::this().current_mm.store(0, Ordering::Release);
         self.mm.active_cpus.fetch_sub(1, Ordering::AcqRel);
     }

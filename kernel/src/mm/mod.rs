@@ -4,6 +4,7 @@
 pub mod fault;
 pub mod file;
 pub mod frame;
+pub mod hash_page;
 pub mod heap;
 pub mod mm_types;
 pub mod pgalloc;

@@ -1,6 +1,7 @@
 //! Turning translation on: the mode chosen on the command line (`mmu=radix|hash`), the
 //! per-CPU switch into virtual mode, and the relocation-on interrupt vectors (AIL=3).
 
+pub mod hash;
 pub mod pte;
 pub mod radix;
 pub mod tlb;
@@ -19,13 +20,25 @@ pub fn radix_enabled() -> bool {
     MODE.load(Ordering::Acquire) == RADIX
 }
 
+/// What the device tree says about the MMU.
+pub struct MmuInfo {
+    pub mem_end: u64,
+    pub pft_shift: Option<u32>,
+    pub slb_size: Option<u32>,
+}
+
 /// Builds the kernel's translation for `mode` and turns it on on the boot CPU.
-pub fn init(mode: MmuMode, mem_end: u64) {
-    match mode {
-        MmuMode::Radix => radix::init(mem_end),
-        MmuMode::Hash => crate::fatal!("mmu=hash is not implemented yet; use mmu=radix"),
-    }
+pub fn init(mode: MmuMode, info: &MmuInfo) {
     MODE.store(if mode == MmuMode::Radix { RADIX } else { HASH }, Ordering::Release);
+    match mode {
+        MmuMode::Radix => radix::init(info.mem_end),
+        MmuMode::Hash => {
+            let Some(pft) = info.pft_shift else {
+                crate::fatal!("mmu=hash: the device tree has no cpu ibm,pft-size (no HPT)")
+            };
+            hash::init(info.mem_end, pft, info.slb_size.unwrap_or(32));
+        }
+    }
     set_ail3();
     this_cpu_on();
 }
@@ -47,6 +60,9 @@ pub fn this_cpu_on() {
     }
     if radix_enabled() {
         radix::this_cpu_init();
+    } else {
+        hash::slb_reset_this_cpu();
+        tlb::local_flush_all();
     }
     // SAFETY: the kernel's linear map translates every kernel address to itself (top bits
     // ignored), so code, stack and data stay where they are when translation comes on.

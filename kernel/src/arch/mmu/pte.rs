@@ -2,14 +2,29 @@
 //! (Linux dispatches `radix__`/`hash__` variants on `radix_enabled()` the same way).
 //! Entries are stored big-endian in both modes, as on Linux book3s64.
 
-use ptfrag_core::pgtable::{Geometry, Level, RADIX_4K};
+use ptfrag_core::pgtable::{Geometry, Level, HASH_64K, RADIX_4K};
 use ptfrag_core::radix as r;
 
 pub use ptfrag_core::radix::BeEntry;
 
 /// The page-table geometry of the running MMU mode.
 pub fn geometry() -> &'static Geometry {
-    &RADIX_4K
+    if super::radix_enabled() {
+        &RADIX_4K
+    } else {
+        &HASH_64K
+    }
+}
+
+/// Hash mode: the Linux PTE has an HPTE in the hashed page table (Linux H_PAGE_HASHPTE).
+/// Its slot is in the PTE table's second half (`slot_info`).
+pub const HASHPTE: u64 = 0x400;
+
+/// Address of the HPTE slot word for entry `idx` of the PTE table (or deposited table) at
+/// physical address `table` (hash mode: the second half of the 4K fragment).
+pub fn slot_info(table: u64, idx: usize) -> *mut u64 {
+    let half = geometry().entries(Level::Pte) * ptfrag_core::pgtable::ENTRY_BYTES;
+    (crate::arch::phys_to_virt(table + half as u64) as *mut u64).wrapping_add(idx)
 }
 
 /// A directory entry at `level` pointing at the next table.

@@ -9,8 +9,27 @@ const TLBIEL_ALL_PRS_RIC2_RB10: u32 = 0x7c0b_5224;
 /// RB for IS=3 (everything this thread caches for the partition), RB bits 52:53.
 const RB_IS_ALL: u64 = 3 << 10;
 
-/// Drops every radix translation this CPU has cached.
+/// tlbiel RB=r10, RS=r0, RIC=0, PRS=0, R=0 (hash form): (31<<26) | (10<<11) | (274<<1).
+const TLBIEL_ALL_HASH_RB10: u32 = 0x7c00_5224;
+
+/// Drops every translation this CPU has cached.
 pub fn local_flush_all() {
+    if !super::radix_enabled() {
+        // SAFETY: as below, in the hash form (IS=3: the whole local TLB).
+        unsafe {
+            asm!(
+                "ptesync",
+                ".long {w}",
+                "ptesync",
+                "isync",
+                w = const TLBIEL_ALL_HASH_RB10,
+                in("r10") RB_IS_ALL,
+                in("r0") 0u64,
+                options(nostack)
+            );
+        }
+        return;
+    }
     // SAFETY: tlbiel only invalidates this thread's translation caches; ptesync orders it
     // after earlier page-table stores and isync discards prefetched translations.
     unsafe {
@@ -72,7 +91,11 @@ pub fn flush_all_cpus(pid: u32) {
     use crate::arch::{paca, smp, timer, xics};
     use core::sync::atomic::Ordering;
     assert!(crate::arch::irq::enabled(), "flush_all_cpus with interrupts disabled");
-    tlbie_pid(pid);
+    // Hash: the hcalls that removed HPTEs already flushed (asynchronously); guest tlbie is
+    // privileged without GTSE, so only the IPI handshake below remains.
+    if super::radix_enabled() {
+        tlbie_pid(pid);
+    }
     local_flush_all();
     let _g = FLUSH_LOCK.lock();
     let gen = FLUSH_GEN.fetch_add(1, Ordering::AcqRel) + 1;

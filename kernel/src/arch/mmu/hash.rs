@@ -1,0 +1,283 @@
+//! Hash MMU under pseries: the hashed page table belongs to the hypervisor and is changed
+//! only through hcalls (H_ENTER/H_REMOVE/H_READ/H_PROTECT/H_BULK_REMOVE); the kernel owns
+//! its SLB. 64 KiB base pages everywhere: the kernel's linear map is one bolted 1 TiB segment
+//! (SLB slot 0) with a bolted 64K HPTE per RAM page; address spaces use 256 MiB segments
+//! whose VSID is derived from the mm's context id and loaded on a segment miss.
+//!
+//! Formats and hcall semantics: docs/mmu-facts.md section E (QEMU target/ppc/mmu-hash64.[ch],
+//! hw/ppc/spapr_softmmu.c; Power ISA v2.07/v3.0B Book III 5.7.7, 5.9.3). HPTEs passed to the
+//! hcalls use the pre-ISA-3.0 layout (segment size B in the first doubleword).
+
+use crate::arch::hcall::{hcall_noref, H_SUCCESS};
+use core::arch::asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+const H_REMOVE: u64 = 0x04;
+const H_ENTER: u64 = 0x08;
+const H_READ: u64 = 0x0c;
+const H_PROTECT: u64 = 0x18;
+/// 0x124 (Linux hvcall.h). Not 0x24: that is H_SET_SPRG0, which would clobber SPRG0.
+const H_BULK_REMOVE: u64 = 0x124;
+const H_PTEG_FULL: i64 = -6;
+const H_AVPN: u64 = 0x8000_0000;
+
+// First doubleword (V).
+const HPTE_V_B_1T: u64 = 0x4000_0000_0000_0000;
+const HPTE_V_AVPN: u64 = 0x3fff_ffff_ffff_ff80;
+pub const HPTE_V_BOLTED: u64 = 0x10;
+const HPTE_V_LARGE: u64 = 0x4;
+const HPTE_V_SECONDARY: u64 = 0x2;
+pub const HPTE_V_VALID: u64 = 0x1;
+// Second doubleword (R).
+const HPTE_R_RPN: u64 = 0x0fff_ffff_ffff_0000;
+/// Actual page size 64K in a 64K-base segment: LP encoding 0x1 at bit 12.
+const HPTE_R_LP_64K: u64 = 0x1000;
+const HPTE_R_M: u64 = 0x10;
+/// Protection: with key 0 (MSR[PR]=0 and SLB Ks=0), PP 0/2 = read-write, 3 = read-only.
+pub const PP_RW: u64 = 0x2;
+pub const PP_RO: u64 = 0x3;
+const PP_KERNEL: u64 = 0x0;
+
+// SLB (slbmte RS / RB).
+const SLB_VSID_B_1T: u64 = 0x4000_0000_0000_0000;
+const SLB_VSID_KP: u64 = 0x400;
+const SLB_LLP_64K: u64 = 0x110;
+const SLB_VSID_MASK: u64 = 0x3fff_ffff_ffff_f000;
+const SLB_ESID_V: u64 = 0x0800_0000;
+const SEG_256M: u32 = 28;
+const SEG_1T: u32 = 40;
+pub const PAGE_SHIFT: u32 = 16;
+
+/// Kernel 1 TiB segment VSID: 38 bits at most (RS bits 2:39 for 1T segments); no 256M
+/// address-space VSID (context << 24 | ESID) is used in a 1T segment.
+const KERNEL_VSID_1T: u64 = 0x3f_ffff_0000;
+
+static HTAB_MASK: AtomicU64 = AtomicU64::new(0);
+static SLB_SIZE: AtomicU64 = AtomicU64::new(32);
+static HPT_SHIFT: AtomicU64 = AtomicU64::new(0);
+
+/// A slot in the HPT: PTEG index * 8 + entry, and whether it was the secondary group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    pub ptex: u64,
+    pub secondary: bool,
+}
+
+impl Slot {
+    /// The per-PTE "slot info" word kept in the PTE fragment's second half (0 = none).
+    pub fn encode(self) -> u64 {
+        (1 << 63) | ((self.secondary as u64) << 62) | self.ptex
+    }
+    pub fn decode(w: u64) -> Option<Slot> {
+        (w >> 63 == 1).then_some(Slot { ptex: w & ((1 << 62) - 1), secondary: (w >> 62) & 1 == 1 })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashError {
+    /// Both PTEGs full (no eviction yet).
+    PtegFull {
+        hash: u64,
+    },
+    Hcall(&'static str, i64),
+}
+
+/// An SLB entry's RS (VSID word) and RB (ESID word, without the slot index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub rs: u64,
+    pub rb: u64,
+}
+
+pub fn kernel_segment() -> Segment {
+    Segment {
+        rs: SLB_VSID_B_1T | (KERNEL_VSID_1T << 24) | SLB_VSID_KP | SLB_LLP_64K,
+        rb: 0xc000_0000_0000_0000 | SLB_ESID_V,
+    }
+}
+
+/// The 256 MiB segment of address space `ctx` containing `ea` (Ks=0, Kp=1, 64K base).
+pub fn user_segment(ctx: u32, ea: u64) -> Segment {
+    let esid = ea >> SEG_256M;
+    let vsid = ((ctx as u64) << 24) | (esid & 0xff_ffff);
+    Segment { rs: (vsid << 12) | SLB_VSID_KP | SLB_LLP_64K, rb: (esid << SEG_256M) | SLB_ESID_V }
+}
+
+fn seg_shift(seg: Segment) -> u32 {
+    if seg.rs & SLB_VSID_B_1T != 0 {
+        SEG_1T
+    } else {
+        SEG_256M
+    }
+}
+
+/// Primary hash of the 64K page holding `ea` in `seg`.
+pub fn hash(seg: Segment, ea: u64) -> u64 {
+    let shift = seg_shift(seg);
+    let off = ea & ((1 << shift) - 1);
+    if shift == SEG_1T {
+        let vsid = (seg.rs & SLB_VSID_MASK) >> 24;
+        vsid ^ (vsid << 25) ^ (off >> PAGE_SHIFT)
+    } else {
+        let vsid = (seg.rs & SLB_VSID_MASK) >> 12;
+        vsid ^ (off >> PAGE_SHIFT)
+    }
+}
+
+/// First doubleword of the HPTE translating `ea` in `seg` (without H).
+pub fn hpte_v(seg: Segment, ea: u64) -> u64 {
+    let shift = seg_shift(seg);
+    let epn = ea & ((1 << shift) - 1) & !((1 << PAGE_SHIFT) - 1);
+    (seg.rs & (SLB_VSID_MASK | HPTE_V_B_1T))
+        | ((epn >> 16) & HPTE_V_AVPN)
+        | HPTE_V_LARGE
+        | HPTE_V_VALID
+}
+
+fn hpte_r(pa: u64, pp: u64) -> u64 {
+    (pa & HPTE_R_RPN) | HPTE_R_LP_64K | HPTE_R_M | pp
+}
+
+fn pteg(hash: u64, secondary: bool) -> u64 {
+    let mask = HTAB_MASK.load(Ordering::Relaxed);
+    (if secondary { !hash } else { hash }) & mask
+}
+
+/// Inserts a 64K translation `ea` → `pa` (primary group, then secondary).
+pub fn insert(seg: Segment, ea: u64, pa: u64, pp: u64, bolted: bool) -> Result<Slot, HashError> {
+    let h = hash(seg, ea);
+    for secondary in [false, true] {
+        let mut v = hpte_v(seg, ea);
+        if secondary {
+            v |= HPTE_V_SECONDARY;
+        }
+        if bolted {
+            v |= HPTE_V_BOLTED;
+        }
+        let ptex = pteg(h, secondary) * 8;
+        let r = hcall_noref(H_ENTER, [0, ptex, v, hpte_r(pa, pp)]);
+        match r.status {
+            H_SUCCESS => return Ok(Slot { ptex: r.r[0], secondary }),
+            H_PTEG_FULL => continue,
+            e => return Err(HashError::Hcall("H_ENTER", e)),
+        }
+    }
+    Err(HashError::PtegFull { hash: h })
+}
+
+/// The AVPN-compare word H_REMOVE/H_PROTECT/H_BULK_REMOVE expect for `ea` in `seg`.
+fn avpn(seg: Segment, ea: u64) -> u64 {
+    hpte_v(seg, ea) & !0x7f
+}
+
+/// Removes the HPTE at `slot` if it still translates `ea` in `seg`; returns its old words.
+pub fn remove(seg: Segment, ea: u64, slot: Slot) -> Result<(u64, u64), HashError> {
+    let r = hcall_noref(H_REMOVE, [H_AVPN, slot.ptex, avpn(seg, ea)]);
+    match r.status {
+        H_SUCCESS => Ok((r.r[0], r.r[1])),
+        e => Err(HashError::Hcall("H_REMOVE", e)),
+    }
+}
+
+/// Removes up to four HPTEs with one H_BULK_REMOVE; returns how many were found.
+pub fn bulk_remove(entries: &[(Segment, u64, Slot)]) -> Result<usize, HashError> {
+    assert!(entries.len() <= 4);
+    let mut args = [0u64; 8];
+    for (i, (seg, ea, slot)) in entries.iter().enumerate() {
+        // Control word: request (01 in bits 63:62), AVPN compare (0b10 in bits 57:56), ptex.
+        args[2 * i] = (1 << 62) | (2 << 56) | slot.ptex;
+        args[2 * i + 1] = avpn(*seg, *ea);
+    }
+    if entries.len() < 4 {
+        args[2 * entries.len()] = 3 << 62; // end of list
+    }
+    let r = hcall_noref(H_BULK_REMOVE, args);
+    if r.status != H_SUCCESS {
+        return Err(HashError::Hcall("H_BULK_REMOVE", r.status));
+    }
+    // Response code in bits 61:60 of each control word: 0 = removed, 1 = not found.
+    Ok((0..entries.len()).filter(|&i| (r.r[2 * i] >> 60) & 3 == 0).count())
+}
+
+/// Changes the protection of the HPTE at `slot` (must translate `ea`) to `pp`.
+pub fn protect(seg: Segment, ea: u64, slot: Slot, pp: u64) -> Result<(), HashError> {
+    let r = hcall_noref(H_PROTECT, [H_AVPN | pp, slot.ptex, avpn(seg, ea)]);
+    match r.status {
+        H_SUCCESS => Ok(()),
+        e => Err(HashError::Hcall("H_PROTECT", e)),
+    }
+}
+
+/// Reads the HPTE at `ptex` (first and second doubleword).
+pub fn read(ptex: u64) -> (u64, u64) {
+    let r = hcall_noref(H_READ, [0, ptex]);
+    if r.status != H_SUCCESS {
+        return (0, 0);
+    }
+    (r.r[0], r.r[1])
+}
+
+/// Whether HPTE words `v` translate `ea` in `seg` (valid, same AVPN, B).
+pub fn translates(v: u64, seg: Segment, ea: u64) -> bool {
+    v & HPTE_V_VALID != 0 && (v ^ hpte_v(seg, ea)) & 0xffff_ffff_ffff_ff80 == 0
+}
+
+/// Physical address an HPTE's second doubleword maps.
+pub fn hpte_pa(r: u64) -> u64 {
+    r & HPTE_R_RPN
+}
+
+/// Boot: records the HPT geometry and bolts the kernel's linear map.
+pub fn init(mem_end: u64, pft_shift: u32, slb_size: u32) {
+    HPT_SHIFT.store(pft_shift as u64, Ordering::Relaxed);
+    HTAB_MASK.store((1u64 << (pft_shift - 7)) - 1, Ordering::Relaxed);
+    SLB_SIZE.store(slb_size as u64, Ordering::Relaxed);
+    let seg = kernel_segment();
+    let mut pa = 0;
+    while pa < mem_end {
+        if let Err(e) = insert(seg, 0xc000_0000_0000_0000 | pa, pa, PP_KERNEL, true) {
+            crate::fatal!("hash: bolting the linear map at {pa:#x}: {e:?}");
+        }
+        pa += 1 << PAGE_SHIFT;
+    }
+}
+
+pub fn hpt_shift() -> u64 {
+    HPT_SHIFT.load(Ordering::Relaxed)
+}
+
+pub fn slb_size() -> u64 {
+    SLB_SIZE.load(Ordering::Relaxed)
+}
+
+/// Drops every SLB entry but slot 0 (the kernel's), as `slbia` IH=0 does, then reloads slot
+/// 0 with the kernel segment.
+pub fn slb_reset_this_cpu() {
+    let k = kernel_segment();
+    // SAFETY: slot 0 maps the kernel exactly as before (same VSID and ESID), so the code and
+    // data in use stay translated; the other entries are address-space segments that the
+    // segment-miss handler reloads on demand.
+    unsafe {
+        asm!("slbia", "slbmte {rs}, {rb}", "isync", rs = in(reg) k.rs, rb = in(reg) k.rb, options(nostack))
+    };
+}
+
+/// Drops the address-space segments from this CPU's SLB (on an mm switch).
+pub fn slb_flush_user() {
+    // SAFETY: slbia (IH=0) keeps entry 0, the kernel's segment; isync discards translations
+    // made with the old entries.
+    unsafe { asm!("slbia", "isync", options(nostack)) };
+}
+
+/// Loads `seg` into a round-robin SLB slot (1..SLB size) of this CPU.
+pub fn slb_insert(seg: Segment, next: &AtomicU64) {
+    let n = slb_size().max(2);
+    let slot = 1 + next.fetch_add(1, Ordering::Relaxed) % (n - 1);
+    // SAFETY: slots 1.. hold only address-space segments; replacing one costs at most a
+    // later segment miss. QEMU does not flush its TLB on slbmte, so the local flush below
+    // drops translations made through the entry this one replaces.
+    unsafe {
+        asm!("slbmte {rs}, {rb}", "isync", rs = in(reg) seg.rs, rb = in(reg) seg.rb | slot, options(nostack))
+    };
+    super::tlb::local_flush_all();
+}
