@@ -6,6 +6,7 @@ mod check;
 mod cli;
 #[cfg(test)]
 mod fakekernel;
+mod figures;
 mod gdb;
 mod gdbsmoke;
 mod hosttests;

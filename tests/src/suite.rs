@@ -46,12 +46,17 @@ pub fn run(opts: &Options) -> bool {
         println!("FAIL no scenario matches {:?}", opts.filter);
         tally.failed += 1;
     }
+    let mut figures = Vec::new();
     parallel(
         &selected,
         opts.jobs.clamp(1, MAX_JOBS),
         |s| run_scenario(s, &opts.kernel, &paths::log_dir()),
         |verdict| {
             verdict.print();
+            if let Some(run) = &verdict.run {
+                let log = String::from_utf8_lossy(&run.stdout);
+                figures.extend(crate::figures::parse(verdict.scenario.name, &log));
+            }
             if verdict.why.is_empty() {
                 tally.passed += 1;
             } else {
@@ -59,6 +64,8 @@ pub fn run(opts: &Options) -> bool {
             }
         },
     );
+    figures.sort_by(|a, b| a.scenario.cmp(&b.scenario));
+    crate::figures::print(&figures);
     if gdb_selected {
         match crate::gdbsmoke::run(&opts.kernel) {
             Ok(t) => {
@@ -111,7 +118,7 @@ fn host_step(tally: &mut Tally) {
 
 /// One scenario's result.
 pub(crate) struct Verdict {
-    scenario: Scenario,
+    pub(crate) scenario: Scenario,
     command: String,
     log_path: PathBuf,
     pub(crate) run: Option<Run>,

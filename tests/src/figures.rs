@@ -1,0 +1,72 @@
+//! The kernel's `figure:` lines, gathered from every scenario's log and printed together,
+//! with ratios between scenarios of one `make test` run (never absolute numbers across
+//! runs: the machine is shared and noisy).
+
+use std::collections::BTreeMap;
+
+/// One `figure:` line: its scenario and its `key=value` pairs (values that parse as numbers).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figure {
+    pub scenario: String,
+    pub line: String,
+    pub values: BTreeMap<String, f64>,
+}
+
+/// The `figure:` lines of a serial log.
+pub fn parse(scenario: &str, log: &str) -> Vec<Figure> {
+    log.lines()
+        .filter_map(|l| l.trim().strip_prefix("figure:"))
+        .map(|rest| Figure {
+            scenario: scenario.to_string(),
+            line: rest.trim().to_string(),
+            values: rest
+                .split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+                .collect(),
+        })
+        .collect()
+}
+
+/// Ratio `num/den` of `key` between two scenarios' first figure lines that have it.
+pub fn ratio(figs: &[Figure], key: &str, num: &str, den: &str) -> Option<f64> {
+    let get = |s: &str| figs.iter().find(|f| f.scenario == s)?.values.get(key).copied();
+    let (a, b) = (get(num)?, get(den)?);
+    (b != 0.0).then(|| a / b)
+}
+
+/// Prints every figure and the ratios a reader compares.
+pub fn print(figs: &[Figure]) {
+    if figs.is_empty() {
+        return;
+    }
+    println!("figures (kernel timebase, this run):");
+    for f in figs {
+        println!("  {:<16} {}", f.scenario, f.line);
+    }
+    for (key, num, den) in [
+        ("faults_per_s_1cpu", "vof-hash-smp1", "vof-smp1"),
+        ("faults_per_s_1cpu", "vof-hash-smp4", "vof-smp4"),
+    ] {
+        if let Some(r) = ratio(figs, key, num, den) {
+            println!("  ratio hash/radix {key}: {r:.2} ({num} / {den})");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_key_values_and_ratios() {
+        let a = parse("r", "x\nfigure: mmu=radix faults_per_s_1cpu=200 note=(a b)\n");
+        let b = parse("h", "figure: mmu=hash faults_per_s_1cpu=50\n");
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].values["faults_per_s_1cpu"], 200.0);
+        assert!(!a[0].values.contains_key("mmu"));
+        let all: Vec<Figure> = a.into_iter().chain(b).collect();
+        assert_eq!(ratio(&all, "faults_per_s_1cpu", "h", "r"), Some(0.25));
+        assert_eq!(ratio(&all, "missing", "h", "r"), None);
+    }
+}
