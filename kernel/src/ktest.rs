@@ -63,7 +63,8 @@ fn all() -> &'static [KTest] {
 /// Runs the selected tests; returns (passed, failed).
 pub fn run_all(filter: Option<&str>, negative_controls: bool) -> (usize, usize) {
     let selected = |t: &&KTest| {
-        filter.is_none_or(|f| t.name.contains(f)) && (!t.negative_control || negative_controls)
+        filter.is_none_or(|f| f.split(',').any(|part| t.name.contains(part)))
+            && (!t.negative_control || negative_controls)
     };
     let n = all().iter().filter(selected).count();
     crate::println!("running {n} tests");

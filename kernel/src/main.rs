@@ -14,6 +14,7 @@ mod ksyms;
 mod ktest;
 mod mm;
 mod panic;
+mod rcu;
 mod sync;
 mod tests;
 
@@ -45,6 +46,17 @@ core::arch::global_asm!(
     ".set BOOT_STACK_SIZE, {size}",
     size = const BOOT_STACK_SIZE_BYTES,
 );
+
+/// Settings from the command line that tests read.
+pub struct Config {
+    pub collapses: u32,
+}
+
+static CONFIG: spin::Once<Config> = spin::Once::new();
+
+pub fn config() -> &'static Config {
+    CONFIG.get().expect("config read before boot parsed the command line")
+}
 
 /// The boot CPU's Rust entry, from boot/entry.S with r3 = the client-interface entry.
 #[unsafe(no_mangle)]
@@ -103,10 +115,20 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
     paca::install(0);
     exceptions::install_vectors();
 
-    println!("boot: command line \"{}\" -> mmu={:?} hz={}", bootargs, cmd.mmu, cmd.hz);
+    println!(
+        "boot: command line \"{}\" -> mmu={:?} hz={} pte_free_defer={} rcu_gp={}",
+        bootargs,
+        cmd.mmu,
+        cmd.hz,
+        cmd.pte_free_defer.name(),
+        if cmd.rcu_short_gp { "short (BROKEN on purpose)" } else { "normal" }
+    );
 
     let mi = mm::frame::init(dt.mem());
     mm::heap::init();
+    mm::pte_free::init(cmd.pte_free_defer);
+    CONFIG.call_once(|| Config { collapses: cmd.collapses });
+    rcu::set_broken_short_gp(cmd.rcu_short_gp);
     println!(
         "mm: {} frames of 64K ({} MiB), {} free after the kernel and descriptors, {} after the {} MiB heap",
         mi.total,

@@ -31,7 +31,10 @@ pub fn check(expect: Expect, required: &[&str], log: &Log, exit: Exit) -> Vec<St
     let mut why = Vec::new();
     let want_code = match expect {
         Expect::Success => 0,
-        Expect::TestFails(_) | Expect::Fatal(_) | Expect::Oops(_) => 1,
+        Expect::TestFails(_)
+        | Expect::TestFailsBecause(..)
+        | Expect::Fatal(_)
+        | Expect::Oops(_) => 1,
     };
     if exit != Exit::Code(want_code) {
         why.push(format!("expected exit status {want_code}, got {exit}"));
@@ -48,6 +51,18 @@ pub fn check(expect: Expect, required: &[&str], log: &Log, exit: Exit) -> Vec<St
                 if failed != 0 {
                     why.push(format!("summary reports {failed} failed"));
                 }
+            }
+        }
+        Expect::TestFailsBecause(name, word) => {
+            well_formed(log, &mut why);
+            let seen = log
+                .outcomes(name)
+                .iter()
+                .any(|o| matches!(o, Outcome::Failed(r) if r.contains(word)));
+            if !seen {
+                why.push(format!(
+                    "expected `test {name} ... FAILED:` mentioning {word:?}, not seen"
+                ));
             }
         }
         Expect::TestFails(name) => {
@@ -181,6 +196,15 @@ pub(crate) mod tests {
     const SELFTEST_EXPECT: Expect = Expect::TestFails("selftest_fail");
     const FATAL_EXPECT: Expect = Expect::Fatal("bogus");
     const OOPS_DUMP: &str = include_str!("../fixtures/oops-dump.txt");
+
+    #[test]
+    fn failure_with_named_cause() {
+        let log = "running 1 tests\ntest retract_torture ... FAILED: walkers read POISON\n0 passed, 1 failed\n";
+        let ok = run(Expect::TestFailsBecause("retract_torture", "POISON"), log, Exit::Code(1));
+        assert_eq!(ok, Vec::<String>::new());
+        let wrong = run(Expect::TestFailsBecause("retract_torture", "double"), log, Exit::Code(1));
+        assert!(wrong.iter().any(|w| w.contains("double")), "{wrong:?}");
+    }
 
     #[test]
     fn oops_dump_accepted() {

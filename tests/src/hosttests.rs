@@ -47,6 +47,23 @@ pub fn run(root: &Path) -> io::Result<HostRun> {
     for p in HOST_PACKAGES {
         cmd.args(["-p", p]);
     }
+    capture(cmd)
+}
+
+/// The loom model checks of the portable core (`kernel/core/src/loom_tests.rs`): the
+/// pte_free_defer strategies and the RCU core against a modelled grace period. Built with
+/// `--cfg loom` in their own target directory so the normal build is not invalidated.
+pub fn run_loom(root: &Path) -> io::Result<HostRun> {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root)
+        .args(["test", "--color", "never", "-p", "ptfrag-core", "--release", "--lib", "loom"])
+        .env("RUSTFLAGS", "--cfg loom")
+        .env("CARGO_TARGET_DIR", root.join("target/loom"));
+    capture(cmd)
+}
+
+fn capture(mut cmd: Command) -> io::Result<HostRun> {
     let start = Instant::now();
     let out = cmd.output()?;
     let output =

@@ -24,6 +24,24 @@ pub const REQUIRED_TESTS: &[&str] = &[
     "huge_pmd_leaf",
     "unmap_is_seen_by_every_cpu",
     "figures_fault_rate",
+    "rcu_callbacks_run_in_order",
+    "rcu_misuse_is_caught",
+    "rcu_freeing_a_queued_head_is_caught",
+    "rcu_grace_period_waits_for_readers",
+    "rcu_torture_pipe",
+    "rcu_callback_waits_for_reader",
+    "retract_torture",
+];
+
+/// The RCU and retract tests alone, for the strategy matrix.
+pub const RETRACT_TESTS: &[&str] = &[
+    "rcu_callbacks_run_in_order",
+    "rcu_misuse_is_caught",
+    "rcu_freeing_a_queued_head_is_caught",
+    "rcu_grace_period_waits_for_readers",
+    "rcu_torture_pipe",
+    "rcu_callback_waits_for_reader",
+    "retract_torture",
 ];
 
 /// What a scenario's run must show to pass.
@@ -34,6 +52,9 @@ pub enum Expect {
     /// Negative control: this kernel test reports `FAILED:`, the summary counts it and QEMU
     /// exits 1; the rest of the log is still well-formed.
     TestFails(&'static str),
+    /// Negative control with a named cause: this kernel test reports `FAILED:` with this word
+    /// in its reason (e.g. the kernel's own check that caught the bug), exit 1.
+    TestFailsBecause(&'static str, &'static str),
     /// The kernel stops early: a `FATAL:` line containing this word, exit 1, no summary.
     Fatal(&'static str),
     /// An unexpected interrupt: an `oops:` line naming this interrupt, the register dump
@@ -86,8 +107,7 @@ impl Scenario {
         self
     }
 
-    /// Replaces [`REQUIRED_TESTS`] for this row (the harness's own tests use recorded logs).
-    #[cfg(test)]
+    /// Replaces [`REQUIRED_TESTS`] for this row (filtered runs, recorded logs).
     pub const fn base_required(mut self, tests: &'static [&'static str]) -> Self {
         self.base_required = tests;
         self
@@ -102,7 +122,10 @@ impl Scenario {
     pub fn required(&self) -> Vec<&'static str> {
         let base: &[&str] = match self.expect {
             Expect::Success => self.base_required,
-            Expect::TestFails(_) | Expect::Fatal(_) | Expect::Oops(_) => &[],
+            Expect::TestFails(_)
+            | Expect::TestFailsBecause(..)
+            | Expect::Fatal(_)
+            | Expect::Oops(_) => &[],
         };
         base.iter().chain(self.extra_required).copied().collect()
     }
@@ -121,6 +144,87 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario::new("vof-selftest-fail", Vof, 1, "selftest=fail")
         .expect(Expect::TestFails("selftest_fail")),
     Scenario::new("vof-bad-cmdline", Vof, 1, "bogus=1").expect(Expect::Fatal("bogus")),
+    // The pte_free_defer matrix: {radix, hash} x {refcount, active, bitmap} on 4 vCPUs, one
+    // 1-vCPU run, and the negative controls the kernel must catch every time.
+    Scenario::new(
+        "radix-refcount-smp4",
+        Vof,
+        4,
+        "pte_free_defer=refcount hz=1000 collapses=16 test=rcu_,retract",
+    )
+    .base_required(RETRACT_TESTS),
+    Scenario::new(
+        "radix-active-smp4",
+        Vof,
+        4,
+        "pte_free_defer=active hz=1000 collapses=16 test=rcu_,retract",
+    )
+    .base_required(RETRACT_TESTS),
+    Scenario::new(
+        "radix-bitmap-smp4",
+        Vof,
+        4,
+        "pte_free_defer=bitmap hz=1000 collapses=16 test=rcu_,retract",
+    )
+    .base_required(RETRACT_TESTS),
+    Scenario::new(
+        "hash-refcount-smp4",
+        Vof,
+        4,
+        "mmu=hash pte_free_defer=refcount hz=1000 collapses=16 test=rcu_,retract",
+    )
+    .base_required(RETRACT_TESTS),
+    Scenario::new(
+        "hash-active-smp4",
+        Vof,
+        4,
+        "mmu=hash pte_free_defer=active hz=1000 collapses=16 test=rcu_,retract",
+    )
+    .base_required(RETRACT_TESTS),
+    Scenario::new(
+        "hash-bitmap-smp4",
+        Vof,
+        4,
+        "mmu=hash pte_free_defer=bitmap hz=1000 collapses=16 test=rcu_,retract",
+    )
+    .base_required(RETRACT_TESTS),
+    Scenario::new(
+        "radix-refcount-smp1",
+        Vof,
+        1,
+        "pte_free_defer=refcount hz=1000 collapses=16 test=rcu_,retract",
+    )
+    .base_required(RETRACT_TESTS),
+    Scenario::new(
+        "radix-naive-smp4",
+        Vof,
+        4,
+        "pte_free_defer=naive hz=1000 collapses=16 test=retract",
+    )
+    .expect(Expect::TestFailsBecause("retract_torture", "double call_rcu")),
+    Scenario::new(
+        "hash-naive-smp4",
+        Vof,
+        4,
+        "mmu=hash pte_free_defer=naive hz=1000 collapses=16 test=retract",
+    )
+    .expect(Expect::TestFailsBecause("retract_torture", "double call_rcu")),
+    Scenario::new(
+        "radix-none-smp4",
+        Vof,
+        4,
+        "pte_free_defer=none hz=1000 collapses=16 test=retract",
+    )
+    .expect(Expect::TestFailsBecause("retract_torture", "POISON")),
+    Scenario::new(
+        "hash-none-smp4",
+        Vof,
+        4,
+        "mmu=hash pte_free_defer=none hz=1000 collapses=16 test=retract",
+    )
+    .expect(Expect::TestFailsBecause("retract_torture", "POISON")),
+    Scenario::new("rcu-short-gp-smp4", Vof, 4, "rcu_gp=short hz=1000 test=rcu_torture_pipe")
+        .expect(Expect::TestFailsBecause("rcu_torture_pipe", "too-short")),
     Scenario::new("vof-selftest-oops", Vof, 2, "selftest=oops")
         .expect(Expect::Oops("data storage")),
     Scenario::new("vof-hash-selftest-oops", Vof, 2, "mmu=hash selftest=oops")

@@ -38,7 +38,8 @@ pub fn run(opts: &Options) -> bool {
     let start = Instant::now();
     let mut tally = Tally::default();
     if !opts.skip_host {
-        host_step(&mut tally);
+        host_step(&mut tally, "host tests", hosttests::run);
+        host_step(&mut tally, "loom model checks", hosttests::run_loom);
     }
     let selected = scenario::select(opts.filter.as_deref());
     let gdb_selected = opts.filter.as_deref().is_none_or(|f| "gdb-smoke".contains(f));
@@ -87,15 +88,15 @@ pub fn run(opts: &Options) -> bool {
     tally.failed == 0
 }
 
-fn host_step(tally: &mut Tally) {
+fn host_step(tally: &mut Tally, what: &str, run: fn(&Path) -> std::io::Result<hosttests::HostRun>) {
     let root = paths::workspace_root();
-    match hosttests::run(&root) {
+    match run(&root) {
         Ok(host) => {
             let failed = host.failed();
             let c = host.counts;
             let verdict = if failed == 0 { "PASS" } else { "FAIL" };
             println!(
-                "{verdict} host tests ({} passed, {} failed, {})",
+                "{verdict} {what} ({} passed, {} failed, {})",
                 c.passed,
                 c.failed,
                 secs(host.elapsed)
@@ -110,7 +111,7 @@ fn host_step(tally: &mut Tally) {
             tally.failed += failed;
         }
         Err(e) => {
-            println!("FAIL host tests: cannot run cargo: {e}");
+            println!("FAIL {what}: cannot run cargo: {e}");
             tally.failed += 1;
         }
     }

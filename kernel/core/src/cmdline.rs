@@ -5,6 +5,7 @@
 //! messages and [`valid_options`] are all derived from it, so adding an option means adding
 //! a field to [`Cmdline`] (with its default) and one row to the table.
 
+use crate::pte_free_defer::Strategy;
 use core::fmt;
 
 /// Which MMU the kernel runs with (`mmu=`).
@@ -38,11 +39,27 @@ pub struct Cmdline<'a> {
     pub test: Option<&'a str>,
     /// `selftest=off|fail|oops`, default off.
     pub selftest: Selftest,
+    /// `pte_free_defer=naive|refcount|active|bitmap|bitmap_sketch|none`, default active
+    /// (Linux v6.6).
+    pub pte_free_defer: Strategy,
+    /// `rcu_gp=normal|short`: `short` ends grace periods without waiting for the other CPUs
+    /// (the rcutorture negative control that must be caught), default normal.
+    pub rcu_short_gp: bool,
+    /// `collapses=1..100000`: collapse rounds of the retract torture test, default 8.
+    pub collapses: u32,
 }
 
 impl Default for Cmdline<'_> {
     fn default() -> Self {
-        Self { mmu: MmuMode::Radix, hz: 100, test: None, selftest: Selftest::Off }
+        Self {
+            mmu: MmuMode::Radix,
+            hz: 100,
+            test: None,
+            selftest: Selftest::Off,
+            pte_free_defer: Strategy::Active,
+            rcu_short_gp: false,
+            collapses: 8,
+        }
     }
 }
 
@@ -93,6 +110,13 @@ const OPTIONS: &[Opt] = &[
     Opt { name: "hz", accepted: "1..10000", set: set_hz },
     Opt { name: "test", accepted: "<filter>", set: set_test },
     Opt { name: "selftest", accepted: "off|fail|oops", set: set_selftest },
+    Opt {
+        name: "pte_free_defer",
+        accepted: "naive|refcount|active|bitmap|bitmap_sketch|none",
+        set: set_pte_free_defer,
+    },
+    Opt { name: "rcu_gp", accepted: "normal|short", set: set_rcu_gp },
+    Opt { name: "collapses", accepted: "1..100000", set: set_collapses },
 ];
 
 // Duplicate detection keeps one bit per row.
@@ -133,6 +157,35 @@ fn set_selftest<'a>(c: &mut Cmdline<'a>, v: &'a str) -> bool {
         _ => return false,
     };
     true
+}
+
+fn set_pte_free_defer<'a>(c: &mut Cmdline<'a>, v: &'a str) -> bool {
+    match Strategy::parse(v) {
+        Some(st) => {
+            c.pte_free_defer = st;
+            true
+        }
+        None => false,
+    }
+}
+
+fn set_rcu_gp<'a>(c: &mut Cmdline<'a>, v: &'a str) -> bool {
+    c.rcu_short_gp = match v {
+        "normal" => false,
+        "short" => true,
+        _ => return false,
+    };
+    true
+}
+
+fn set_collapses<'a>(c: &mut Cmdline<'a>, v: &'a str) -> bool {
+    match parse_decimal(v) {
+        Some(n @ 1..=100000) => {
+            c.collapses = n;
+            true
+        }
+        _ => false,
+    }
 }
 
 /// Plain ASCII decimal: digits only, no sign, no overflow.
@@ -185,11 +238,13 @@ mod tests {
     use std::string::ToString;
 
     const VALID: &str = "valid options: mmu=radix|hash, hz=1..10000, test=<filter>, \
-                         selftest=off|fail|oops";
+                         selftest=off|fail|oops, \
+                         pte_free_defer=naive|refcount|active|bitmap|bitmap_sketch|none, \
+                         rcu_gp=normal|short, collapses=1..100000";
 
     #[test]
     fn empty_and_blank_give_defaults() {
-        let d = Cmdline { mmu: MmuMode::Radix, hz: 100, test: None, selftest: Selftest::Off };
+        let d = Cmdline::default();
         assert_eq!(parse(""), Ok(d.clone()));
         assert_eq!(parse("  \t\n "), Ok(d.clone()));
         assert_eq!(Cmdline::default(), d);
@@ -246,7 +301,13 @@ mod tests {
         let c = parse("  mmu=hash \t hz=1000\n\ntest=frag   selftest=fail  ").unwrap();
         assert_eq!(
             c,
-            Cmdline { mmu: MmuMode::Hash, hz: 1000, test: Some("frag"), selftest: Selftest::Fail }
+            Cmdline {
+                mmu: MmuMode::Hash,
+                hz: 1000,
+                test: Some("frag"),
+                selftest: Selftest::Fail,
+                ..Cmdline::default()
+            }
         );
     }
 
@@ -292,6 +353,16 @@ mod tests {
     }
 
     #[test]
+    fn retract_options() {
+        let c = parse("pte_free_defer=refcount rcu_gp=short collapses=7").unwrap();
+        assert_eq!(c.pte_free_defer, Strategy::Refcount);
+        assert!(c.rcu_short_gp);
+        assert_eq!(c.collapses, 7);
+        assert!(parse("pte_free_defer=bogus").is_err());
+        assert!(parse("collapses=0").is_err());
+    }
+
+    #[test]
     fn valid_options_come_from_the_table() {
         let v: std::vec::Vec<_> = valid_options().collect();
         assert_eq!(
@@ -301,12 +372,15 @@ mod tests {
                 ("hz", "1..10000"),
                 ("test", "<filter>"),
                 ("selftest", "off|fail|oops"),
+                ("pte_free_defer", "naive|refcount|active|bitmap|bitmap_sketch|none"),
+                ("rcu_gp", "normal|short"),
+                ("collapses", "1..100000"),
             ]
         );
         // Every listed option parses with a value from its own description.
         for (name, accepted) in valid_options() {
             let value = match accepted {
-                "1..10000" => "1",
+                "1..10000" | "1..100000" => "1",
                 "<filter>" => "x",
                 a => a.split('|').next().unwrap(),
             };

@@ -2,6 +2,8 @@
 //! is unit-tested on the host as well as in the kernel.
 #![cfg_attr(not(test), no_std)]
 
+pub mod sync;
+
 pub mod cmdline;
 pub mod fdt_writer;
 pub mod frame_alloc;
@@ -9,4 +11,9 @@ pub mod ktest_report;
 pub mod page_desc;
 pub mod pgtable;
 pub mod pgtable_frag;
+pub mod pte_free_defer;
 pub mod radix;
+pub mod rcu;
+
+#[cfg(all(test, loom))]
+mod loom_tests;

@@ -1,8 +1,10 @@
-//! Page descriptors: one per 64 KiB frame, like Linux's `struct page` / `ptdesc`. This issue
-//! keeps the owner and flags; the fragment refcount and the single `rcu_head` are the slots
-//! later work fills in. Invariant: a descriptor is indexed by frame number and never moves.
+//! Page descriptors: one per 64 KiB frame, like Linux's `struct page` / `ptdesc`: owner,
+//! flags, the fragment refcount and the single `rcu_head` that all fragments of a page-table
+//! page share (the crux of `pte_free_defer`). Invariant: a descriptor is indexed by frame
+//! number and never moves, so an `rcu_head` address identifies its page for good.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::const_new;
 
 /// Descriptor flags (bit masks).
 pub mod flags {
@@ -20,7 +22,10 @@ pub mod flags {
 #[derive(Default)]
 #[repr(C)]
 pub struct RcuHead {
+    /// Address of the next head on the RCU callback list (0 at the tail).
     pub next: AtomicU64,
+    /// The callback while the head is queued, 0 otherwise: the debug-object state that
+    /// catches a second `call_rcu` on a head that is still waiting (`rcu::Rcu::call_rcu`).
     pub func: AtomicU64,
 }
 
@@ -34,14 +39,36 @@ pub struct PageDesc {
     pub rcu_head: RcuHead,
 }
 
-impl PageDesc {
-    pub const fn new() -> Self {
-        PageDesc {
-            flags: AtomicU32::new(0),
-            pt_frag_refcount: AtomicU32::new(0),
-            owner: AtomicU64::new(0),
-            rcu_head: RcuHead { next: AtomicU64::new(0), func: AtomicU64::new(0) },
+impl RcuHead {
+    const_new! {
+        pub fn new() -> Self {
+            RcuHead { next: AtomicU64::new(0), func: AtomicU64::new(0) }
         }
+    }
+}
+
+impl PageDesc {
+    const_new! {
+        pub fn new() -> Self {
+            PageDesc {
+                flags: AtomicU32::new(0),
+                pt_frag_refcount: AtomicU32::new(0),
+                owner: AtomicU64::new(0),
+                rcu_head: RcuHead::new(),
+            }
+        }
+    }
+
+    /// The descriptor whose `rcu_head` is `head` (Linux's `container_of`), for RCU callbacks
+    /// that are handed only the head. The pointer is valid wherever `head` points into a
+    /// `PageDesc`; dereferencing it is the caller's business.
+    pub fn from_rcu_head(head: *const RcuHead) -> *const PageDesc {
+        head.wrapping_byte_sub(core::mem::offset_of!(PageDesc, rcu_head)).cast()
+    }
+
+    /// Atomically clears `f` and says whether any of it was set (Linux `TestClearPageActive`).
+    pub fn test_and_clear_flag(&self, f: u32) -> bool {
+        self.flags.fetch_and(!f, Ordering::AcqRel) & f != 0
     }
 
     pub fn set_flag(&self, f: u32) {
@@ -69,5 +96,21 @@ mod tests {
         d.clear_flag(flags::PAGE_TABLE);
         assert!(!d.has_flag(flags::PAGE_TABLE));
         assert!(d.has_flag(flags::ALLOCATED));
+    }
+
+    #[test]
+    fn test_and_clear_reports_the_old_bit() {
+        let d = PageDesc::new();
+        d.set_flag(flags::ACTIVE | flags::PAGE_TABLE);
+        assert!(d.test_and_clear_flag(flags::ACTIVE));
+        assert!(!d.test_and_clear_flag(flags::ACTIVE));
+        assert!(d.has_flag(flags::PAGE_TABLE));
+    }
+
+    #[test]
+    fn container_of_rcu_head() {
+        let descs = [PageDesc::new(), PageDesc::new()];
+        let head: *const RcuHead = &descs[1].rcu_head;
+        assert!(core::ptr::eq(PageDesc::from_rcu_head(head), &descs[1]));
     }
 }

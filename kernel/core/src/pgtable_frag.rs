@@ -13,8 +13,8 @@
 //! in a cache. The page is freed exactly once, by whoever takes the count to 0; a put that
 //! would take it below 0 is refused and leaves the count alone, so it can never wrap.
 
+use crate::sync::atomic::Ordering;
 use core::fmt;
-use core::sync::atomic::Ordering;
 
 use crate::frame_alloc::FRAME_SIZE;
 use crate::page_desc::{flags, PageDesc};

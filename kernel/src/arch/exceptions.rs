@@ -101,15 +101,30 @@ fn handle_page_fault(tf: &TrapFrame) -> bool {
     // on this CPU (deactivated before it is torn down).
     let mm = unsafe { &*(mm as *const crate::mm::Mm) };
     let write = tf.dsisr & DSISR_ISSTORE != 0;
-    if super::mmu::radix_enabled() {
-        tf.vector == 0x300 && crate::mm::fault::handle_mm_fault(mm, tf.dar, write).is_ok()
-    } else if tf.vector == 0x380 {
+    if tf.vector == 0x300 {
+        // Like Linux, handle the fault with interrupts enabled if the faulting context had
+        // them: it may spin on a page-table lock held by a CPU that waits for this CPU to
+        // acknowledge a TLB-flush IPI. SRR0/1 are already saved in `tf`.
+        let enable = tf.srr1 & super::regs::msr::EE != 0;
+        if enable {
+            super::irq::enable();
+        }
+        let ok = if super::mmu::radix_enabled() {
+            crate::mm::fault::handle_mm_fault(mm, tf.dar, write).is_ok()
+        } else {
+            crate::mm::hash_page::hash_page(mm, tf.dar, write).is_ok()
+        };
+        if enable {
+            super::irq::disable();
+        }
+        ok
+    } else if !super::mmu::radix_enabled() {
         // Segment miss: any address-space address gets its segment (Linux slb_allocate);
         // whether a VMA covers it is the next (page) fault's business.
         super::mmu::hash::slb_insert(super::mmu::hash::user_segment(mm.pid, tf.dar), &p.slb_next);
         true
     } else {
-        crate::mm::hash_page::hash_page(mm, tf.dar, write).is_ok()
+        false
     }
 }
 

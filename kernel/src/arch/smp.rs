@@ -73,6 +73,7 @@ pub fn start_cpu(index: usize, server: u32, toc: u64) -> Result<(), &'static str
 pub fn cpu_setup(index: usize) {
     paca::install(index);
     xics::cpu_init();
+    crate::rcu::cpu_online();
     timer::arm();
 }
 
@@ -100,6 +101,7 @@ fn idle_loop(index: usize) -> ! {
             mb.done.store(posted, Ordering::Release);
             continue;
         }
+        crate::rcu::idle(index);
         // H_CEDE re-enables EE atomically with going idle, so a posted IPI cannot be lost.
         hcall::cede();
     }
@@ -138,6 +140,7 @@ pub fn timer_interrupt() {
     let p = paca::this();
     p.ticks.fetch_add(1, Ordering::Relaxed);
     timer::arm();
+    crate::rcu::tick(p.index);
 }
 
 /// 0x500: drain XICS; IPIs only count (the mailbox is read by the idle loop).

@@ -4,11 +4,23 @@
 //! after creation; a huge frame, once installed, replaces its range's pages for new faults.
 
 use super::frame;
+use super::Mm;
+use alloc::sync::Weak;
 use alloc::vec::Vec;
 use ptfrag_core::frame_alloc::{FrameError, FRAME_SIZE};
 
+/// One mapping of the file (Linux: a VMA on the file's i_mmap tree).
+pub struct IMmap {
+    pub mm: Weak<Mm>,
+    pub start: u64,
+    pub end: u64,
+    pub pgoff: u64,
+}
+
 pub struct File {
     pub id: u32,
+    /// Every address space mapping this file; the read side is Linux's i_mmap_lock_read.
+    pub i_mmap: spin::RwLock<Vec<IMmap>>,
     pages: Vec<u64>,
     /// Huge frames by PMD-sized chunk index (`chunk_size` bytes each), if any.
     huge: spin::Mutex<Vec<Option<u64>>>,
@@ -43,7 +55,13 @@ impl File {
             pages.push(pa);
         }
         let chunks = (npages as u64 * FRAME_SIZE).div_ceil(chunk_size) as usize;
-        Ok(File { id, pages, huge: spin::Mutex::new(alloc::vec![None; chunks]), chunk_size })
+        Ok(File {
+            id,
+            i_mmap: spin::RwLock::new(Vec::new()),
+            pages,
+            huge: spin::Mutex::new(alloc::vec![None; chunks]),
+            chunk_size,
+        })
     }
 
     pub fn size(&self) -> u64 {
@@ -88,6 +106,17 @@ impl File {
             free_huge(old, frames);
         }
         Ok(pa)
+    }
+}
+
+impl File {
+    /// Drops the huge copy of the chunk containing `off` (nothing may map it any more): the
+    /// next faults map the small pages again, so the range can be collapsed once more.
+    pub fn unhuge(&self, off: u64) {
+        let frames = (self.chunk_size / FRAME_SIZE) as usize;
+        if let Some(pa) = self.huge.lock()[(off / self.chunk_size) as usize].take() {
+            free_huge(pa, frames);
+        }
     }
 }
 

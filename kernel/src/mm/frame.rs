@@ -86,6 +86,20 @@ pub fn desc(pa: u64) -> &'static PageDesc {
     &d[(pa / FRAME_SIZE) as usize]
 }
 
+/// Frames covered by the descriptor array.
+pub fn nr_frames() -> usize {
+    DESCS.get().map_or(0, |d| d.len())
+}
+
+/// The frame whose descriptor holds `head` (Linux: container_of(head, struct page, rcu_head)).
+pub fn page_of_rcu_head(head: *const ptfrag_core::page_desc::RcuHead) -> u64 {
+    let d = DESCS.get().expect("page descriptors used before mm::frame::init");
+    let base = d.as_ptr() as u64 + core::mem::offset_of!(PageDesc, rcu_head) as u64;
+    let idx = (head as u64 - base) / core::mem::size_of::<PageDesc>() as u64;
+    assert!((idx as usize) < d.len(), "rcu_head {:#x} is not in a page descriptor", head as u64);
+    idx * FRAME_SIZE
+}
+
 /// One frame (physical address).
 pub fn alloc() -> Result<u64, FrameError> {
     let pa = with(|fa| fa.alloc())?;
@@ -115,7 +129,48 @@ pub fn alloc_contig(n: usize, align: usize) -> Result<u64, FrameError> {
     Ok(pa)
 }
 
-pub fn free(pa: u64) -> Result<(), FrameError> {
+/// Why a frame could not be freed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FreeError {
+    Frame(FrameError),
+    /// The frame's descriptor holds an `rcu_head` that is still queued for a callback
+    /// (debug objects: freeing it would corrupt the RCU callback list).
+    QueuedRcuHead {
+        pa: u64,
+        func: u64,
+        owner: u64,
+    },
+}
+
+impl From<FrameError> for FreeError {
+    fn from(e: FrameError) -> Self {
+        FreeError::Frame(e)
+    }
+}
+
+impl core::fmt::Display for FreeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FreeError::Frame(e) => write!(f, "{e}"),
+            FreeError::QueuedRcuHead { pa, func, owner } => write!(
+                f,
+                "freeing frame {pa:#x} whose rcu_head is still queued (callback {func:#x}, owner {owner:#x})"
+            ),
+        }
+    }
+}
+
+pub fn free(pa: u64) -> Result<(), FreeError> {
+    if pa.is_multiple_of(FRAME_SIZE)
+        && (pa / FRAME_SIZE) < DESCS.get().map_or(0, |d| d.len() as u64)
+    {
+        let d = desc(pa);
+        let func = d.rcu_head.func.load(core::sync::atomic::Ordering::Acquire);
+        if func != 0 {
+            let owner = d.owner.load(core::sync::atomic::Ordering::Relaxed);
+            return Err(FreeError::QueuedRcuHead { pa, func, owner });
+        }
+    }
     with(|fa| fa.free(pa))?;
     desc(pa).flags.store(0, core::sync::atomic::Ordering::Release);
     Ok(())

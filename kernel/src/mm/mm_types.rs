@@ -117,7 +117,7 @@ impl Mm {
 
     /// Maps `file` bytes from `pgoff` at [start, start + len).
     pub fn mmap(
-        &self,
+        self: &Arc<Self>,
         start: u64,
         len: u64,
         file: &Arc<File>,
@@ -130,6 +130,12 @@ impl Mm {
             return Err(MmError::Overlap);
         }
         vmas.push(Vma { start, end, file: file.clone(), pgoff, writable });
+        file.i_mmap.write().push(super::file::IMmap {
+            mm: Arc::downgrade(self),
+            start,
+            end,
+            pgoff,
+        });
         Ok(())
     }
 
@@ -146,6 +152,7 @@ impl Mm {
         }) else {
             return false;
         };
+        self.unlink_file(&vma);
         {
             let mut caches = self.ptl.lock();
             let mut leaves = Vec::new();
@@ -162,6 +169,14 @@ impl Mm {
         true
     }
 
+    /// Removes this mm's mapping at `vma.start` from the file's i_mmap list.
+    fn unlink_file(&self, vma: &Vma) {
+        vma.file
+            .i_mmap
+            .write()
+            .retain(|m| !(core::ptr::eq(m.mm.as_ptr(), self) && m.start == vma.start));
+    }
+
     /// Clears one leaf (hash: removes its HPTEs first; a huge leaf's deposit is freed).
     /// Caller holds the ptl and flushes other CPUs afterwards.
     fn unmap_leaf(&self, caches: &mut PtCaches, leaf: &Leaf, ea: u64) {
@@ -169,9 +184,7 @@ impl Mm {
             let dep = caches.deposits.remove(&(leaf.slot as u64));
             super::hash_page::unhash_leaf(self, dep, leaf, ea);
             if let Some(d) = dep {
-                if let Err(e) = frag::pte_fragment_free(d, pte_frag(), &KernelPages) {
-                    crate::fatal!("mm {}: freeing deposited table {d:#x}: {e}", self.pid);
-                }
+                super::pte_free::pte_free(d);
             }
         }
         // SAFETY: the slot is in a live table of this mm, under its ptl.
@@ -212,6 +225,9 @@ impl Mm {
     /// The mm must not be active on any CPU.
     pub fn destroy(self: Arc<Mm>) {
         assert_eq!(self.active_cpus.load(Ordering::Acquire), 0, "destroying an active mm");
+        for vma in self.vmas.write().drain(..) {
+            self.unlink_file(&vma);
+        }
         let mut guard = self.ptl.lock();
         let caches = &mut *guard;
         if crate::arch::mmu::radix_enabled() {
@@ -228,10 +244,9 @@ impl Mm {
         let mut guard = self.ptl.lock();
         let caches = &mut *guard;
         free_level(self.pgd, Level::Pgd);
-        for (cache, geo) in [(&mut caches.pte, pte_frag()), (&mut caches.pmd, pmd_frag())] {
-            if let Err(e) = frag::pte_frag_destroy(cache, geo, &KernelPages) {
-                crate::fatal!("mm {}: pte_frag_destroy: {e}", self.pid);
-            }
+        super::pte_free::pte_frag_destroy(&mut caches.pte);
+        if let Err(e) = frag::pte_frag_destroy(&mut caches.pmd, pmd_frag(), &KernelPages) {
+            crate::fatal!("mm {}: pte_frag_destroy of PMD fragments: {e}", self.pid);
         }
         frame::desc(self.pgd).clear_flag(ptfrag_core::page_desc::flags::PAGE_TABLE);
         if let Err(e) = frame::free(self.pgd) {
@@ -285,8 +300,9 @@ fn free_level(table: u64, level: Level) {
         }
         let child = pte::target(e);
         free_level(child, next);
-        let geo = if next == Level::Pte { pte_frag() } else { pmd_frag() };
-        if let Err(e) = frag::pte_fragment_free(child, geo, &KernelPages) {
+        if next == Level::Pte {
+            super::pte_free::pte_free(child);
+        } else if let Err(e) = frag::pte_fragment_free(child, pmd_frag(), &KernelPages) {
             crate::fatal!("freeing {next:?} table {child:#x}: {e}");
         }
     }

@@ -6,7 +6,9 @@ pub mod file;
 pub mod frame;
 pub mod hash_page;
 pub mod heap;
+pub mod khugepaged;
 pub mod mm_types;
 pub mod pgalloc;
+pub mod pte_free;
 
 pub use mm_types::Mm;

@@ -1,5 +1,6 @@
 //! Frame allocator and heap tests against the real, global allocators.
 
+use crate::mm::frame::FreeError;
 use crate::mm::{frame, heap};
 use crate::{check, ktest};
 use alloc::vec::Vec;
@@ -68,10 +69,16 @@ fn frame_double_free() -> TestResult {
     frame::free(pa).map_err(|e| alloc::format!("{e}"))?;
     let before = frame::free_count();
     let r = frame::free(pa);
-    check!(r == Err(FrameError::DoubleFree(pa)), "second free of {pa:#x} returned {r:?}");
+    check!(
+        r == Err(FreeError::Frame(FrameError::DoubleFree(pa))),
+        "second free of {pa:#x} returned {r:?}"
+    );
     check!(frame::free_count() == before, "double free changed the free count");
     let r = frame::free(pa + 8);
-    check!(r == Err(FrameError::Misaligned(pa + 8)), "misaligned free returned {r:?}");
+    check!(
+        r == Err(FreeError::Frame(FrameError::Misaligned(pa + 8))),
+        "misaligned free returned {r:?}"
+    );
     Ok(())
 }
 }

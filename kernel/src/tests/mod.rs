@@ -2,6 +2,8 @@
 
 mod mem;
 mod mmu;
+mod rcu;
+mod retract;
 mod selftest;
 mod smp;
 mod traps;

@@ -1,0 +1,178 @@
+//! The kernel side of `pte_free_defer()`: the strategy chosen with `pte_free_defer=`
+//! (ptfrag_core::pte_free_defer) running over the kernel's frames, page descriptors and RCU.
+//! A page's single `rcu_head` is `desc(page).rcu_head`; its callback finds the page again
+//! from the head's address (Linux's container_of on struct page). Every misuse a strategy
+//! reports (the `naive` double call_rcu above all) is printed as a BUG and counted.
+
+use super::frame;
+use super::pgalloc::KernelPages;
+use core::sync::atomic::{AtomicU64, Ordering};
+use ptfrag_core::frame_alloc::FRAME_SIZE;
+use ptfrag_core::page_desc::{PageDesc, RcuHead};
+use ptfrag_core::pgtable_frag::{FragCache, FragGeometry, PageSource, PTE_FRAG};
+use ptfrag_core::pte_free_defer::{
+    BitmapSide, DeferCounts, DeferEnv, DeferError, DeferStats, Strategy,
+};
+use ptfrag_core::rcu::RcuError;
+
+static STRATEGY: spin::Once<Strategy> = spin::Once::new();
+static STATS: DeferStats = DeferStats::new();
+static SIDES: spin::Once<&'static [BitmapSide]> = spin::Once::new();
+/// Misuses reported by the strategies (double call_rcu, double free, ...).
+static BUGS: AtomicU64 = AtomicU64::new(0);
+static DOUBLE_QUEUE: AtomicU64 = AtomicU64::new(0);
+/// Timebase of each page's last deferral (0 = none), for the defer-to-free latency figure.
+static LAST_DEFER: spin::Once<&'static [AtomicU64]> = spin::Once::new();
+static LAT_SUM: AtomicU64 = AtomicU64::new(0);
+static LAT_MAX: AtomicU64 = AtomicU64::new(0);
+static LAT_N: AtomicU64 = AtomicU64::new(0);
+
+/// Chooses the strategy and preallocates `bitmap`'s side state, one per frame.
+pub fn init(strategy: Strategy) {
+    STRATEGY.call_once(|| strategy);
+    let n = frame::nr_frames();
+    let bytes = n * core::mem::size_of::<BitmapSide>();
+    let frames = bytes.div_ceil(FRAME_SIZE as usize);
+    let pa = match frame::alloc_contig(frames, 1) {
+        Ok(pa) => pa,
+        Err(e) => crate::fatal!("no memory for {n} bitmap side structs: {e}"),
+    };
+    let ptr = crate::arch::phys_to_virt(pa) as *mut BitmapSide;
+    for i in 0..n {
+        // SAFETY: the frames were just allocated for this array and are never freed.
+        unsafe { ptr.add(i).write(BitmapSide::new()) };
+    }
+    // SAFETY: initialised above; lives for the kernel's lifetime.
+    SIDES.call_once(|| unsafe { core::slice::from_raw_parts(ptr, n) });
+    let lat: alloc::vec::Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
+    LAST_DEFER.call_once(|| alloc::boxed::Box::leak(lat.into_boxed_slice()));
+}
+
+fn last_defer(page: u64) -> Option<&'static AtomicU64> {
+    LAST_DEFER.get()?.get((page / FRAME_SIZE) as usize)
+}
+
+/// Mean and max microseconds from a page's last deferral to its real free, since the last
+/// call (then reset).
+pub fn take_defer_to_free_us() -> (u64, u64) {
+    let n = LAT_N.swap(0, Ordering::Relaxed);
+    let sum = LAT_SUM.swap(0, Ordering::Relaxed);
+    let max = LAT_MAX.swap(0, Ordering::Relaxed);
+    let us = crate::arch::timer::tb_to_us;
+    (sum.checked_div(n).map_or(0, us), us(max))
+}
+
+pub fn strategy() -> Strategy {
+    *STRATEGY.get().unwrap_or(&Strategy::Active)
+}
+
+pub fn stats() -> DeferCounts {
+    STATS.snapshot()
+}
+
+pub fn bugs() -> u64 {
+    BUGS.load(Ordering::Relaxed)
+}
+
+/// Double call_rcu reports (the `naive` bug).
+pub fn double_queues() -> u64 {
+    DOUBLE_QUEUE.load(Ordering::Relaxed)
+}
+
+pub struct KernelEnv;
+
+impl PageSource for KernelEnv {
+    fn alloc_page(&self) -> Option<u64> {
+        KernelPages.alloc_page()
+    }
+    fn free_page(&self, pa: u64) {
+        if let Some(t) = last_defer(pa) {
+            let t0 = t.swap(0, Ordering::Relaxed);
+            if t0 != 0 {
+                let dt = crate::arch::timer::now().saturating_sub(t0);
+                LAT_SUM.fetch_add(dt, Ordering::Relaxed);
+                LAT_MAX.fetch_max(dt, Ordering::Relaxed);
+                LAT_N.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        KernelPages.free_page(pa)
+    }
+    fn desc(&self, pa: u64) -> &PageDesc {
+        frame::desc(pa)
+    }
+}
+
+impl DeferEnv for KernelEnv {
+    fn call_rcu(&self, page: u64) -> Result<(), DeferError> {
+        let head = &frame::desc(page).rcu_head;
+        // SAFETY: the head lives in the page's descriptor, which is never freed; while it is
+        // queued only the RCU core writes it, and `frame::free` refuses to free the page.
+        match unsafe { crate::rcu::call_rcu(head, pte_free_rcu_callback) } {
+            Ok(()) => Ok(()),
+            Err(RcuError::DoubleQueue { .. }) => Err(DeferError::DoubleQueue { page }),
+            Err(e) => crate::fatal!("call_rcu for page {page:#x}: {e}"),
+        }
+    }
+
+    fn bitmap_side(&self, page: u64) -> &BitmapSide {
+        let sides = SIDES.get().expect("pte_free::init not called");
+        &sides[(page / FRAME_SIZE) as usize]
+    }
+
+    fn stats(&self) -> &DeferStats {
+        &STATS
+    }
+
+    fn pte_geometry(&self) -> FragGeometry {
+        PTE_FRAG
+    }
+}
+
+fn report(op: &str, table: u64, e: DeferError) {
+    BUGS.fetch_add(1, Ordering::Relaxed);
+    if let DeferError::DoubleQueue { page } = e {
+        DOUBLE_QUEUE.fetch_add(1, Ordering::Relaxed);
+        let d = frame::desc(page);
+        crate::println!(
+            "BUG: double call_rcu: {op}({}) on table {table:#x}: rcu_head {:#x} of page {page:#x} \
+             (owner mm {}) is already queued; list left intact",
+            strategy().name(),
+            &d.rcu_head as *const RcuHead as u64,
+            d.owner.load(Ordering::Relaxed)
+        );
+    } else {
+        crate::println!("BUG: {op}({}) on table {table:#x}: {e}", strategy().name());
+    }
+}
+
+/// The RCU callback of every deferred page-table page.
+fn pte_free_rcu_callback(head: *const RcuHead) {
+    let page = frame::page_of_rcu_head(head);
+    if let Err(e) = strategy().rcu_callback(page, &KernelEnv) {
+        report("rcu_callback", page, e);
+    }
+}
+
+/// Defers freeing a PTE table that `retract_page_tables()` detached.
+pub fn pte_free_defer(_mm: &super::Mm, table: u64) {
+    if let Some(t) = last_defer(table) {
+        t.store(crate::arch::timer::now(), Ordering::Relaxed);
+    }
+    if let Err(e) = strategy().pte_free_defer(table, &KernelEnv) {
+        report("pte_free_defer", table, e);
+    }
+}
+
+/// Frees a PTE table no lockless walker can reach any more (address-space teardown).
+pub fn pte_free(table: u64) {
+    if let Err(e) = strategy().pte_free(table, &KernelEnv) {
+        report("pte_free", table, e);
+    }
+}
+
+/// Returns an address space's unused PTE fragments at teardown.
+pub fn pte_frag_destroy(cache: &mut FragCache) {
+    if let Err(e) = strategy().pte_frag_destroy(cache, &PTE_FRAG, &KernelEnv) {
+        report("pte_frag_destroy", cache.peek().unwrap_or(0), e);
+    }
+}

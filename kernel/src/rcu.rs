@@ -1,0 +1,203 @@
+//! The kernel's RCU: the portable QSBR core (`ptfrag_core::rcu`) with per-CPU glue.
+//! Quiescent states come from the idle loop, from the tick when the CPU is outside a
+//! read-side section, and from explicit `quiescent_state()` calls in long loops. Callbacks
+//! run on the CPU that queued them, from the tick or the idle loop.
+//!
+//! Invariant: the core's per-CPU list lock is not interrupt-safe, so every thread-context
+//! entry into it (`call_rcu`, `run_callbacks`) runs with interrupts masked; the tick then
+//! never interrupts one of them on the same CPU.
+
+use crate::arch::{irq, paca, timer};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use ptfrag_core::page_desc::RcuHead;
+use ptfrag_core::rcu::{Rcu, RcuError, RcuFn, RcuStats};
+
+static RCU: Rcu = Rcu::new();
+/// RCU misuse caught (quiescent state or sleep inside a read section, double call_rcu...).
+static BUGS: AtomicU64 = AtomicU64::new(0);
+
+fn cpu() -> usize {
+    paca::cpu_id()
+}
+
+/// Records a caught misuse and prints it (it is the caller's choice to go on).
+pub fn report_bug(what: core::fmt::Arguments<'_>) {
+    BUGS.fetch_add(1, Ordering::Relaxed);
+    crate::println!("BUG: rcu: {what} (cpu {})", cpu());
+}
+
+pub fn bugs() -> u64 {
+    BUGS.load(Ordering::Relaxed)
+}
+
+/// Brings this CPU into grace-period accounting (before its first reader).
+pub fn cpu_online() {
+    RCU.cpu_online(cpu());
+}
+
+pub fn read_lock() {
+    RCU.read_lock(cpu());
+}
+
+pub fn read_unlock() {
+    if let Err(e) = RCU.read_unlock(cpu()) {
+        report_bug(format_args!("{e}"));
+    }
+}
+
+/// A read-side section for the guard's lifetime.
+pub fn read() -> ReadGuard {
+    read_lock();
+    ReadGuard(())
+}
+
+pub struct ReadGuard(());
+
+impl Drop for ReadGuard {
+    fn drop(&mut self) {
+        read_unlock();
+    }
+}
+
+/// An explicit quiescent state (long loops); inside a read section it is refused and
+/// reported.
+pub fn quiescent_state() -> Result<(), RcuError> {
+    let r = RCU.quiescent_state(cpu());
+    if let Err(e) = r {
+        report_bug(format_args!("{e}"));
+    }
+    r
+}
+
+/// Where the kernel could block: sleeping inside a read section is a bug (Linux
+/// might_sleep() under rcu_read_lock()).
+pub fn might_sleep() -> Result<(), RcuError> {
+    let n = RCU.nesting(cpu());
+    if n != 0 {
+        let e = RcuError::QsInReadSection { cpu: cpu(), nesting: n };
+        report_bug(format_args!("sleeping inside a read-side section (nesting {n})"));
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Queues `head` for `func` after a grace period. A head already queued is refused and
+/// reported as a double call_rcu, with the list untouched.
+///
+/// # Safety
+/// `head` must stay valid and untouched by anyone else until `func` runs.
+pub unsafe fn call_rcu(head: &RcuHead, func: RcuFn) -> Result<(), RcuError> {
+    let was = irq::disable();
+    // SAFETY: the caller's contract, forwarded; interrupts are masked (module invariant).
+    let r = unsafe { RCU.call_rcu(cpu(), head, func) };
+    irq::restore(was);
+    r
+}
+
+/// Runs this CPU's ready callbacks.
+pub fn run_callbacks() -> usize {
+    let was = irq::disable();
+    let n = RCU.run_callbacks(cpu());
+    irq::restore(was);
+    n
+}
+
+/// From the decrementer interrupt: a quiescent state if outside a read section, then the
+/// ready callbacks (the interrupted code cannot be inside the core's list lock).
+pub fn tick(cpu: usize) {
+    if RCU.online_mask() & (1 << cpu) == 0 {
+        return;
+    }
+    if RCU.nesting(cpu) == 0 {
+        let _ = RCU.quiescent_state(cpu);
+        RCU.run_callbacks(cpu);
+    }
+}
+
+/// From the idle loop, interrupts masked, before ceding.
+pub fn idle(cpu: usize) {
+    if RCU.online_mask() & (1 << cpu) == 0 {
+        return;
+    }
+    if RCU.nesting(cpu) != 0 {
+        report_bug(format_args!("idle inside a read-side section"));
+        return;
+    }
+    let _ = RCU.quiescent_state(cpu);
+    RCU.run_callbacks(cpu);
+}
+
+/// Waits for a full grace period.
+pub fn synchronize_rcu() {
+    if might_sleep().is_err() {
+        return;
+    }
+    let cookie = RCU.start_poll();
+    let t0 = timer::now();
+    while !RCU.poll(cookie) {
+        let _ = RCU.quiescent_state(cpu());
+        run_callbacks();
+        if timer::tb_to_us(timer::now() - t0) > 10_000_000 {
+            crate::fatal!(
+                "synchronize_rcu: grace period stuck for 10 s (gp_seq {}, waiting for cpus {:#b})",
+                RCU.gp_seq(),
+                RCU.gp_waiting_mask()
+            );
+        }
+        core::hint::spin_loop();
+    }
+}
+
+#[repr(C)]
+struct Barrier {
+    head: RcuHead,
+    done: AtomicBool,
+}
+
+fn barrier_done(head: *const RcuHead) {
+    // SAFETY: `head` is the first field of a repr(C) Barrier that `rcu_barrier` keeps alive
+    // until `done` is set.
+    let b = unsafe { &*(head as *const Barrier) };
+    b.done.store(true, Ordering::Release);
+}
+
+/// Waits until every callback queued before the call, on every CPU, has run.
+pub fn rcu_barrier() {
+    let n = crate::arch::smp::nr_online();
+    let barriers: alloc::vec::Vec<Barrier> = (0..n)
+        .map(|_| Barrier { head: RcuHead::default(), done: AtomicBool::new(false) })
+        .collect();
+    crate::arch::smp::on_each_cpu(&|c| {
+        // SAFETY: `barriers` outlives the wait below, and nothing else touches the head.
+        if let Err(e) = unsafe { call_rcu(&barriers[c].head, barrier_done) } {
+            report_bug(format_args!("rcu_barrier: {e}"));
+            barriers[c].done.store(true, Ordering::Release);
+        }
+    });
+    let t0 = timer::now();
+    while !barriers.iter().all(|b| b.done.load(Ordering::Acquire)) {
+        let _ = RCU.quiescent_state(cpu());
+        run_callbacks();
+        if timer::tb_to_us(timer::now() - t0) > 10_000_000 {
+            crate::fatal!("rcu_barrier: callbacks did not run within 10 s");
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// Test mode for the torture negative control: grace periods that do not wait.
+pub fn set_broken_short_gp(on: bool) {
+    RCU.set_broken_short_gp(on);
+}
+
+pub fn stats() -> RcuStats {
+    RCU.stats()
+}
+
+pub fn pending() -> usize {
+    RCU.pending()
+}
+
+pub fn completed() -> u64 {
+    RCU.completed()
+}

@@ -1,0 +1,400 @@
+//! The heart of ptfrag: khugepaged collapses PMD ranges of a shared file mapped by several
+//! address spaces, `retract_page_tables()` detaches their PTE tables and `pte_free_defer()`
+//! frees them with the strategy of the command line, while the other CPUs walk the same
+//! tables locklessly (GUP-fast style, inside rcu_read_lock) and through the MMU. Freed
+//! page-table pages are poisoned and handed out first, so a walk of a freed table reads
+//! POISON and is reported. A deterministic case holds a read section open across a retract
+//! so a premature free is caught on every run, not by luck of timing.
+
+use crate::arch::mmu::pte;
+use crate::arch::uaccess::load_u64;
+use crate::arch::{paca, smp, timer};
+use crate::mm::file::{pattern, File};
+use crate::mm::mm_types::activate;
+use crate::mm::pgalloc::POISON;
+use crate::mm::{frame, khugepaged, pte_free, Mm};
+use crate::{check, ktest, println, rcu};
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use ptfrag_core::frame_alloc::FRAME_SIZE;
+use ptfrag_core::pgtable::Level;
+
+const BASE: u64 = 0x0000_2000_0000_0000;
+/// Address spaces sharing the file, and adjacent PMD ranges collapsed back to back (their
+/// PTE tables are fragments of the same 64K page in each address space).
+const MMS: usize = 4;
+const CHUNKS: usize = 4;
+
+struct Round {
+    file: Arc<File>,
+    mms: Vec<Arc<Mm>>,
+    /// Where each mm maps the file.
+    bases: Vec<u64>,
+}
+
+#[derive(Default)]
+struct Tally {
+    lockless: AtomicU64,
+    mmu_loads: AtomicU64,
+    poison: AtomicU64,
+    bad_data: AtomicU64,
+    first_error: spin::Mutex<Option<String>>,
+}
+
+impl Tally {
+    fn error(&self, counter: &AtomicU64, msg: String) {
+        counter.fetch_add(1, Ordering::Relaxed);
+        let mut f = self.first_error.lock();
+        if f.is_none() {
+            println!("walker: {msg}");
+            *f = Some(msg);
+        }
+    }
+}
+
+/// One GUP-fast-style lockless walk of `mm` at `ea` inside rcu_read_lock: each level read
+/// once; a PTE table reached is re-validated by re-reading the PMD (as pte_offset_map_lock
+/// does). Reading POISON from a table means it was freed under us.
+fn lockless_walk(mm: &Mm, ea: u64, round: &Round, off: u64, t: &Tally, hold_us: u64) {
+    let _r = rcu::read();
+    let mut table = mm.pgd;
+    for level in [Level::Pgd, Level::Pud] {
+        // SAFETY: upper tables live until the mm is destroyed, which waits for the walkers.
+        let e = unsafe { pte::read(pte::slot(table, level, ea)) };
+        if !pte::present(e) || pte::is_leaf(e) {
+            return;
+        }
+        table = pte::target(e);
+    }
+    let pmd_slot = pte::slot(table, Level::Pmd, ea);
+    // SAFETY: as above.
+    let pmd = unsafe { pte::read(pmd_slot) };
+    if !pte::present(pmd) {
+        return;
+    }
+    if pte::is_leaf(pmd) {
+        let want = round.file.huge_frame(off);
+        if want != Some(pte::target(pmd)) {
+            t.error(
+                &t.bad_data,
+                format!("PMD leaf of {ea:#x} maps {:#x}, file has {want:?}", pte::target(pmd)),
+            );
+        }
+        return;
+    }
+    let pt = pte::target(pmd);
+    if hold_us != 0 {
+        timer::udelay(hold_us);
+    }
+    // The PTE table may have been retracted since we read the PMD: reading it is allowed
+    // only while it cannot have been freed, which is what pte_free_defer must guarantee.
+    // SAFETY: every frame stays mapped in the linear map, so the read is memory-safe even
+    // if the table was (wrongly) freed; detecting that is the point.
+    let e = unsafe { pte::read(pte::slot(pt, Level::Pte, ea)) };
+    t.lockless.fetch_add(1, Ordering::Relaxed);
+    if e == POISON {
+        t.error(
+            &t.poison,
+            format!(
+                "cpu {}: read POISON from freed PTE table {pt:#x} (page {:#x}) at {ea:#x}, strategy {}",
+                paca::cpu_id(),
+                pt & !(FRAME_SIZE - 1),
+                pte_free::strategy().name()
+            ),
+        );
+        return;
+    }
+    // SAFETY: as above.
+    if unsafe { pte::read(pmd_slot) } != pmd || !pte::present(e) {
+        return; // retracted meanwhile: the stale view is discarded, as GUP-fast does
+    }
+    let want = round.file.phys(off & !(pte::geometry().page_size() - 1));
+    if pte::target(e) != want.unwrap_or(u64::MAX) && round.file.huge_frame(off).is_none() {
+        t.error(
+            &t.bad_data,
+            format!("PTE of {ea:#x} maps {:#x}, file page is {want:?}", pte::target(e)),
+        );
+    }
+}
+
+/// The deterministic case: read mm 0's PMD for chunk 0 inside a read section, let CPU 0
+/// collapse and retract everything (`det` 2 → 3), and only then read the PTE table the PMD
+/// pointed to. Had the table been freed before our grace period ended, it reads POISON.
+fn deterministic_walk(round: &Round, det: &AtomicU32, stop: &AtomicBool, t: &Tally) {
+    let mm = &round.mms[0];
+    let ea = round.bases[0];
+    let _r = rcu::read();
+    let mut table = mm.pgd;
+    for level in [Level::Pgd, Level::Pud, Level::Pmd] {
+        // SAFETY: tables of a live mm (the round outlives this walk).
+        let e = unsafe { pte::read(pte::slot(table, level, ea)) };
+        if !pte::present(e) || pte::is_leaf(e) {
+            t.error(
+                &t.bad_data,
+                format!("deterministic walker: no PTE table at {ea:#x} ({level:?})"),
+            );
+            det.store(2, Ordering::Release);
+            return;
+        }
+        table = pte::target(e);
+    }
+    det.store(2, Ordering::Release);
+    while det.load(Ordering::Acquire) != 3 && !stop.load(Ordering::Acquire) {
+        core::hint::spin_loop();
+    }
+    // SAFETY: linear-map read of a frame that must not have been freed (see lockless_walk).
+    let e = unsafe { pte::read(pte::slot(table, Level::Pte, ea)) };
+    t.lockless.fetch_add(1, Ordering::Relaxed);
+    if e == POISON {
+        t.error(
+            &t.poison,
+            format!(
+                "cpu {}: deterministic walker read POISON from PTE table {table:#x} after \
+                 retract_page_tables() returned, inside its read section (strategy {})",
+                paca::cpu_id(),
+                pte_free::strategy().name()
+            ),
+        );
+    }
+}
+
+/// A load through the MMU, checked against the file's bytes.
+fn mmu_load(mm: &Mm, ea: u64, round: &Round, off: u64, t: &Tally) {
+    let _g = activate(mm);
+    match load_u64(ea) {
+        Ok(v) if v == pattern(round.file.id, off) => {
+            t.mmu_loads.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(v) => t.error(
+            &t.bad_data,
+            format!("load {ea:#x} read {v:#x}, file has {:#x}", pattern(round.file.id, off)),
+        ),
+        Err(e) => t.error(&t.bad_data, format!("load {ea:#x} faulted: {e:?}")),
+    }
+}
+
+fn xorshift(s: &mut u64) -> u64 {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    *s
+}
+
+fn make_round(round_no: u32) -> Result<Round, String> {
+    let g = pte::geometry();
+    let pages = (g.pmd_size() * CHUNKS as u64 / FRAME_SIZE) as usize;
+    let file =
+        Arc::new(File::new(1000 + round_no, pages, g.pmd_size()).map_err(|e| format!("{e}"))?);
+    let mut mms = Vec::new();
+    let mut bases = Vec::new();
+    for i in 0..MMS {
+        let mm = Mm::new().map_err(|e| format!("{e:?}"))?;
+        let base = BASE + i as u64 * (1 << 36);
+        mm.mmap(base, file.size(), &file, 0, false).map_err(|e| format!("{e:?}"))?;
+        // Fault a few small pages of every chunk: one PTE table per (mm, chunk).
+        {
+            let _g = activate(&mm);
+            for c in 0..CHUNKS as u64 {
+                for p in [0u64, 1, 7] {
+                    load_u64(base + c * g.pmd_size() + p * g.page_size())
+                        .map_err(|e| format!("prefault: {e:?}"))?;
+                }
+            }
+        }
+        // Give back the fragments the cache still holds, so each PTE-table page is held
+        // only by its live tables and the last deferral really frees it.
+        pte_free::pte_frag_destroy(&mut mm.ptl.lock().pte);
+        mms.push(mm);
+        bases.push(base);
+    }
+    Ok(Round { file, mms, bases })
+}
+
+ktest! {
+fn retract_torture() -> TestResult {
+    let rounds = crate::config().collapses;
+    let n = smp::nr_online();
+    let g = pte::geometry();
+    let frames_before = frame::free_count();
+    let d0 = pte_free::stats();
+    let r0 = rcu::stats();
+    let bugs0 = pte_free::bugs();
+    let tally = Tally::default();
+    let current: spin::RwLock<Option<Arc<Round>>> = spin::RwLock::new(None);
+    let generation = AtomicU64::new(0);
+    let acks: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
+    let stop = AtomicBool::new(false);
+    // Deterministic case: 0 idle, 1 = walker should grab the PMD, 2 = walker holds it,
+    // 3 = retract returned.
+    let det = AtomicU32::new(0);
+    let det_seen = AtomicU64::new(0);
+    let retract_time = AtomicU64::new(0);
+    let retracts = AtomicU64::new(0);
+    let setup_error = spin::Mutex::new(None::<String>);
+    let t_start = timer::now();
+    smp::on_each_cpu(&|cpu| {
+        if cpu != 0 {
+            // Walkers: until told to stop, walk the published round's address spaces.
+            let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ (cpu as u64 * 0x1234_5678);
+            let mut seen_gen = 0;
+            while !stop.load(Ordering::Acquire) {
+                let gen = generation.load(Ordering::Acquire);
+                let round = current.read().clone();
+                if let Some(round) = &round {
+                    if cpu == 1 && det.load(Ordering::Acquire) == 1 {
+                        deterministic_walk(round, &det, &stop, &tally);
+                        det_seen.fetch_add(1, Ordering::Relaxed);
+                        det.store(0, Ordering::Release);
+                    }
+                    for _ in 0..8 {
+                        let m = (xorshift(&mut seed) % MMS as u64) as usize;
+                        let off = (xorshift(&mut seed) % round.file.size()) & !7;
+                        let ea = round.bases[m] + off;
+                        lockless_walk(&round.mms[m], ea, round, off, &tally, 2);
+                        if xorshift(&mut seed).is_multiple_of(4) {
+                            mmu_load(&round.mms[m], ea, round, off, &tally);
+                        }
+                    }
+                }
+                drop(round);
+                if gen != seen_gen {
+                    acks[cpu].store(gen, Ordering::Release);
+                    seen_gen = gen;
+                }
+                let _ = rcu::quiescent_state();
+                rcu::run_callbacks();
+            }
+            acks[cpu].store(u64::MAX, Ordering::Release);
+            return;
+        }
+        // CPU 0: collapse rounds.
+        for rno in 0..rounds {
+            let round = match make_round(rno) {
+                Ok(r) => Arc::new(r),
+                Err(e) => {
+                    *setup_error.lock() = Some(e);
+                    break;
+                }
+            };
+            *current.write() = Some(round.clone());
+            let deterministic = n > 1;
+            if deterministic {
+                det.store(1, Ordering::Release);
+                let t0 = timer::now();
+                while det.load(Ordering::Acquire) != 2 && timer::tb_to_us(timer::now() - t0) < 2_000_000 {
+                    core::hint::spin_loop();
+                }
+            }
+            for c in 0..CHUNKS as u64 {
+                let t0 = timer::now();
+                match khugepaged::collapse_file(&round.file, c * g.pmd_size()) {
+                    Ok(k) => {
+                        retracts.fetch_add(k as u64, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        *setup_error.lock() = Some(format!("collapse: {e}"));
+                    }
+                }
+                retract_time.fetch_add(timer::now() - t0, Ordering::Relaxed);
+            }
+            if deterministic {
+                det.store(3, Ordering::Release);
+                let t0 = timer::now();
+                while det.load(Ordering::Acquire) != 0 && timer::tb_to_us(timer::now() - t0) < 2_000_000 {
+                    let _ = rcu::quiescent_state();
+                    rcu::run_callbacks();
+                    core::hint::spin_loop();
+                }
+            }
+            // Later accesses fault in the huge PMD leaves.
+            for (m, mm) in round.mms.iter().enumerate() {
+                for c in 0..CHUNKS as u64 {
+                    let off = c * g.pmd_size() + 0x1238;
+                    mmu_load(mm, round.bases[m] + off, &round, off, &tally);
+                    if mm.lookup_slot(round.bases[m] + off).map(|(_, l)| l) != Some(Level::Pmd) {
+                        tally.error(&tally.bad_data, format!("mm {} chunk {c}: no huge PMD leaf after collapse", mm.pid));
+                    }
+                }
+            }
+            // Retire the round: every walker must have moved past it before teardown.
+            *current.write() = None;
+            let gen = generation.fetch_add(1, Ordering::AcqRel) + 1;
+            let t0 = timer::now();
+            while (1..n).any(|c| acks[c].load(Ordering::Acquire) < gen) && timer::tb_to_us(timer::now() - t0) < 5_000_000 {
+                let _ = rcu::quiescent_state();
+                rcu::run_callbacks();
+                core::hint::spin_loop();
+            }
+            if let Ok(r) = Arc::try_unwrap(round) {
+                for mm in r.mms {
+                    mm.destroy();
+                }
+                for c in 0..CHUNKS as u64 {
+                    r.file.unhuge(c * g.pmd_size());
+                }
+            }
+            let _ = rcu::quiescent_state();
+            rcu::run_callbacks();
+        }
+        stop.store(true, Ordering::Release);
+    });
+    let elapsed = timer::now() - t_start;
+    rcu::rcu_barrier();
+    rcu::rcu_barrier();
+    let d = pte_free::stats();
+    let r = rcu::stats();
+    let freed = (d.pages_freed - d0.pages_freed).max(1);
+    let (lat_mean, lat_max) = pte_free::take_defer_to_free_us();
+    let leaked = frames_before as i64 - frame::free_count() as i64;
+    let pending = rcu::pending();
+    let secs = |tb: u64| tb as f64 / timer::tb_freq() as f64;
+    println!(
+        "figure: retract mmu={} strategy={} cpus={} rounds={} retracts={} deferrals={} pages_freed_after_gp={} \
+         pages_freed_now={} call_rcu_per_page={:.2} gp_per_page={:.2} head_already_queued={} redefers={} \
+         peak_waiting_pages={} defer_to_free_mean_us={} defer_to_free_max_us={} retracts_per_s={:.0} \
+         walker_reads_per_s={:.0} deterministic_checks={} poison_reads={} bad_data={} double_call_rcu={} \
+         leaked_frames={} pending_callbacks={}",
+        if crate::arch::mmu::radix_enabled() { "radix" } else { "hash" },
+        pte_free::strategy().name(),
+        n,
+        rounds,
+        retracts.load(Ordering::Relaxed),
+        d.deferrals - d0.deferrals,
+        d.pages_freed - d0.pages_freed,
+        d.pages_freed_now - d0.pages_freed_now,
+        (d.call_rcu - d0.call_rcu) as f64 / freed as f64,
+        (r.grace_periods - r0.grace_periods) as f64 / freed as f64,
+        d.head_already_queued - d0.head_already_queued,
+        d.redefers - d0.redefers,
+        d.waiting_peak,
+        lat_mean,
+        lat_max,
+        retracts.load(Ordering::Relaxed) as f64 / secs(retract_time.load(Ordering::Relaxed).max(1)),
+        (tally.lockless.load(Ordering::Relaxed) + tally.mmu_loads.load(Ordering::Relaxed)) as f64 / secs(elapsed.max(1)),
+        det_seen.load(Ordering::Relaxed),
+        tally.poison.load(Ordering::Relaxed),
+        tally.bad_data.load(Ordering::Relaxed),
+        pte_free::double_queues(),
+        leaked,
+        pending
+    );
+    if let Some(e) = setup_error.lock().take() {
+        return Err(e);
+    }
+    check!(tally.poison.load(Ordering::Relaxed) == 0, "walkers read POISON from freed page tables: {}",
+        tally.first_error.lock().clone().unwrap_or_default());
+    check!(pte_free::bugs() == bugs0, "pte_free_defer reported {} BUG(s) (double call_rcu: {})",
+        pte_free::bugs() - bugs0, pte_free::double_queues());
+    check!(tally.bad_data.load(Ordering::Relaxed) == 0, "walkers saw wrong data: {}",
+        tally.first_error.lock().clone().unwrap_or_default());
+    check!(n < 2 || det_seen.load(Ordering::Relaxed) == rounds as u64,
+        "the deterministic walker ran {} of {rounds} rounds", det_seen.load(Ordering::Relaxed));
+    check!(d.deferrals - d0.deferrals == retracts.load(Ordering::Relaxed), "deferrals != retracts");
+    check!(pending == 0, "{pending} RCU callbacks still pending");
+    check!(leaked == 0, "{leaked} frames leaked");
+    Ok(())
+}
+}
