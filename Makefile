@@ -11,7 +11,9 @@ TARGET  := powerpc64le-unknown-linux-gnu
 KERNEL  := target/$(TARGET)/release/ptfrag
 HARNESS := cargo run -q --release -p ptfrag-tests --bin harness --
 
-.PHONY: all deps kernel run test gdb lint clippy fmt fmt-check host-test clean
+SOAK_ROUNDS ?= 400
+
+.PHONY: all deps kernel run test soak gdb lint clippy fmt fmt-check host-test clean
 
 all: kernel
 
@@ -29,7 +31,12 @@ gdb: kernel
 	$(HARNESS) gdb --fw $(FW) --smp $(SMP) --args "$(ARGS)"
 
 test: kernel lint
-	$(HARNESS) test $(if $(FILTER),--filter $(FILTER))
+	$(HARNESS) test --jobs 2 $(if $(FILTER),--filter $(FILTER))
+
+# The retract matrix with many more collapse rounds (minutes): every strategy, both MMUs,
+# and the negative controls, which must still be caught.
+soak: kernel
+	$(HARNESS) test --skip-host --jobs 2 --soak $(SOAK_ROUNDS)
 
 lint: clippy fmt-check
 

@@ -27,6 +27,7 @@ test options:
   --kernel PATH         kernel ELF (same default)
   --filter SUBSTR       only scenarios whose name contains SUBSTR
   --skip-host           skip the host unit tests
+  --soak N              only the retract matrix, N collapse rounds each (make soak)
   --jobs N              scenarios at once, 1..2 (default 1)
 ";
 
@@ -119,8 +120,13 @@ fn qemu_options(args: &[String]) -> Result<QemuConfig, String> {
 }
 
 fn test_options(args: &[String]) -> Result<suite::Options, String> {
-    let mut options =
-        suite::Options { kernel: paths::default_kernel(), filter: None, skip_host: false, jobs: 1 };
+    let mut options = suite::Options {
+        kernel: paths::default_kernel(),
+        filter: None,
+        skip_host: false,
+        jobs: 1,
+        soak: None,
+    };
     let mut opts = Opts { args: args.iter() };
     while let Some(opt) = opts.next() {
         match opt? {
@@ -132,6 +138,9 @@ fn test_options(args: &[String]) -> Result<suite::Options, String> {
             ("filter", inline) => options.filter = Some(opts.value("filter", inline)?.into()),
             ("jobs", inline) => {
                 options.jobs = number("jobs", opts.value("jobs", inline)?, MAX_JOBS)?
+            }
+            ("soak", inline) => {
+                options.soak = Some(number("soak", opts.value("soak", inline)?, 100_000)? as u32)
             }
             (name, _) => return Err(format!("unknown option --{name}")),
         }
@@ -185,6 +194,7 @@ mod tests {
                 filter: Some("vof".into()),
                 skip_host: true,
                 jobs: 2,
+                soak: None,
             }))
         );
     }

@@ -182,7 +182,7 @@ mod tests {
             .timeout(Duration::from_secs(60));
         let v = Scratch::new(name).boot(&scenario, text, end);
         let run = v.run.as_ref().expect("QEMU ran");
-        assert_eq!(run.first_test.is_some(), text.contains("\ntest "));
+        assert_eq!(run.first_test.is_some(), text.contains("\nrunning "));
         v.why
     }
 

@@ -91,9 +91,10 @@ pub fn clean_line(raw: &str) -> String {
     out.trim().to_string()
 }
 
-/// Whether a cleaned line starts a test report (used to time boot to the first test).
-pub fn is_test_line(line: &str) -> bool {
-    line.starts_with("test ")
+/// Whether a cleaned line is the kernel's `running N tests` (boot is over: used to time
+/// boot to the first test).
+pub fn is_tests_start(line: &str) -> bool {
+    line.starts_with("running ")
 }
 
 fn parse_test_line(line: &str) -> Option<TestLine> {
@@ -164,7 +165,7 @@ mod tests {
     fn cleans_escapes_and_controls() {
         assert_eq!(clean_line("\x1b[0m\x1b[?25htest a ... ok\r"), "test a ... ok");
         assert_eq!(clean_line("\x1b7 x\x07y "), "xy");
-        assert!(is_test_line(&clean_line("\x1b[1mtest q ... ok")));
+        assert!(is_tests_start(&clean_line("\x1b[1mrunning 3 tests")));
     }
 
     #[test]

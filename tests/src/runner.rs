@@ -3,7 +3,7 @@
 //! deadline is killed, never left behind.
 
 use crate::check::Exit;
-use crate::log::{clean_line, is_test_line};
+use crate::log::{clean_line, is_tests_start};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
@@ -39,7 +39,8 @@ pub fn run(mut cmd: Command, timeout: Duration, log: Option<&Path>) -> io::Resul
         let mut reader = BufReader::new(stdout);
         let (mut all, mut line, mut first_test) = (Vec::new(), Vec::new(), None);
         while reader.read_until(b'\n', &mut line)? != 0 {
-            if first_test.is_none() && is_test_line(&clean_line(&String::from_utf8_lossy(&line))) {
+            if first_test.is_none() && is_tests_start(&clean_line(&String::from_utf8_lossy(&line)))
+            {
                 first_test = Some(start.elapsed());
             }
             if let Some(f) = log.as_mut() {
@@ -95,13 +96,13 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let log = dir.join("a.log");
         let run = run(
-            sh("echo boot; echo warn >&2; echo 'test a ... ok'; exit 3"),
+            sh("echo boot; echo warn >&2; echo 'running 1 tests'; echo 'test a ... ok'; exit 3"),
             Duration::from_secs(20),
             Some(&log),
         )
         .unwrap();
         assert_eq!(run.exit, Exit::Code(3));
-        assert_eq!(run.stdout, b"boot\ntest a ... ok\n");
+        assert_eq!(run.stdout, b"boot\nrunning 1 tests\ntest a ... ok\n");
         assert_eq!(std::fs::read(&log).unwrap(), run.stdout);
         assert_eq!(run.stderr, b"warn\n");
         assert!(run.first_test.unwrap() <= run.total);

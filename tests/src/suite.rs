@@ -25,6 +25,8 @@ pub struct Options {
     pub skip_host: bool,
     /// Scenarios run concurrently (1..=MAX_JOBS).
     pub jobs: usize,
+    /// `make soak`: only the retract matrix, with this many collapse rounds per run.
+    pub soak: Option<u32>,
 }
 
 #[derive(Default)]
@@ -41,8 +43,12 @@ pub fn run(opts: &Options) -> bool {
         host_step(&mut tally, "host tests", hosttests::run);
         host_step(&mut tally, "loom model checks", hosttests::run_loom);
     }
-    let selected = scenario::select(opts.filter.as_deref());
-    let gdb_selected = opts.filter.as_deref().is_none_or(|f| "gdb-smoke".contains(f));
+    let mut selected = scenario::select(opts.filter.as_deref());
+    if let Some(rounds) = opts.soak {
+        selected = soak_rows(&selected, rounds);
+    }
+    let gdb_selected =
+        opts.soak.is_none() && opts.filter.as_deref().is_none_or(|f| "gdb-smoke".contains(f));
     if selected.is_empty() && !gdb_selected {
         println!("FAIL no scenario matches {:?}", opts.filter);
         tally.failed += 1;
@@ -115,6 +121,33 @@ fn host_step(tally: &mut Tally, what: &str, run: fn(&Path) -> std::io::Result<ho
             tally.failed += 1;
         }
     }
+}
+
+/// The retract matrix rows (those that set `collapses=`) with `rounds` collapse rounds and
+/// a timeout long enough for them.
+fn soak_rows(rows: &[Scenario], rounds: u32) -> Vec<Scenario> {
+    rows.iter()
+        .filter(|s| s.bootargs.contains("collapses="))
+        .map(|s| {
+            let args: String = s
+                .bootargs
+                .split_whitespace()
+                .map(|w| {
+                    if w.starts_with("collapses=") {
+                        format!("collapses={rounds}")
+                    } else {
+                        w.into()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            let mut s = *s;
+            // The harness is a short-lived process: leaking a few strings is fine.
+            s.bootargs = Box::leak(args.into_boxed_str());
+            s.timeout = Duration::from_secs(60 + rounds as u64 * 4);
+            s
+        })
+        .collect()
 }
 
 /// One scenario's result.
