@@ -11,26 +11,42 @@ pub type TestResult = Result<(), String>;
 pub struct KTest {
     pub name: &'static str,
     pub run: fn() -> TestResult,
-    /// Runs only with `selftest=fail`: a test that must fail, proving the harness notices.
-    pub negative_control: bool,
+    /// When the test runs at all.
+    pub gate: Gate,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    Always,
+    /// Only with `selftest=fail`: a test that must fail, proving the harness notices.
+    NegativeControl,
+    /// Only with `bench=1`: measurements for `make bench`, too slow for every run.
+    Bench,
 }
 
 /// Registers a test: `ktest!(fn name() -> TestResult { ... });`
 #[macro_export]
 macro_rules! ktest {
     (fn $name:ident() -> TestResult $body:block) => {
-        $crate::ktest!(@reg false, $name, $body);
+        $crate::ktest!(@reg Always, $name, $body);
     };
     (negative_control fn $name:ident() -> TestResult $body:block) => {
-        $crate::ktest!(@reg true, $name, $body);
+        $crate::ktest!(@reg NegativeControl, $name, $body);
     };
-    (@reg $neg:expr, $name:ident, $body:block) => {
+    (bench fn $name:ident() -> TestResult $body:block) => {
+        $crate::ktest!(@reg Bench, $name, $body);
+    };
+    (@reg $gate:ident, $name:ident, $body:block) => {
         fn $name() -> $crate::ktest::TestResult $body
         const _: () = {
             #[unsafe(link_section = ".ktest")]
             #[used]
             static ENTRY: $crate::ktest::KTest =
-                $crate::ktest::KTest { name: stringify!($name), run: $name, negative_control: $neg };
+                $crate::ktest::KTest {
+                    name: stringify!($name),
+                    run: $name,
+                    gate: $crate::ktest::Gate::$gate,
+                };
         };
     };
 }
@@ -61,10 +77,14 @@ fn all() -> &'static [KTest] {
 }
 
 /// Runs the selected tests; returns (passed, failed).
-pub fn run_all(filter: Option<&str>, negative_controls: bool) -> (usize, usize) {
+pub fn run_all(filter: Option<&str>, negative_controls: bool, bench: bool) -> (usize, usize) {
     let selected = |t: &&KTest| {
         filter.is_none_or(|f| f.split(',').any(|part| t.name.contains(part)))
-            && (!t.negative_control || negative_controls)
+            && match t.gate {
+                Gate::Always => true,
+                Gate::NegativeControl => negative_controls,
+                Gate::Bench => bench,
+            }
     };
     let n = all().iter().filter(selected).count();
     crate::println!("running {n} tests");

@@ -50,6 +50,8 @@ core::arch::global_asm!(
 /// Settings from the command line that tests read.
 pub struct Config {
     pub collapses: u32,
+    pub bench: bool,
+    pub mms: usize,
 }
 
 static CONFIG: spin::Once<Config> = spin::Once::new();
@@ -127,7 +129,11 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
     let mi = mm::frame::init(dt.mem());
     mm::heap::init();
     mm::pte_free::init(cmd.pte_free_defer);
-    CONFIG.call_once(|| Config { collapses: cmd.collapses });
+    CONFIG.call_once(|| Config {
+        collapses: cmd.collapses,
+        bench: cmd.bench,
+        mms: cmd.mms as usize,
+    });
     rcu::set_broken_short_gp(cmd.rcu_short_gp);
     println!(
         "mm: {} frames of 64K ({} MiB), {} free after the kernel and descriptors, {} after the {} MiB heap",
@@ -228,7 +234,7 @@ fn run_tests(cmd: &Cmdline<'_>) -> ! {
         exceptions::unexpected_fault(0x0000_0bad_0000_0000);
         fatal!("selftest=oops: the unexpected access did not fault");
     }
-    let (_, failed) = ktest::run_all(cmd.test, cmd.selftest == Selftest::Fail);
+    let (_, failed) = ktest::run_all(cmd.test, cmd.selftest == Selftest::Fail, cmd.bench);
     if failed == 0 {
         exit::success()
     } else {

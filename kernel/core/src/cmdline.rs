@@ -47,6 +47,10 @@ pub struct Cmdline<'a> {
     pub rcu_short_gp: bool,
     /// `collapses=1..100000`: collapse rounds of the retract torture test, default 8.
     pub collapses: u32,
+    /// `bench=0|1`: run `retract_bench` (every strategy in one boot), default 0.
+    pub bench: bool,
+    /// `mms=1..1000`: address spaces sharing the file in `retract_bench`, default 4.
+    pub mms: u32,
 }
 
 impl Default for Cmdline<'_> {
@@ -59,6 +63,8 @@ impl Default for Cmdline<'_> {
             pte_free_defer: Strategy::Active,
             rcu_short_gp: false,
             collapses: 8,
+            bench: false,
+            mms: 4,
         }
     }
 }
@@ -117,6 +123,8 @@ const OPTIONS: &[Opt] = &[
     },
     Opt { name: "rcu_gp", accepted: "normal|short", set: set_rcu_gp },
     Opt { name: "collapses", accepted: "1..100000", set: set_collapses },
+    Opt { name: "bench", accepted: "0|1", set: set_bench },
+    Opt { name: "mms", accepted: "1..1000", set: set_mms },
 ];
 
 // Duplicate detection keeps one bit per row.
@@ -188,6 +196,25 @@ fn set_collapses<'a>(c: &mut Cmdline<'a>, v: &'a str) -> bool {
     }
 }
 
+fn set_bench<'a>(c: &mut Cmdline<'a>, v: &'a str) -> bool {
+    c.bench = match v {
+        "0" => false,
+        "1" => true,
+        _ => return false,
+    };
+    true
+}
+
+fn set_mms<'a>(c: &mut Cmdline<'a>, v: &'a str) -> bool {
+    match parse_decimal(v) {
+        Some(n @ 1..=1000) => {
+            c.mms = n;
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Plain ASCII decimal: digits only, no sign, no overflow.
 fn parse_decimal(s: &str) -> Option<u32> {
     if s.is_empty() {
@@ -240,7 +267,7 @@ mod tests {
     const VALID: &str = "valid options: mmu=radix|hash, hz=1..10000, test=<filter>, \
                          selftest=off|fail|oops, \
                          pte_free_defer=naive|refcount|active|bitmap|bitmap_sketch|none, \
-                         rcu_gp=normal|short, collapses=1..100000";
+                         rcu_gp=normal|short, collapses=1..100000, bench=0|1, mms=1..1000";
 
     #[test]
     fn empty_and_blank_give_defaults() {
@@ -375,12 +402,14 @@ mod tests {
                 ("pte_free_defer", "naive|refcount|active|bitmap|bitmap_sketch|none"),
                 ("rcu_gp", "normal|short"),
                 ("collapses", "1..100000"),
+                ("bench", "0|1"),
+                ("mms", "1..1000"),
             ]
         );
         // Every listed option parses with a value from its own description.
         for (name, accepted) in valid_options() {
             let value = match accepted {
-                "1..10000" | "1..100000" => "1",
+                "1..10000" | "1..100000" | "1..1000" => "1",
                 "<filter>" => "x",
                 a => a.split('|').next().unwrap(),
             };

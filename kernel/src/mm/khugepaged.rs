@@ -1,4 +1,5 @@
-//! A khugepaged-style collapse of one PMD-sized range of a shared file, and
+//! A khugepaged-style collapse of one PMD-sized range of a shared file (`File::make_huge`
+//! copies it into a huge frame, then `retract_page_tables()` runs), and
 //! `retract_page_tables()` (Linux mm/khugepaged.c, v6.6 shape): under the file's i_mmap lock,
 //! for every address space mapping the range, take the PMD lock then the PTE lock, re-check
 //! that the PMD still points to a page table, clear it with `pmdp_collapse_flush()`, drop
@@ -8,9 +9,7 @@
 use super::file::File;
 use super::mm_types::Mm;
 use crate::arch::mmu::{pte, tlb};
-use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
-use ptfrag_core::frame_alloc::FrameError;
 use ptfrag_core::pgtable::Level;
 use ptfrag_core::pgtable_frag::page_of;
 
@@ -38,14 +37,6 @@ fn find_pmd(mm: &Mm, ea: u64) -> Option<*mut pte::BeEntry> {
         table = pte::target(e);
     }
     Some(pte::slot(table, Level::Pmd, ea))
-}
-
-/// Collapses file bytes [off, off + PMD size): copies them into a huge frame that becomes the
-/// page cache's copy, then retracts every address space's PTE table for the range. Returns
-/// the number of tables retracted.
-pub fn collapse_file(file: &Arc<File>, off: u64) -> Result<usize, FrameError> {
-    file.make_huge(off)?;
-    Ok(retract_page_tables(file, off))
 }
 
 /// Linux `retract_page_tables(mapping, pgoff)`.

@@ -15,7 +15,8 @@ use ptfrag_core::pte_free_defer::{
 };
 use ptfrag_core::rcu::RcuError;
 
-static STRATEGY: spin::Once<Strategy> = spin::Once::new();
+/// The strategy in force (index into `Strategy::ALL`-style order below).
+static STRATEGY: spin::Mutex<Strategy> = spin::Mutex::new(Strategy::Active);
 static STATS: DeferStats = DeferStats::new();
 static SIDES: spin::Once<&'static [BitmapSide]> = spin::Once::new();
 /// Misuses reported by the strategies (double call_rcu, double free, ...).
@@ -29,7 +30,7 @@ static LAT_N: AtomicU64 = AtomicU64::new(0);
 
 /// Chooses the strategy and preallocates `bitmap`'s side state, one per frame.
 pub fn init(strategy: Strategy) {
-    STRATEGY.call_once(|| strategy);
+    *STRATEGY.lock() = strategy;
     let n = frame::nr_frames();
     let bytes = n * core::mem::size_of::<BitmapSide>();
     let frames = bytes.div_ceil(FRAME_SIZE as usize);
@@ -63,7 +64,23 @@ pub fn take_defer_to_free_us() -> (u64, u64) {
 }
 
 pub fn strategy() -> Strategy {
-    *STRATEGY.get().unwrap_or(&Strategy::Active)
+    *STRATEGY.lock()
+}
+
+/// Switches strategy between workloads (`retract_bench`). Refused while any page-table
+/// page still waits for a grace period: its state belongs to the old strategy.
+pub fn set_strategy(st: Strategy) -> Result<(), &'static str> {
+    crate::rcu::rcu_barrier();
+    if STATS.waiting.load(Ordering::Acquire) != 0 || crate::rcu::pending() != 0 {
+        return Err("page-table pages still wait for a grace period");
+    }
+    *STRATEGY.lock() = st;
+    Ok(())
+}
+
+/// Restarts the peak of pages waiting for a grace period (one figure per workload).
+pub fn reset_peak() {
+    STATS.waiting_peak.store(STATS.waiting.load(Ordering::Relaxed), Ordering::Relaxed);
 }
 
 pub fn stats() -> DeferCounts {

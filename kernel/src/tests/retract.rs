@@ -21,11 +21,11 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use ptfrag_core::frame_alloc::FRAME_SIZE;
 use ptfrag_core::pgtable::Level;
+use ptfrag_core::pte_free_defer::Strategy;
 
 const BASE: u64 = 0x0000_2000_0000_0000;
-/// Address spaces sharing the file, and adjacent PMD ranges collapsed back to back (their
-/// PTE tables are fragments of the same 64K page in each address space).
-const MMS: usize = 4;
+/// Adjacent PMD ranges collapsed back to back: their PTE tables are fragments of the same
+/// 64K page in each address space.
 const CHUNKS: usize = 4;
 
 struct Round {
@@ -183,14 +183,14 @@ fn xorshift(s: &mut u64) -> u64 {
     *s
 }
 
-fn make_round(round_no: u32) -> Result<Round, String> {
+fn make_round(round_no: u32, mms_n: usize) -> Result<Round, String> {
     let g = pte::geometry();
     let pages = (g.pmd_size() * CHUNKS as u64 / FRAME_SIZE) as usize;
     let file =
         Arc::new(File::new(1000 + round_no, pages, g.pmd_size()).map_err(|e| format!("{e}"))?);
     let mut mms = Vec::new();
     let mut bases = Vec::new();
-    for i in 0..MMS {
+    for i in 0..mms_n {
         let mm = Mm::new().map_err(|e| format!("{e:?}"))?;
         let base = BASE + i as u64 * (1 << 36);
         mm.mmap(base, file.size(), &file, 0, false).map_err(|e| format!("{e:?}"))?;
@@ -213,9 +213,67 @@ fn make_round(round_no: u32) -> Result<Round, String> {
     Ok(Round { file, mms, bases })
 }
 
-ktest! {
-fn retract_torture() -> TestResult {
-    let rounds = crate::config().collapses;
+/// One retract workload: `rounds` collapse rounds over `mms` address spaces, with or without
+/// walkers on the other CPUs (and the deterministic walker).
+struct Params {
+    mms: usize,
+    rounds: u32,
+    walkers: bool,
+}
+
+/// What a workload measured; the checks and figure lines are the callers'.
+struct Outcome {
+    n: usize,
+    rounds: u32,
+    retracts: u64,
+    deferrals: u64,
+    pages_freed: u64,
+    pages_freed_now: u64,
+    call_rcu: u64,
+    grace_periods: u64,
+    head_already_queued: u64,
+    redefers: u64,
+    peak_waiting: u64,
+    lat_mean_us: u64,
+    lat_max_us: u64,
+    retract_time: u64,
+    elapsed: u64,
+    gp_latency_us: u64,
+    walker_reads: u64,
+    det_seen: u64,
+    poison: u64,
+    bad_data: u64,
+    first_error: Option<String>,
+    bugs: u64,
+    leaked: i64,
+    pending: usize,
+}
+
+impl Outcome {
+    fn secs(tb: u64) -> f64 {
+        tb as f64 / timer::tb_freq() as f64
+    }
+    fn per_page(&self, x: u64) -> f64 {
+        x as f64 / self.pages_freed.max(1) as f64
+    }
+    fn retracts_per_s(&self) -> f64 {
+        self.retracts as f64 / Self::secs(self.retract_time.max(1))
+    }
+    fn walker_reads_per_s(&self) -> f64 {
+        self.walker_reads as f64 / Self::secs(self.elapsed.max(1))
+    }
+    fn mmu() -> &'static str {
+        if crate::arch::mmu::radix_enabled() {
+            "radix"
+        } else {
+            "hash"
+        }
+    }
+}
+
+fn run_retract(p: &Params) -> Result<Outcome, String> {
+    let rounds = p.rounds;
+    let mms_n = p.mms;
     let n = smp::nr_online();
     let g = pte::geometry();
     let frames_before = frame::free_count();
@@ -234,8 +292,13 @@ fn retract_torture() -> TestResult {
     let retract_time = AtomicU64::new(0);
     let retracts = AtomicU64::new(0);
     let setup_error = spin::Mutex::new(None::<String>);
+    let gp_time = AtomicU64::new(0);
     let t_start = timer::now();
+    pte_free::reset_peak();
     smp::on_each_cpu(&|cpu| {
+        if cpu != 0 && !p.walkers {
+            return;
+        }
         if cpu != 0 {
             // Walkers: until told to stop, walk the published round's address spaces.
             let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ (cpu as u64 * 0x1234_5678);
@@ -250,7 +313,7 @@ fn retract_torture() -> TestResult {
                         det.store(0, Ordering::Release);
                     }
                     for _ in 0..8 {
-                        let m = (xorshift(&mut seed) % MMS as u64) as usize;
+                        let m = (xorshift(&mut seed) % mms_n as u64) as usize;
                         let off = (xorshift(&mut seed) % round.file.size()) & !7;
                         let ea = round.bases[m] + off;
                         lockless_walk(&round.mms[m], ea, round, off, &tally, 2);
@@ -272,7 +335,7 @@ fn retract_torture() -> TestResult {
         }
         // CPU 0: collapse rounds.
         for rno in 0..rounds {
-            let round = match make_round(rno) {
+            let round = match make_round(rno, mms_n) {
                 Ok(r) => Arc::new(r),
                 Err(e) => {
                     *setup_error.lock() = Some(e);
@@ -280,42 +343,52 @@ fn retract_torture() -> TestResult {
                 }
             };
             *current.write() = Some(round.clone());
-            let deterministic = n > 1;
+            let deterministic = n > 1 && p.walkers;
             if deterministic {
                 det.store(1, Ordering::Release);
                 let t0 = timer::now();
-                while det.load(Ordering::Acquire) != 2 && timer::tb_to_us(timer::now() - t0) < 2_000_000 {
+                while det.load(Ordering::Acquire) != 2
+                    && timer::tb_to_us(timer::now() - t0) < 2_000_000
+                {
                     core::hint::spin_loop();
                 }
             }
             for c in 0..CHUNKS as u64 {
-                let t0 = timer::now();
-                match khugepaged::collapse_file(&round.file, c * g.pmd_size()) {
-                    Ok(k) => {
-                        retracts.fetch_add(k as u64, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        *setup_error.lock() = Some(format!("collapse: {e}"));
-                    }
+                // The collapse: copy into a huge frame (not timed), then the retract (timed).
+                if let Err(e) = round.file.make_huge(c * g.pmd_size()) {
+                    *setup_error.lock() = Some(format!("collapse: {e}"));
+                    continue;
                 }
+                let t0 = timer::now();
+                let k = khugepaged::retract_page_tables(&round.file, c * g.pmd_size());
                 retract_time.fetch_add(timer::now() - t0, Ordering::Relaxed);
+                retracts.fetch_add(k as u64, Ordering::Relaxed);
             }
             if deterministic {
                 det.store(3, Ordering::Release);
                 let t0 = timer::now();
-                while det.load(Ordering::Acquire) != 0 && timer::tb_to_us(timer::now() - t0) < 2_000_000 {
+                while det.load(Ordering::Acquire) != 0
+                    && timer::tb_to_us(timer::now() - t0) < 2_000_000
+                {
                     let _ = rcu::quiescent_state();
                     rcu::run_callbacks();
                     core::hint::spin_loop();
                 }
             }
+            // A grace period while the walkers run: its latency is a figure.
+            let t0 = timer::now();
+            rcu::synchronize_rcu();
+            gp_time.fetch_add(timer::now() - t0, Ordering::Relaxed);
             // Later accesses fault in the huge PMD leaves.
             for (m, mm) in round.mms.iter().enumerate() {
                 for c in 0..CHUNKS as u64 {
                     let off = c * g.pmd_size() + 0x1238;
                     mmu_load(mm, round.bases[m] + off, &round, off, &tally);
                     if mm.lookup_slot(round.bases[m] + off).map(|(_, l)| l) != Some(Level::Pmd) {
-                        tally.error(&tally.bad_data, format!("mm {} chunk {c}: no huge PMD leaf after collapse", mm.pid));
+                        tally.error(
+                            &tally.bad_data,
+                            format!("mm {} chunk {c}: no huge PMD leaf after collapse", mm.pid),
+                        );
                     }
                 }
             }
@@ -323,7 +396,10 @@ fn retract_torture() -> TestResult {
             *current.write() = None;
             let gen = generation.fetch_add(1, Ordering::AcqRel) + 1;
             let t0 = timer::now();
-            while (1..n).any(|c| acks[c].load(Ordering::Acquire) < gen) && timer::tb_to_us(timer::now() - t0) < 5_000_000 {
+            while p.walkers
+                && (1..n).any(|c| acks[c].load(Ordering::Acquire) < gen)
+                && timer::tb_to_us(timer::now() - t0) < 5_000_000
+            {
                 let _ = rcu::quiescent_state();
                 rcu::run_callbacks();
                 core::hint::spin_loop();
@@ -346,55 +422,140 @@ fn retract_torture() -> TestResult {
     rcu::rcu_barrier();
     let d = pte_free::stats();
     let r = rcu::stats();
-    let freed = (d.pages_freed - d0.pages_freed).max(1);
     let (lat_mean, lat_max) = pte_free::take_defer_to_free_us();
     let leaked = frames_before as i64 - frame::free_count() as i64;
     let pending = rcu::pending();
-    let secs = |tb: u64| tb as f64 / timer::tb_freq() as f64;
+    if let Some(e) = setup_error.lock().take() {
+        return Err(e);
+    }
+    let first_error = tally.first_error.lock().clone();
+    Ok(Outcome {
+        n,
+        rounds,
+        retracts: retracts.load(Ordering::Relaxed),
+        deferrals: d.deferrals - d0.deferrals,
+        pages_freed: d.pages_freed - d0.pages_freed,
+        pages_freed_now: d.pages_freed_now - d0.pages_freed_now,
+        call_rcu: d.call_rcu - d0.call_rcu,
+        grace_periods: r.grace_periods - r0.grace_periods,
+        head_already_queued: d.head_already_queued - d0.head_already_queued,
+        redefers: d.redefers - d0.redefers,
+        peak_waiting: d.waiting_peak,
+        lat_mean_us: lat_mean,
+        lat_max_us: lat_max,
+        retract_time: retract_time.load(Ordering::Relaxed),
+        elapsed,
+        gp_latency_us: timer::tb_to_us(gp_time.load(Ordering::Relaxed) / rounds.max(1) as u64),
+        walker_reads: tally.lockless.load(Ordering::Relaxed)
+            + tally.mmu_loads.load(Ordering::Relaxed),
+        det_seen: det_seen.load(Ordering::Relaxed),
+        poison: tally.poison.load(Ordering::Relaxed),
+        bad_data: tally.bad_data.load(Ordering::Relaxed),
+        first_error,
+        bugs: pte_free::bugs() - bugs0,
+        leaked,
+        pending,
+    })
+}
+
+ktest! {
+fn retract_torture() -> TestResult {
+    let o = run_retract(&Params { mms: 4, rounds: crate::config().collapses, walkers: true })?;
     println!(
         "figure: retract mmu={} strategy={} cpus={} rounds={} retracts={} deferrals={} pages_freed_after_gp={} \
          pages_freed_now={} call_rcu_per_page={:.2} gp_per_page={:.2} head_already_queued={} redefers={} \
          peak_waiting_pages={} defer_to_free_mean_us={} defer_to_free_max_us={} retracts_per_s={:.0} \
-         walker_reads_per_s={:.0} deterministic_checks={} poison_reads={} bad_data={} double_call_rcu={} \
-         leaked_frames={} pending_callbacks={}",
-        if crate::arch::mmu::radix_enabled() { "radix" } else { "hash" },
+         walker_reads_per_s={:.0} gp_latency_us={} deterministic_checks={} poison_reads={} bad_data={} \
+         double_call_rcu={} leaked_frames={} pending_callbacks={}",
+        Outcome::mmu(),
         pte_free::strategy().name(),
-        n,
-        rounds,
-        retracts.load(Ordering::Relaxed),
-        d.deferrals - d0.deferrals,
-        d.pages_freed - d0.pages_freed,
-        d.pages_freed_now - d0.pages_freed_now,
-        (d.call_rcu - d0.call_rcu) as f64 / freed as f64,
-        (r.grace_periods - r0.grace_periods) as f64 / freed as f64,
-        d.head_already_queued - d0.head_already_queued,
-        d.redefers - d0.redefers,
-        d.waiting_peak,
-        lat_mean,
-        lat_max,
-        retracts.load(Ordering::Relaxed) as f64 / secs(retract_time.load(Ordering::Relaxed).max(1)),
-        (tally.lockless.load(Ordering::Relaxed) + tally.mmu_loads.load(Ordering::Relaxed)) as f64 / secs(elapsed.max(1)),
-        det_seen.load(Ordering::Relaxed),
-        tally.poison.load(Ordering::Relaxed),
-        tally.bad_data.load(Ordering::Relaxed),
+        o.n,
+        o.rounds,
+        o.retracts,
+        o.deferrals,
+        o.pages_freed,
+        o.pages_freed_now,
+        o.per_page(o.call_rcu),
+        o.per_page(o.grace_periods),
+        o.head_already_queued,
+        o.redefers,
+        o.peak_waiting,
+        o.lat_mean_us,
+        o.lat_max_us,
+        o.retracts_per_s(),
+        o.walker_reads_per_s(),
+        o.gp_latency_us,
+        o.det_seen,
+        o.poison,
+        o.bad_data,
         pte_free::double_queues(),
-        leaked,
-        pending
+        o.leaked,
+        o.pending
     );
-    if let Some(e) = setup_error.lock().take() {
-        return Err(e);
+    let first = o.first_error.clone().unwrap_or_default();
+    check!(o.poison == 0, "walkers read POISON from freed page tables: {first}");
+    check!(o.bugs == 0, "pte_free_defer reported {} BUG(s) (double call_rcu: {})", o.bugs, pte_free::double_queues());
+    check!(o.bad_data == 0, "walkers saw wrong data: {first}");
+    check!(o.n < 2 || o.det_seen == o.rounds as u64, "the deterministic walker ran {} of {} rounds", o.det_seen, o.rounds);
+    check!(o.deferrals == o.retracts, "deferrals != retracts");
+    check!(o.pending == 0, "{} RCU callbacks still pending", o.pending);
+    check!(o.leaked == 0, "{} frames leaked", o.leaked);
+    Ok(())
+}
+}
+
+ktest! {
+bench fn retract_bench() -> TestResult {
+    // `bench=1` (make bench): every strategy in one boot, so their costs are ratios measured
+    // in one run. The retract cost comes from a run without walkers (same conditions for all,
+    // `none` included); the walker, grace-period and pending-page figures from a second run
+    // with walkers (not for `none`: the walkers would read its freed tables).
+    let cfg = crate::config();
+    let original = pte_free::strategy();
+    // Warm-up round (allocator, caches), not measured.
+    run_retract(&Params { mms: cfg.mms, rounds: 1, walkers: false })?;
+    let mut none_cost = 0.0;
+    for st in [Strategy::None, Strategy::Refcount, Strategy::Active, Strategy::Bitmap] {
+        pte_free::set_strategy(st).map_err(|e| format!("switching to {}: {e}", st.name()))?;
+        let quiet = run_retract(&Params { mms: cfg.mms, rounds: cfg.collapses, walkers: false })?;
+        let us_per_table = timer::tb_to_us(quiet.retract_time) as f64 / quiet.retracts.max(1) as f64;
+        let o = if st == Strategy::None {
+            quiet
+        } else {
+            run_retract(&Params { mms: cfg.mms, rounds: cfg.collapses, walkers: true })?
+        };
+        if st == Strategy::None {
+            none_cost = us_per_table;
+        }
+        println!(
+            "figure: bench mmu={} cpus={} mms={} strategy={} rounds={} retracts={} retract_us_per_table={:.1} \
+             retract_cost_vs_none={:.2} call_rcu_per_page={:.2} gp_per_page={:.2} head_already_queued={} \
+             redefers={} peak_waiting_pages={} defer_to_free_mean_us={} defer_to_free_max_us={} \
+             walker_reads_per_s={:.0} gp_latency_us={} poison_reads={} leaked_frames={}",
+            Outcome::mmu(),
+            o.n,
+            cfg.mms,
+            st.name(),
+            o.rounds,
+            o.retracts,
+            us_per_table,
+            us_per_table / none_cost.max(f64::MIN_POSITIVE),
+            o.per_page(o.call_rcu),
+            o.per_page(o.grace_periods),
+            o.head_already_queued,
+            o.redefers,
+            o.peak_waiting,
+            o.lat_mean_us,
+            o.lat_max_us,
+            o.walker_reads_per_s(),
+            o.gp_latency_us,
+            o.poison,
+            o.leaked
+        );
+        check!(st == Strategy::None || o.poison == 0, "{}: walkers read POISON", st.name());
+        check!(o.leaked == 0 && o.pending == 0, "{}: {} frames leaked, {} callbacks pending", st.name(), o.leaked, o.pending);
     }
-    check!(tally.poison.load(Ordering::Relaxed) == 0, "walkers read POISON from freed page tables: {}",
-        tally.first_error.lock().clone().unwrap_or_default());
-    check!(pte_free::bugs() == bugs0, "pte_free_defer reported {} BUG(s) (double call_rcu: {})",
-        pte_free::bugs() - bugs0, pte_free::double_queues());
-    check!(tally.bad_data.load(Ordering::Relaxed) == 0, "walkers saw wrong data: {}",
-        tally.first_error.lock().clone().unwrap_or_default());
-    check!(n < 2 || det_seen.load(Ordering::Relaxed) == rounds as u64,
-        "the deterministic walker ran {} of {rounds} rounds", det_seen.load(Ordering::Relaxed));
-    check!(d.deferrals - d0.deferrals == retracts.load(Ordering::Relaxed), "deferrals != retracts");
-    check!(pending == 0, "{pending} RCU callbacks still pending");
-    check!(leaked == 0, "{leaked} frames leaked");
+    pte_free::set_strategy(original).map_err(|e| format!("restoring {}: {e}", original.name()))?;
     Ok(())
 }
 }
