@@ -8,6 +8,7 @@ extern crate alloc;
 mod arch;
 mod backtrace;
 mod console;
+mod debuginfo;
 mod devtree;
 mod exit;
 mod ksyms;
@@ -155,6 +156,7 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
     let mmu_info = arch::mmu::MmuInfo { mem_end, pft_shift: dt.pft_shift, slb_size: dt.slb_size };
     arch::mmu::init(cmd.mmu, &mmu_info);
     mm_banner(cmd.mmu);
+    debuginfo::fill();
 
     timer::init(dt.tb_freq, cmd.hz);
     smp::cpu_setup(0);

@@ -26,6 +26,11 @@ pub fn report_bug(what: core::fmt::Arguments<'_>) {
     crate::println!("BUG: rcu: {what} (cpu {})", cpu());
 }
 
+/// Address of the RCU state, for the debugger (layout: ptfrag_core::rcu::debug_layout).
+pub fn rcu_addr() -> u64 {
+    &RCU as *const Rcu as u64
+}
+
 pub fn bugs() -> u64 {
     BUGS.load(Ordering::Relaxed)
 }

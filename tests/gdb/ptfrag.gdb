@@ -5,6 +5,7 @@
 # little-endian for the rest of the session. Breakpoints are handled by QEMU, not written
 # into memory, so they work on every vCPU (one gdb thread per vCPU).
 set pagination off
+source tests/gdb/ptfrag.py
 set confirm off
 set architecture powerpc:common64
 set endian big
@@ -15,3 +16,4 @@ set endian little
 maintenance flush register-cache
 delete
 echo \nptfrag: stopped at boot_high (little-endian, 64-bit, MMU off). Set breakpoints, then `continue`.\n
+echo ptfrag: helpers (once the kernel is past boot): ptfrag-info, ptfrag-page ADDR, ptfrag-walk PID EA, ptfrag-rcu\n

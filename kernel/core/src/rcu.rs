@@ -231,6 +231,35 @@ unsafe fn head_at<'a>(addr: u64) -> &'a RcuHead {
     unsafe { &*ptr }
 }
 
+/// Where a debugger finds the RCU state in memory (offsets in bytes), so a gdb script can
+/// list pending callbacks without knowing Rust's layout rules.
+#[derive(Debug, Clone, Copy)]
+pub struct RcuLayout {
+    pub gp_seq: usize,
+    pub qs_mask: usize,
+    pub online: usize,
+    pub cpus: usize,
+    pub cpu_stride: usize,
+    pub cpu_nesting: usize,
+    pub cpu_head: usize,
+    pub max_cpus: usize,
+}
+
+/// The layout of [`Rcu`] (see [`RcuLayout`]).
+pub fn debug_layout() -> RcuLayout {
+    use core::mem::{offset_of, size_of};
+    RcuLayout {
+        gp_seq: offset_of!(Rcu, gp_seq),
+        qs_mask: offset_of!(Rcu, qs_mask),
+        online: offset_of!(Rcu, online),
+        cpus: offset_of!(Rcu, cpus),
+        cpu_stride: size_of::<CpuData>(),
+        cpu_nesting: offset_of!(CpuData, nesting),
+        cpu_head: offset_of!(CpuData, head),
+        max_cpus: MAX_CPUS,
+    }
+}
+
 /// The RCU state: one per kernel (a `static`), or one per test.
 pub struct Rcu {
     /// Linux `rcu_state.gp_seq`: even idle, odd while a grace period runs.

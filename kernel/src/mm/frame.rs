@@ -86,6 +86,11 @@ pub fn desc(pa: u64) -> &'static PageDesc {
     &d[(pa / FRAME_SIZE) as usize]
 }
 
+/// Address of the descriptor array (Linux's mem_map), for the debugger.
+pub fn mem_map_addr() -> u64 {
+    DESCS.get().map_or(0, |d| d.as_ptr() as u64)
+}
+
 /// Frames covered by the descriptor array.
 pub fn nr_frames() -> usize {
     DESCS.get().map_or(0, |d| d.len())

@@ -60,6 +60,15 @@ pub fn pmd_frag() -> &'static FragGeometry {
     }
 }
 
+/// PGD of every live address space, by PID (0 = none): how a debugger finds an mm's tables
+/// in either MMU mode (radix also has them in the process table).
+static MM_PGDS: [AtomicU64; radix::MAX_PID as usize + 1] =
+    [const { AtomicU64::new(0) }; radix::MAX_PID as usize + 1];
+
+pub fn pgd_table_addr() -> u64 {
+    MM_PGDS.as_ptr() as u64
+}
+
 static PIDS: spin::Mutex<[u64; (radix::MAX_PID as usize + 1) / 64]> =
     spin::Mutex::new([0; (radix::MAX_PID as usize + 1) / 64]);
 
@@ -101,6 +110,7 @@ impl Mm {
         if crate::arch::mmu::radix_enabled() {
             radix::set_prtb_entry(pid, pgd);
         }
+        MM_PGDS[pid as usize].store(pgd, Ordering::Release);
         Ok(Arc::new(Mm {
             pid,
             pgd,
@@ -252,6 +262,7 @@ impl Mm {
         if let Err(e) = frame::free(self.pgd) {
             crate::fatal!("mm {}: freeing PGD: {e}", self.pid);
         }
+        MM_PGDS[self.pid as usize].store(0, Ordering::Release);
         free_pid(self.pid);
     }
 }

@@ -63,6 +63,11 @@ pub fn take_defer_to_free_us() -> (u64, u64) {
     (sum.checked_div(n).map_or(0, us), us(max))
 }
 
+/// Address of `bitmap`'s side-state array, for the debugger.
+pub fn sides_addr() -> u64 {
+    SIDES.get().map_or(0, |s| s.as_ptr() as u64)
+}
+
 pub fn strategy() -> Strategy {
     *STRATEGY.lock()
 }
@@ -75,6 +80,7 @@ pub fn set_strategy(st: Strategy) -> Result<(), &'static str> {
         return Err("page-table pages still wait for a grace period");
     }
     *STRATEGY.lock() = st;
+    crate::debuginfo::set_strategy(st.name());
     Ok(())
 }
 
@@ -170,7 +176,9 @@ fn pte_free_rcu_callback(head: *const RcuHead) {
     }
 }
 
-/// Defers freeing a PTE table that `retract_page_tables()` detached.
+/// Defers freeing a PTE table that `retract_page_tables()` detached. Never inlined, so a
+/// debugger can break on it with the table in r4 (the gdb test in `make test` does).
+#[inline(never)]
 pub fn pte_free_defer(_mm: &super::Mm, table: u64) {
     if let Some(t) = last_defer(table) {
         t.store(crate::arch::timer::now(), Ordering::Relaxed);
