@@ -13,7 +13,7 @@ HARNESS := cargo run -q --release -p ptfrag-tests --bin harness --
 
 SOAK_ROUNDS ?= 400
 
-.PHONY: all deps kernel run test soak gdb lint clippy fmt fmt-check host-test clean
+.PHONY: all deps kernel run test soak bench bench-quick gdb lint clippy fmt fmt-check host-test clean
 
 all: kernel
 
@@ -37,6 +37,15 @@ test: kernel lint
 # and the negative controls, which must still be caught.
 soak: kernel
 	$(HARNESS) test --skip-host --jobs 2 --soak $(SOAK_ROUNDS)
+
+# The retract benchmark: {radix, hash} x vCPUs {1,2,4,8} x address spaces {1,10,100,1000}, one
+# boot per cell running every strategy; results.json/.csv and SVG plots in target/bench.
+bench: kernel
+	$(HARNESS) bench
+
+# vCPUs {1,4} x address spaces {1,10,100}, 2 collapse rounds.
+bench-quick: kernel
+	$(HARNESS) bench --quick
 
 lint: clippy fmt-check
 

@@ -1,5 +1,6 @@
 //! Command-line parsing for the `harness` binary (std only: `--opt value` or `--opt=value`).
 
+use crate::bench;
 use crate::paths;
 use crate::qemu::{split_words, Firmware, QemuConfig, MAX_SMP};
 use crate::suite::{self, MAX_JOBS};
@@ -13,6 +14,7 @@ commands:
   gdb     boot QEMU halted with -s -S and attach gdb-multiarch              [make gdb]
   cmdline print the QEMU command line run/gdb would use
   test    host unit tests, then every QEMU scenario                         [make test]
+  bench   the retract benchmark: {radix,hash} x vCPUs x address spaces      [make bench]
   list    print the scenario table
   ksyms ELF  write ELF's symbol table into its .ksyms section (make kernel does this)
 
@@ -29,6 +31,13 @@ test options:
   --skip-host           skip the host unit tests
   --soak N              only the retract matrix, N collapse rounds each (make soak)
   --jobs N              scenarios at once, 1..2 (default 1)
+
+bench options (one boot per cell, 2 at a time; every strategy runs in each boot):
+  --kernel PATH         kernel ELF (same default)
+  --quick               vCPUs 1,4 and address spaces 1,10,100 only, 2 collapse rounds
+                        (default: vCPUs 1,2,4,8, address spaces 1,10,100,1000, 4 rounds)
+  --out DIR             results.json, results.csv, *.svg and logs/ (default target/bench)
+  --replot              no boots: redo the tables, CSV and plots from DIR/results.json
 ";
 
 #[derive(Debug, PartialEq, Eq)]
@@ -37,6 +46,7 @@ pub enum Cmd {
     Gdb(QemuConfig),
     Cmdline(QemuConfig),
     Test(suite::Options),
+    Bench(bench::Options),
     List,
     Ksyms(std::path::PathBuf),
     Help,
@@ -52,6 +62,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
         "gdb" => qemu_options(rest).map(Cmd::Gdb),
         "cmdline" => qemu_options(rest).map(Cmd::Cmdline),
         "test" => test_options(rest).map(Cmd::Test),
+        "bench" => bench_options(rest).map(Cmd::Bench),
         "list" if rest.is_empty() => Ok(Cmd::List),
         "ksyms" if rest.len() == 1 => Ok(Cmd::Ksyms(rest[0].clone().into())),
         "help" | "-h" | "--help" => Ok(Cmd::Help),
@@ -148,6 +159,27 @@ fn test_options(args: &[String]) -> Result<suite::Options, String> {
     Ok(options)
 }
 
+fn bench_options(args: &[String]) -> Result<bench::Options, String> {
+    let mut options = bench::Options::default();
+    let mut opts = Opts { args: args.iter() };
+    while let Some(opt) = opts.next() {
+        match opt? {
+            ("quick", inline) => {
+                no_value("quick", inline)?;
+                options.quick = true;
+            }
+            ("replot", inline) => {
+                no_value("replot", inline)?;
+                options.replot = true;
+            }
+            ("kernel", inline) => options.kernel = PathBuf::from(opts.value("kernel", inline)?),
+            ("out", inline) => options.out = PathBuf::from(opts.value("out", inline)?),
+            (name, _) => return Err(format!("unknown option --{name}")),
+        }
+    }
+    Ok(options)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +232,24 @@ mod tests {
     }
 
     #[test]
+    fn bench_options() {
+        assert_eq!(parse_str("bench"), Ok(Cmd::Bench(bench::Options::default())));
+        let cmd = parse_str("bench --quick --out /tmp/b --kernel=/k");
+        assert_eq!(
+            cmd,
+            Ok(Cmd::Bench(bench::Options {
+                kernel: PathBuf::from("/k"),
+                quick: true,
+                out: PathBuf::from("/tmp/b"),
+                replot: false,
+            }))
+        );
+        let Ok(Cmd::Bench(o)) = parse_str("bench --replot") else { panic!() };
+        assert!(o.replot && !o.quick);
+        assert_eq!(o.out, paths::bench_dir());
+    }
+
+    #[test]
     fn rejects_bad_input() {
         for bad in [
             "frob",
@@ -212,6 +262,9 @@ mod tests {
             "test --jobs 3",
             "test --skip-host=yes",
             "test --fw vof",
+            "bench --quick=1",
+            "bench --smp 4",
+            "bench --out",
             "list extra",
         ] {
             assert!(parse_str(bad).is_err(), "{bad} parsed");

@@ -4,26 +4,42 @@
 
 use std::collections::BTreeMap;
 
-/// One `figure:` line: its scenario and its `key=value` pairs (values that parse as numbers).
+/// One `figure:` line: its scenario and its `key=value` pairs, split into the values that
+/// parse as numbers and the rest (e.g. `mmu=radix`, `strategy=refcount`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Figure {
     pub scenario: String,
     pub line: String,
     pub values: BTreeMap<String, f64>,
+    pub strings: BTreeMap<String, String>,
+}
+
+impl Figure {
+    /// The line's leading word when it is not a `key=value` pair (`bench`, `retract`).
+    pub fn label(&self) -> Option<&str> {
+        self.line.split_whitespace().next().filter(|w| !w.contains('='))
+    }
 }
 
 /// The `figure:` lines of a serial log.
 pub fn parse(scenario: &str, log: &str) -> Vec<Figure> {
     log.lines()
         .filter_map(|l| l.trim().strip_prefix("figure:"))
-        .map(|rest| Figure {
-            scenario: scenario.to_string(),
-            line: rest.trim().to_string(),
-            values: rest
-                .split_whitespace()
-                .filter_map(|kv| kv.split_once('='))
-                .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
-                .collect(),
+        .map(|rest| {
+            let mut figure = Figure {
+                scenario: scenario.to_string(),
+                line: rest.trim().to_string(),
+                values: BTreeMap::new(),
+                strings: BTreeMap::new(),
+            };
+            for (k, v) in rest.split_whitespace().filter_map(|kv| kv.split_once('=')) {
+                if let Ok(n) = v.parse::<f64>() {
+                    figure.values.insert(k.to_string(), n);
+                } else {
+                    figure.strings.insert(k.to_string(), v.to_string());
+                }
+            }
+            figure
         })
         .collect()
 }
@@ -65,8 +81,15 @@ mod tests {
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].values["faults_per_s_1cpu"], 200.0);
         assert!(!a[0].values.contains_key("mmu"));
+        assert_eq!(a[0].strings["mmu"], "radix");
+        assert_eq!(a[0].strings["note"], "(a");
+        assert_eq!(a[0].label(), None);
         let all: Vec<Figure> = a.into_iter().chain(b).collect();
         assert_eq!(ratio(&all, "faults_per_s_1cpu", "h", "r"), Some(0.25));
         assert_eq!(ratio(&all, "missing", "h", "r"), None);
+        let bench = parse("b", "figure: bench strategy=none retract_cost_vs_none=1.00\n");
+        assert_eq!(bench[0].label(), Some("bench"));
+        assert_eq!(bench[0].strings["strategy"], "none");
+        assert_eq!(bench[0].values["retract_cost_vs_none"], 1.0);
     }
 }

@@ -1,7 +1,9 @@
 //! `harness`: the host side of ptfrag. It builds the one QEMU command line (`run`, `gdb`) and
 //! runs the whole test suite (`test`): host unit tests, then QEMU scenarios whose serial logs
-//! are checked line by line. See `harness help`.
+//! are checked line by line; `bench` boots the retract benchmark matrix and plots it. See
+//! `harness help`.
 
+mod bench;
 mod check;
 mod cli;
 #[cfg(test)]
@@ -57,6 +59,11 @@ fn main() -> ExitCode {
         }
         Cmd::Test(options) => {
             if !suite::run(&options) {
+                return ExitCode::FAILURE;
+            }
+        }
+        Cmd::Bench(options) => {
+            if !bench::run(&options) {
                 return ExitCode::FAILURE;
             }
         }

@@ -37,3 +37,8 @@ pub fn log_dir() -> PathBuf {
 pub fn gdb_script() -> PathBuf {
     workspace_root().join("tests").join("gdb").join("ptfrag.gdb")
 }
+
+/// Default output directory of `harness bench`: results, plots and serial logs.
+pub fn bench_dir() -> PathBuf {
+    target_dir().join("bench")
+}

@@ -47,8 +47,10 @@ pub fn run(opts: &Options) -> bool {
     if let Some(rounds) = opts.soak {
         selected = soak_rows(&selected, rounds);
     }
-    let gdb_selected =
-        opts.soak.is_none() && opts.filter.as_deref().is_none_or(|f| "gdb-smoke".contains(f));
+    let gdb_selected = opts.soak.is_none()
+        && crate::gdbsmoke::CHECKS
+            .iter()
+            .any(|c| opts.filter.as_deref().is_none_or(|f| c.name.contains(f)));
     if selected.is_empty() && !gdb_selected {
         println!("FAIL no scenario matches {:?}", opts.filter);
         tally.failed += 1;
@@ -73,18 +75,17 @@ pub fn run(opts: &Options) -> bool {
     );
     figures.sort_by(|a, b| a.scenario.cmp(&b.scenario));
     crate::figures::print(&figures);
-    if gdb_selected {
-        match crate::gdbsmoke::run(&opts.kernel) {
+    for check in crate::gdbsmoke::CHECKS {
+        if opts.soak.is_some() || !opts.filter.as_deref().is_none_or(|f| check.name.contains(f)) {
+            continue;
+        }
+        match crate::gdbsmoke::run(check, &opts.kernel) {
             Ok(t) => {
-                println!(
-                    "PASS gdb-smoke (break, backtrace, {} vCPU threads; {})",
-                    crate::gdbsmoke::SMP,
-                    secs(t)
-                );
+                println!("PASS {} ({})", check.name, secs(t));
                 tally.passed += 1;
             }
             Err(why) => {
-                println!("FAIL gdb-smoke\n{why}");
+                println!("FAIL {}\n{why}", check.name);
                 tally.failed += 1;
             }
         }
@@ -177,8 +178,8 @@ pub(crate) fn run_scenario(s: &Scenario, kernel: &Path, log_dir: &Path) -> Verdi
         ));
         return verdict;
     }
-    if let Err(e) = fs::create_dir_all(paths::log_dir()) {
-        verdict.why.push(format!("cannot create {}: {e}", paths::log_dir().display()));
+    if let Err(e) = fs::create_dir_all(log_dir) {
+        verdict.why.push(format!("cannot create {}: {e}", log_dir.display()));
         return verdict;
     }
     match runner::run(config.command(), s.timeout, Some(&verdict.log_path)) {
@@ -202,7 +203,8 @@ pub(crate) fn run_scenario(s: &Scenario, kernel: &Path, log_dir: &Path) -> Verdi
 }
 
 impl Verdict {
-    fn print(&self) {
+    /// `PASS name (times)`, or `FAIL name` with every reason, the command and the whole log.
+    pub(crate) fn print(&self) {
         let name = self.scenario.name;
         let times = match &self.run {
             Some(run) => format!(
@@ -239,7 +241,7 @@ impl Verdict {
 
 /// Runs `work` over `items` on up to `jobs` threads; `done` sees each result on this thread
 /// as it arrives (in order when `jobs` is 1).
-fn parallel<T: Sync, R: Send>(
+pub(crate) fn parallel<T: Sync, R: Send>(
     items: &[T],
     jobs: usize,
     work: impl Fn(&T) -> R + Sync,
@@ -264,7 +266,7 @@ fn parallel<T: Sync, R: Send>(
     });
 }
 
-fn secs(d: Duration) -> String {
+pub(crate) fn secs(d: Duration) -> String {
     let s = d.as_secs_f64();
     if s < 1.0 {
         format!("{s:.2} s")

@@ -6,7 +6,7 @@
 
 use super::frame;
 use super::pgalloc::KernelPages;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use ptfrag_core::frame_alloc::FRAME_SIZE;
 use ptfrag_core::page_desc::{PageDesc, RcuHead};
 use ptfrag_core::pgtable_frag::{FragCache, FragGeometry, PageSource, PTE_FRAG};
@@ -15,8 +15,22 @@ use ptfrag_core::pte_free_defer::{
 };
 use ptfrag_core::rcu::RcuError;
 
-/// The strategy in force (index into `Strategy::ALL`-style order below).
-static STRATEGY: spin::Mutex<Strategy> = spin::Mutex::new(Strategy::Active);
+/// The strategy in force, as an index into `CHOICES`: lock-free, because RCU callbacks read
+/// it from the tick, which may interrupt any code on the same CPU.
+static STRATEGY: AtomicU8 = AtomicU8::new(2);
+const CHOICES: [Strategy; 6] = [
+    Strategy::Naive,
+    Strategy::Refcount,
+    Strategy::Active,
+    Strategy::Bitmap,
+    Strategy::BitmapSketch,
+    Strategy::None,
+];
+
+fn store_strategy(st: Strategy) {
+    let i = CHOICES.iter().position(|c| *c == st).unwrap_or(2);
+    STRATEGY.store(i as u8, Ordering::Release);
+}
 static STATS: DeferStats = DeferStats::new();
 static SIDES: spin::Once<&'static [BitmapSide]> = spin::Once::new();
 /// Misuses reported by the strategies (double call_rcu, double free, ...).
@@ -30,7 +44,7 @@ static LAT_N: AtomicU64 = AtomicU64::new(0);
 
 /// Chooses the strategy and preallocates `bitmap`'s side state, one per frame.
 pub fn init(strategy: Strategy) {
-    *STRATEGY.lock() = strategy;
+    store_strategy(strategy);
     let n = frame::nr_frames();
     let bytes = n * core::mem::size_of::<BitmapSide>();
     let frames = bytes.div_ceil(FRAME_SIZE as usize);
@@ -69,7 +83,7 @@ pub fn sides_addr() -> u64 {
 }
 
 pub fn strategy() -> Strategy {
-    *STRATEGY.lock()
+    CHOICES[STRATEGY.load(Ordering::Acquire) as usize % CHOICES.len()]
 }
 
 /// Switches strategy between workloads (`retract_bench`). Refused while any page-table
@@ -79,7 +93,7 @@ pub fn set_strategy(st: Strategy) -> Result<(), &'static str> {
     if STATS.waiting.load(Ordering::Acquire) != 0 || crate::rcu::pending() != 0 {
         return Err("page-table pages still wait for a grace period");
     }
-    *STRATEGY.lock() = st;
+    store_strategy(st);
     crate::debuginfo::set_strategy(st.name());
     Ok(())
 }

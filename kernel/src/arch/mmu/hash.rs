@@ -96,10 +96,22 @@ pub fn kernel_segment() -> Segment {
     }
 }
 
+/// VSIDs are scrambled like Linux's (`vsid_scramble`: proto-VSID × a prime, modulo
+/// 2^bits - 1): without it the context bits lie above the hash mask and every address space
+/// hashes its pages into the same PTEGs, which fill up. The prime does not divide the
+/// modulus, so the map is a bijection and VSIDs stay unique.
+const VSID_BITS: u32 = 36;
+const VSID_MODULUS: u64 = (1 << VSID_BITS) - 1;
+const VSID_MULTIPLIER: u64 = 12_538_073; // a 24-bit prime (Linux VSID_MULTIPLIER_256M)
+
+fn vsid_scramble(proto: u64) -> u64 {
+    ((proto as u128 * VSID_MULTIPLIER as u128) % VSID_MODULUS as u128) as u64
+}
+
 /// The 256 MiB segment of address space `ctx` containing `ea` (Ks=0, Kp=1, 64K base).
 pub fn user_segment(ctx: u32, ea: u64) -> Segment {
     let esid = ea >> SEG_256M;
-    let vsid = ((ctx as u64) << 24) | (esid & 0xff_ffff);
+    let vsid = vsid_scramble(((ctx as u64) << 24) | (esid & 0xff_ffff));
     Segment { rs: (vsid << 12) | SLB_VSID_KP | SLB_LLP_64K, rb: (esid << SEG_256M) | SLB_ESID_V }
 }
 
