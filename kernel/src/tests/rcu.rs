@@ -54,10 +54,15 @@ fn rcu_misuse_is_caught() -> TestResult {
     // Double call_rcu: refused, and the first queueing still runs exactly once.
     ORDER.lock().clear();
     let t = Tagged { head: RcuHead::default(), tag: 42 };
+    // Both inside a read section: this CPU cannot report a quiescent state in between (not
+    // even from the tick), so the first callback cannot have run when the second call comes.
+    let r = rcu::read();
     // SAFETY: `t` outlives rcu_barrier below.
-    unsafe { rcu::call_rcu(&t.head, record_tag) }.map_err(|e| format!("{e}"))?;
+    let first = unsafe { rcu::call_rcu(&t.head, record_tag) };
     // SAFETY: as above.
     let second = unsafe { rcu::call_rcu(&t.head, record_tag) };
+    drop(r);
+    first.map_err(|e| format!("{e}"))?;
     check!(
         matches!(second, Err(ptfrag_core::rcu::RcuError::DoubleQueue { head }) if head == &t.head as *const RcuHead as u64),
         "double call_rcu returned {second:?}"
@@ -75,10 +80,14 @@ ktest! {
 fn rcu_freeing_a_queued_head_is_caught() -> TestResult {
     let pa = frame::alloc().map_err(|e| format!("{e}"))?;
     let d = frame::desc(pa);
+    // Queue and free inside a read section, so the callback cannot run in between.
+    let guard = rcu::read();
     // SAFETY: the descriptor lives as long as the kernel; the frame stays allocated until
     // the callback has run (rcu_barrier below).
-    unsafe { rcu::call_rcu(&d.rcu_head, noop) }.map_err(|e| format!("{e}"))?;
+    let queued = unsafe { rcu::call_rcu(&d.rcu_head, noop) };
     let r = frame::free(pa);
+    drop(guard);
+    queued.map_err(|e| format!("{e}"))?;
     rcu::rcu_barrier();
     let r2 = frame::free(pa);
     check!(
