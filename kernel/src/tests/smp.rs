@@ -59,7 +59,9 @@ fn tick_all_cpus() -> TestResult {
     for (cpu, b) in before.iter().enumerate() {
         let got = paca::get(cpu).ticks.load(Ordering::Relaxed) - b;
         check!(
-            got * 2 >= expected && got <= expected * 2 + 1,
+            // The decrementer counts host time under TCG: a vCPU thread the host keeps off a
+            // core loses ticks, so the lower bound is generous; too many ticks is a bug.
+            got * 4 >= expected && got <= expected * 2 + 1,
             "cpu {cpu}: {got} ticks in {elapsed_us} us, expected about {expected} at {hz} Hz"
         );
     }
