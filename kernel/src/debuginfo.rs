@@ -55,16 +55,7 @@ pub fn set(f: Field, v: u64) {
     PTFRAG_DEBUG[f as usize].store(v, Ordering::Release);
 }
 
-/// Strategy numbers in `Field::Strategy` (same order in tests/gdb/ptfrag.py).
-pub const STRATEGIES: [&str; 6] =
-    ["naive", "refcount", "active", "bitmap", "bitmap_sketch", "none"];
-
-pub fn set_strategy(name: &str) {
-    let i = STRATEGIES.iter().position(|s| *s == name).unwrap_or(usize::MAX);
-    set(Field::Strategy, i as u64);
-}
-
-/// Fills everything but the strategy, once the MMU, memory and RCU are up.
+/// Fills the table once the MMU, memory and RCU are up.
 pub fn fill() {
     use core::mem::{offset_of, size_of};
     use ptfrag_core::page_desc::PageDesc;
@@ -106,6 +97,8 @@ pub fn fill() {
     for (f, v) in fields {
         set(f, v);
     }
-    set_strategy(crate::mm::pte_free::strategy().name());
+    // `Field::Strategy` is an index into `Strategy::CHOICES` (tests/gdb/ptfrag.py has the
+    // same list), kept current by mm::pte_free.
+    set(Field::Strategy, crate::mm::pte_free::strategy().index() as u64);
     set(Field::Magic, MAGIC);
 }

@@ -85,17 +85,24 @@ impl Strategy {
         }
     }
 
+    /// Every strategy `pte_free_defer=` accepts, `bitmap_sketch` included, in a fixed order
+    /// (the kernel stores an index into it; the gdb script knows the same order).
+    pub const CHOICES: [Strategy; 6] = [
+        Strategy::Naive,
+        Strategy::Refcount,
+        Strategy::Active,
+        Strategy::Bitmap,
+        Strategy::BitmapSketch,
+        Strategy::None,
+    ];
+
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Strategy::Naive,
-            Strategy::Refcount,
-            Strategy::Active,
-            Strategy::Bitmap,
-            Strategy::BitmapSketch,
-            Strategy::None,
-        ]
-        .into_iter()
-        .find(|st| st.name() == s)
+        Self::CHOICES.into_iter().find(|st| st.name() == s)
+    }
+
+    /// Position in [`Strategy::CHOICES`].
+    pub fn index(self) -> usize {
+        Self::CHOICES.iter().position(|c| *c == self).unwrap_or(0)
     }
 }
 

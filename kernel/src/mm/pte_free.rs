@@ -15,21 +15,13 @@ use ptfrag_core::pte_free_defer::{
 };
 use ptfrag_core::rcu::RcuError;
 
-/// The strategy in force, as an index into `CHOICES`: lock-free, because RCU callbacks read
-/// it from the tick, which may interrupt any code on the same CPU.
+/// The strategy in force, as an index into `Strategy::CHOICES`: lock-free, because RCU
+/// callbacks read it from the tick, which may interrupt any code on the same CPU.
 static STRATEGY: AtomicU8 = AtomicU8::new(2);
-const CHOICES: [Strategy; 6] = [
-    Strategy::Naive,
-    Strategy::Refcount,
-    Strategy::Active,
-    Strategy::Bitmap,
-    Strategy::BitmapSketch,
-    Strategy::None,
-];
 
 fn store_strategy(st: Strategy) {
-    let i = CHOICES.iter().position(|c| *c == st).unwrap_or(2);
-    STRATEGY.store(i as u8, Ordering::Release);
+    STRATEGY.store(st.index() as u8, Ordering::Release);
+    crate::debuginfo::set(crate::debuginfo::Field::Strategy, st.index() as u64);
 }
 static STATS: DeferStats = DeferStats::new();
 static SIDES: spin::Once<&'static [BitmapSide]> = spin::Once::new();
@@ -83,7 +75,7 @@ pub fn sides_addr() -> u64 {
 }
 
 pub fn strategy() -> Strategy {
-    CHOICES[STRATEGY.load(Ordering::Acquire) as usize % CHOICES.len()]
+    Strategy::CHOICES[STRATEGY.load(Ordering::Acquire) as usize % Strategy::CHOICES.len()]
 }
 
 /// Switches strategy between workloads (`retract_bench`). Refused while any page-table
@@ -94,7 +86,6 @@ pub fn set_strategy(st: Strategy) -> Result<(), &'static str> {
         return Err("page-table pages still wait for a grace period");
     }
     store_strategy(st);
-    crate::debuginfo::set_strategy(st.name());
     Ok(())
 }
 

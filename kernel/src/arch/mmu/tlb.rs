@@ -12,37 +12,32 @@ const RB_IS_ALL: u64 = 3 << 10;
 /// tlbiel RB=r10, RS=r0, RIC=0, PRS=0, R=0 (hash form): (31<<26) | (10<<11) | (274<<1).
 const TLBIEL_ALL_HASH_RB10: u32 = 0x7c00_5224;
 
-/// Drops every translation this CPU has cached.
-pub fn local_flush_all() {
-    if !super::radix_enabled() {
-        // SAFETY: as below, in the hash form (IS=3: the whole local TLB).
+/// `ptesync; tlbiel; ptesync; isync` with the tlbiel word `$w` (RB = r10 = IS 3, RS = r0).
+macro_rules! tlbiel_all {
+    ($w:expr) => {
+        // SAFETY: tlbiel only invalidates this thread's translation caches; ptesync orders
+        // it after earlier page-table stores and isync discards prefetched translations.
         unsafe {
             asm!(
                 "ptesync",
                 ".long {w}",
                 "ptesync",
                 "isync",
-                w = const TLBIEL_ALL_HASH_RB10,
+                w = const $w,
                 in("r10") RB_IS_ALL,
                 in("r0") 0u64,
                 options(nostack)
-            );
+            )
         }
-        return;
-    }
-    // SAFETY: tlbiel only invalidates this thread's translation caches; ptesync orders it
-    // after earlier page-table stores and isync discards prefetched translations.
-    unsafe {
-        asm!(
-            "ptesync",
-            ".long {w}",
-            "ptesync",
-            "isync",
-            w = const TLBIEL_ALL_PRS_RIC2_RB10,
-            in("r10") RB_IS_ALL,
-            in("r0") 0u64,
-            options(nostack)
-        );
+    };
+}
+
+/// Drops every translation this CPU has cached.
+pub fn local_flush_all() {
+    if super::radix_enabled() {
+        tlbiel_all!(TLBIEL_ALL_PRS_RIC2_RB10);
+    } else {
+        tlbiel_all!(TLBIEL_ALL_HASH_RB10);
     }
 }
 
