@@ -531,7 +531,8 @@ bench fn retract_bench() -> TestResult {
             "figure: bench mmu={} cpus={} mms={} strategy={} rounds={} retracts={} retract_us_per_table={:.1} \
              retract_cost_vs_none={:.2} call_rcu_per_page={:.2} gp_per_page={:.2} head_already_queued={} \
              redefers={} peak_waiting_pages={} defer_to_free_mean_us={} defer_to_free_max_us={} \
-             walker_reads_per_s={:.0} gp_latency_us={} poison_reads={} leaked_frames={}",
+             walker_reads_per_s={:.0} gp_latency_us={} poison_reads={} leaked_frames={} \
+             hpte_evictions={}",
             Outcome::mmu(),
             o.n,
             cfg.mms,
@@ -550,7 +551,8 @@ bench fn retract_bench() -> TestResult {
             o.walker_reads_per_s(),
             o.gp_latency_us,
             o.poison,
-            o.leaked
+            o.leaked,
+            crate::arch::mmu::hash::EVICTIONS.load(Ordering::Relaxed)
         );
         check!(st == Strategy::None || o.poison == 0, "{}: walkers read POISON", st.name());
         check!(o.leaked == 0 && o.pending == 0, "{}: {} frames leaked, {} callbacks pending", st.name(), o.leaked, o.pending);

@@ -20,6 +20,9 @@ const H_PROTECT: u64 = 0x18;
 const H_BULK_REMOVE: u64 = 0x124;
 const H_PTEG_FULL: i64 = -6;
 const H_AVPN: u64 = 0x8000_0000;
+const H_ANDCOND: u64 = 0x4000_0000;
+/// H_ENTER into exactly the given slot (Linux hvcall.h H_EXACT).
+const H_EXACT: u64 = 0x0000_0080_0000_0000;
 
 // First doubleword (V).
 const HPTE_V_B_1T: u64 = 0x4000_0000_0000_0000;
@@ -174,8 +177,33 @@ pub fn insert(seg: Segment, ea: u64, pa: u64, pp: u64, bolted: bool) -> Result<S
             e => return Err(HashError::Hcall("H_ENTER", e)),
         }
     }
+    // Both groups full: evict a non-bolted entry of the primary group (Linux does the same
+    // in hpte_remove). Its owner's recorded slot goes stale; `hash_page` and the unmap path
+    // check an entry still translates their address before trusting or removing it.
+    let base = pteg(h, false) * 8;
+    let start = EVICT_ROTOR.fetch_add(1, Ordering::Relaxed);
+    for k in 0..8 {
+        let ptex = base + (start + k) % 8;
+        let r = hcall_noref(H_REMOVE, [H_ANDCOND, ptex, HPTE_V_BOLTED]);
+        if r.status != H_SUCCESS {
+            continue;
+        }
+        EVICTIONS.fetch_add(1, Ordering::Relaxed);
+        let mut v = hpte_v(seg, ea);
+        if bolted {
+            v |= HPTE_V_BOLTED;
+        }
+        let r = hcall_noref(H_ENTER, [H_EXACT, ptex, v, hpte_r(pa, pp)]);
+        if r.status == H_SUCCESS {
+            return Ok(Slot { ptex: r.r[0], secondary: false });
+        }
+    }
     Err(HashError::PtegFull { hash: h })
 }
+
+/// HPTEs evicted to make room (figure for the hash runs).
+pub static EVICTIONS: AtomicU64 = AtomicU64::new(0);
+static EVICT_ROTOR: AtomicU64 = AtomicU64::new(0);
 
 /// The AVPN-compare word H_REMOVE/H_PROTECT/H_BULK_REMOVE expect for `ea` in `seg`.
 fn avpn(seg: Segment, ea: u64) -> u64 {
