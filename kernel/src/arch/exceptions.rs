@@ -128,8 +128,8 @@ fn handle_page_fault(tf: &TrapFrame) -> bool {
     }
 }
 
-/// If this CPU armed `probe_load`, records the fault and resumes after the faulting load
-/// with data translation off again.
+/// If this CPU armed a fixup (`probe_load`, `uaccess`), records the fault and resumes at the
+/// instruction after the faulting access; the armed code restores the MSR itself.
 fn take_expected_fault(tf: &mut TrapFrame) -> bool {
     let p = paca::this();
     if p.fault_fixup.swap(0, Ordering::AcqRel) == 0 {

@@ -24,21 +24,6 @@ pub fn pte_lockptr(table: u64) -> &'static spin::Mutex<()> {
 
 pub static RETRACTS: AtomicU64 = AtomicU64::new(0);
 
-/// The PMD slot for `ea` in `mm`, if the upper levels exist (no allocation).
-fn find_pmd(mm: &Mm, ea: u64) -> Option<*mut pte::BeEntry> {
-    let mut table = mm.pgd;
-    for level in [Level::Pgd, Level::Pud] {
-        // SAFETY: `table` is a live upper-level table of `mm` (upper levels are only freed at
-        // teardown, which cannot run while the caller holds an i_mmap reference to `mm`).
-        let e = unsafe { pte::read(pte::slot(table, level, ea)) };
-        if !pte::present(e) || pte::is_leaf(e) {
-            return None;
-        }
-        table = pte::target(e);
-    }
-    Some(pte::slot(table, Level::Pmd, ea))
-}
-
 /// Linux `retract_page_tables(mapping, pgoff)`.
 pub fn retract_page_tables(file: &File, off: u64) -> usize {
     let pmd_size = pte::geometry().pmd_size();
@@ -53,7 +38,7 @@ pub fn retract_page_tables(file: &File, off: u64) -> usize {
         if !addr.is_multiple_of(pmd_size) || addr + pmd_size > m.end {
             continue;
         }
-        let Some(pmd) = find_pmd(&mm, addr) else { continue };
+        let Some(pmd) = mm.pmd_slot(addr) else { continue };
         let table = {
             let _pml = mm.ptl.lock();
             // SAFETY: a live PMD slot of `mm`, under its PMD lock.

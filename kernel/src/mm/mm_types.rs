@@ -213,22 +213,34 @@ impl Mm {
         Some(Leaf { slot, level, table, writable: false })
     }
 
-    /// The leaf slot translating `ea` (PTE, or PMD for a huge leaf), if its tables exist.
-    pub fn lookup_slot(&self, ea: u64) -> Option<(*mut pte::BeEntry, Level)> {
+    /// The PMD slot for `ea`, if the PGD and PUD levels exist (no allocation). Address spaces
+    /// have no leaves above the PMD level.
+    pub fn pmd_slot(&self, ea: u64) -> Option<*mut pte::BeEntry> {
         let mut table = self.pgd;
-        for level in [Level::Pgd, Level::Pud, Level::Pmd] {
-            let slot = pte::slot(table, level, ea);
-            // SAFETY: `table` is a live table of this mm (reached from its PGD).
-            let e = unsafe { pte::read(slot) };
-            if !pte::present(e) {
+        for level in [Level::Pgd, Level::Pud] {
+            // SAFETY: `table` is a live upper-level table of this mm (upper levels are freed
+            // only by `destroy`, which needs the mm inactive and unreachable).
+            let e = unsafe { pte::read(pte::slot(table, level, ea)) };
+            if !pte::present(e) || pte::is_leaf(e) {
                 return None;
-            }
-            if pte::is_leaf(e) {
-                return Some((slot, level));
             }
             table = pte::target(e);
         }
-        Some((pte::slot(table, Level::Pte, ea), Level::Pte))
+        Some(pte::slot(table, Level::Pmd, ea))
+    }
+
+    /// The leaf slot translating `ea` (PTE, or PMD for a huge leaf), if its tables exist.
+    pub fn lookup_slot(&self, ea: u64) -> Option<(*mut pte::BeEntry, Level)> {
+        let pmd = self.pmd_slot(ea)?;
+        // SAFETY: a live PMD slot of this mm.
+        let e = unsafe { pte::read(pmd) };
+        if !pte::present(e) {
+            return None;
+        }
+        if pte::is_leaf(e) {
+            return Some((pmd, Level::Pmd));
+        }
+        Some((pte::slot(pte::target(e), Level::Pte, ea), Level::Pte))
     }
 
     /// Frees every page table and the PID (Linux free_pgtables + pgd_free + destroy_context).

@@ -78,7 +78,7 @@ impl Slot {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HashError {
-    /// Both PTEGs full (no eviction yet).
+    /// Both PTEGs full and no non-bolted entry of the primary group could be evicted.
     PtegFull {
         hash: u64,
     },
