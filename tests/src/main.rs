@@ -7,6 +7,8 @@ mod bench;
 mod check;
 mod cli;
 #[cfg(test)]
+mod ensure_deps;
+#[cfg(test)]
 mod fakekernel;
 mod figures;
 mod gdb;
