@@ -1,5 +1,6 @@
 # ptfrag: build, run and test the kernel. `make run` and `make test` install what is
-# missing (QEMU, gdb-multiarch through apt when root; rustup reads rust-toolchain.toml).
+# missing (tests/ensure-deps: the pinned toolchain's target and components through rustup;
+# QEMU and gdb-multiarch through apt when root).
 
 FW    ?= vof
 SMP   ?= 1

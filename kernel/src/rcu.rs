@@ -91,6 +91,10 @@ pub fn might_sleep() -> Result<(), RcuError> {
 ///
 /// # Safety
 /// `head` must stay valid and untouched by anyone else until `func` runs.
+// SAFETY: `call_rcu` is the only symbol of that name in the kernel (Linux's name, so that
+// `break call_rcu` works in gdb); never inlined, so every call stops there.
+#[unsafe(export_name = "call_rcu")]
+#[inline(never)]
 pub unsafe fn call_rcu(head: &RcuHead, func: RcuFn) -> Result<(), RcuError> {
     let was = irq::disable();
     // SAFETY: the caller's contract, forwarded; interrupts are masked (module invariant).
@@ -133,6 +137,10 @@ pub fn idle(cpu: usize) {
 }
 
 /// Waits for a full grace period.
+// SAFETY: `synchronize_rcu` is the only symbol of that name in the kernel (Linux's name, so that
+// `break synchronize_rcu` works in gdb); never inlined, so every call stops there.
+#[unsafe(export_name = "synchronize_rcu")]
+#[inline(never)]
 pub fn synchronize_rcu() {
     if might_sleep().is_err() {
         return;
@@ -167,6 +175,10 @@ fn barrier_done(head: *const RcuHead) {
 }
 
 /// Waits until every callback queued before the call, on every CPU, has run.
+// SAFETY: `rcu_barrier` is the only symbol of that name in the kernel (Linux's name, so that
+// `break rcu_barrier` works in gdb); never inlined, so every call stops there.
+#[unsafe(export_name = "rcu_barrier")]
+#[inline(never)]
 pub fn rcu_barrier() {
     let n = crate::arch::smp::nr_online();
     let barriers: alloc::vec::Vec<Barrier> = (0..n)

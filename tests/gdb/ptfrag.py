@@ -307,3 +307,44 @@ PtfragInfo()
 PtfragPage()
 PtfragWalk()
 PtfragRcu()
+
+
+# Breakpoints by Linux name (`break hash_page`): the kernel exports those names
+# (#[export_name] in kernel/src), but the optimised code's first line after the prologue
+# often belongs to something inlined into the function (an atomic load, mfmsr), and gdb
+# then reports the stop in that inlined callee. When a breakpoint set on a function name
+# stops in code inlined into that very function, select the function's own frame and show
+# it, so the stop reads as "in hash_page (mm=..., ea=...)". Breakpoints on addresses or
+# file:line are left alone.
+def _function_frame(spec):
+    f = gdb.newest_frame()
+    if f.type() != gdb.INLINE_FRAME:
+        return None
+    while f is not None and f.type() == gdb.INLINE_FRAME:
+        f = f.older()
+    if f is None:
+        return None
+    name = f.name() or ""
+    return f if name == spec or name.endswith("::" + spec) else None
+
+
+def _on_stop(event):
+    if not isinstance(event, gdb.BreakpointEvent):
+        return
+    for bp in event.breakpoints:
+        spec = bp.location or ""
+        if not spec or spec.startswith("*") or ":" in spec.replace("::", ""):
+            continue
+        try:
+            frame = _function_frame(spec)
+        except gdb.error:
+            return
+        if frame is not None:
+            frame.select()
+            gdb.write("ptfrag: breakpoint %d (%s) stopped in code inlined into it; "
+                      "its frame:\n" % (bp.number, spec))
+            gdb.execute("frame")
+            return
+
+
+gdb.events.stop.connect(_on_stop)

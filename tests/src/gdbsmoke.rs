@@ -6,6 +6,9 @@
 //!   backtrace reaches `retract_page_tables`, print the table's page descriptor with
 //!   `ptfrag-page` and check its refcount, show the RCU state, then let the kernel finish:
 //!   it must still pass.
+//! - `gdb-linux-names-hash`: in hash mode, `break hash_page`, `break retract_page_tables`,
+//!   `break call_rcu` and `break pte_free_defer` (Linux's names, exported by the kernel)
+//!   each stop there in turn, then the kernel must still pass.
 //!
 //! Each check fails if an expected piece of gdb's output is missing.
 
@@ -51,7 +54,8 @@ pub const CHECKS: &[GdbCheck] = &[
         smp: 2,
         bootargs: "test=retract_torture collapses=1 hz=1000",
         commands: &[
-            "break ptfrag::mm::pte_free::pte_free_defer",
+            // Linux's name, as a Linux engineer types it (kernel/src/mm/pte_free.rs exports it).
+            "break pte_free_defer",
             "continue",
             "bt",
             "ptfrag-page $r4",
@@ -70,6 +74,43 @@ pub const CHECKS: &[GdbCheck] = &[
             ("pt_frag_refcount", "ptfrag-page prints the fragment refcount"),
             ("rcu: gp_seq=", "ptfrag-rcu prints the grace-period state"),
             ("address spaces: pid", "ptfrag-info lists the live address spaces"),
+        ],
+        kernel_passes: true,
+    },
+    GdbCheck {
+        name: "gdb-linux-names-hash",
+        smp: 2,
+        bootargs: "mmu=hash test=retract_torture collapses=1 hz=1000",
+        commands: &[
+            "break hash_page",
+            "continue",
+            "delete",
+            "break retract_page_tables",
+            "continue",
+            "delete",
+            "break call_rcu",
+            "continue",
+            "delete",
+            "break pte_free_defer",
+            "continue",
+            "bt",
+            "ptfrag-page $r4",
+            "delete",
+            "continue",
+        ],
+        expect: &[
+            ("ptfrag::mm::hash_page::hash_page (mm=", "`break hash_page` stops in the hash fault"),
+            (
+                "ptfrag::mm::khugepaged::retract_page_tables (file=",
+                "`break retract_page_tables` stops in the retract",
+            ),
+            ("ptfrag::rcu::call_rcu (head=", "`break call_rcu` stops in call_rcu"),
+            (
+                "ptfrag::mm::pte_free::pte_free_defer (_mm=",
+                "`break pte_free_defer` stops in pte_free_defer",
+            ),
+            ("in ptfrag::mm::khugepaged::retract_page_tables", "its caller is retract_page_tables"),
+            ("pt_frag_refcount", "ptfrag-page decodes the descriptor in hash mode"),
         ],
         kernel_passes: true,
     },

@@ -33,6 +33,10 @@ pub struct Leaf {
 }
 
 /// Radix: the whole fault. Hash faults go through `hash_page`.
+// SAFETY: `handle_mm_fault` is the only symbol of that name in the kernel (Linux's name, so that
+// `break handle_mm_fault` works in gdb); never inlined, so every call stops there.
+#[unsafe(export_name = "handle_mm_fault")]
+#[inline(never)]
 pub fn handle_mm_fault(mm: &Mm, ea: u64, write: bool) -> Result<(), FaultError> {
     let mut caches = mm.ptl.lock();
     populate(mm, &mut caches, ea, write)?;

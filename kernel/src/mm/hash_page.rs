@@ -22,6 +22,10 @@ pub fn slot_word(mm_deposit: Option<u64>, leaf: &Leaf, ea: u64) -> Option<*mut u
     }
 }
 
+// SAFETY: `hash_page` is the only symbol of that name in the kernel (Linux's name, so that
+// `break hash_page` works in gdb); never inlined, so every call stops there.
+#[unsafe(export_name = "hash_page")]
+#[inline(never)]
 pub fn hash_page(mm: &Mm, ea: u64, write: bool) -> Result<(), FaultError> {
     let mut caches = mm.ptl.lock();
     let leaf = populate(mm, &mut caches, ea, write)?;

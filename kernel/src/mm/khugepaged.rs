@@ -25,6 +25,10 @@ pub fn pte_lockptr(table: u64) -> &'static spin::Mutex<()> {
 pub static RETRACTS: AtomicU64 = AtomicU64::new(0);
 
 /// Linux `retract_page_tables(mapping, pgoff)`.
+// SAFETY: `retract_page_tables` is the only symbol of that name in the kernel (Linux's name, so that
+// `break retract_page_tables` works in gdb); never inlined, so every call stops there.
+#[unsafe(export_name = "retract_page_tables")]
+#[inline(never)]
 pub fn retract_page_tables(file: &File, off: u64) -> usize {
     let pmd_size = pte::geometry().pmd_size();
     let mut retracted = 0;
@@ -67,6 +71,10 @@ pub fn retract_page_tables(file: &File, off: u64) -> usize {
 /// Radix: the cross-CPU flush (tlbie RIC=2 for the PID, then the IPI handshake) drops TLB
 /// and page-walk-cache entries. Hash: every HPTE of the range is removed through the slots
 /// recorded in the table's second half first, then the same handshake.
+// SAFETY: `pmdp_collapse_flush` is the only symbol of that name in the kernel (Linux's name, so that
+// `break pmdp_collapse_flush` works in gdb); never inlined, so every call stops there.
+#[unsafe(export_name = "pmdp_collapse_flush")]
+#[inline(never)]
 fn pmdp_collapse_flush(mm: &Mm, pmd: *mut pte::BeEntry, table: u64, addr: u64) {
     if !crate::arch::mmu::radix_enabled() {
         let g = pte::geometry();

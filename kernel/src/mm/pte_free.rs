@@ -183,6 +183,9 @@ fn pte_free_rcu_callback(head: *const RcuHead) {
 
 /// Defers freeing a PTE table that `retract_page_tables()` detached. Never inlined, so a
 /// debugger can break on it with the table in r4 (the gdb test in `make test` does).
+// SAFETY: `pte_free_defer` is the only symbol of that name in the kernel (Linux's name, so that
+// `break pte_free_defer` works in gdb); never inlined, so every call stops there.
+#[unsafe(export_name = "pte_free_defer")]
 #[inline(never)]
 pub fn pte_free_defer(_mm: &super::Mm, table: u64) {
     if let Some(t) = last_defer(table) {
@@ -194,6 +197,10 @@ pub fn pte_free_defer(_mm: &super::Mm, table: u64) {
 }
 
 /// Frees a PTE table no lockless walker can reach any more (address-space teardown).
+// SAFETY: `pte_free` is the only symbol of that name in the kernel (Linux's name, so that
+// `break pte_free` works in gdb); never inlined, so every call stops there.
+#[unsafe(export_name = "pte_free")]
+#[inline(never)]
 pub fn pte_free(table: u64) {
     if let Err(e) = strategy().pte_free(table, &KernelEnv) {
         report("pte_free", table, e);

@@ -100,20 +100,33 @@ fn mm_shared_between_mms() -> TestResult {
 ktest! {
 fn mm_all_cpus_share_file() -> TestResult {
     let before = frame::free_count();
-    let file = new_file(8)?;
     let n = smp::nr_online();
+    // One base page per CPU after a first untouched one. Sized from the CPU count and the
+    // base page: with 8 CPUs and 64K pages (hash) a fixed 8-frame file ended at CPU 7's slot.
+    let slots_end = (n as u64 + 1) * page();
+    let file = new_file(slots_end.div_ceil(FRAME_SIZE) as usize)?;
     let arrived = AtomicUsize::new(0);
+    // CPUs whose store landed: the others' slots are not checked, so one CPU's failure is
+    // reported once, not again by every reader that found its slot unwritten.
+    let stored = AtomicU64::new(0);
     let errors = spin::Mutex::new(Vec::<String>::new());
     smp::on_each_cpu(&|cpu| {
+        let mut counted = false;
         let r = (|| -> Result<(), String> {
             let mm = new_mm()?;
             let base = BASE + cpu as u64 * (1 << 30);
             mm.mmap(base, file.size(), &file, 0, true).map_err(|e| format!("{e:?}"))?;
-            {
+            let res = (|| -> Result<(), String> {
                 let _g = activate(&mm);
-                let slot = |c: usize| base + 0x1_0000 + c as u64 * page();
-                store_u64(slot(cpu), 0xc0de_0000 + cpu as u64).map_err(|e| format!("{e:?}"))?;
+                let slot = |c: usize| base + page() + c as u64 * page();
+                let st = store_u64(slot(cpu), 0xc0de_0000 + cpu as u64)
+                    .map_err(|e| format!("cpu {cpu}: store to {:#x}: {e:?}", slot(cpu)));
+                if st.is_ok() {
+                    stored.fetch_or(1 << cpu, Ordering::AcqRel);
+                }
                 arrived.fetch_add(1, Ordering::AcqRel);
+                counted = true;
+                st?;
                 let t0 = timer::now();
                 while arrived.load(Ordering::Acquire) < n {
                     if timer::tb_to_us(timer::now() - t0) > 5_000_000 {
@@ -121,18 +134,22 @@ fn mm_all_cpus_share_file() -> TestResult {
                     }
                     core::hint::spin_loop();
                 }
-                for c in 0..n {
-                    let v = load_u64(slot(c)).map_err(|e| format!("{e:?}"))?;
+                let ok = stored.load(Ordering::Acquire);
+                for c in (0..n).filter(|c| ok & (1 << c) != 0) {
+                    let v = load_u64(slot(c)).map_err(|e| format!("cpu {cpu}: {e:?}"))?;
                     if v != 0xc0de_0000 + c as u64 {
                         return Err(format!("cpu {cpu} sees {v:#x} from cpu {c}"));
                     }
                 }
-            }
+                Ok(())
+            })();
             mm.destroy();
-            Ok(())
+            res
         })();
+        if !counted {
+            arrived.fetch_add(1, Ordering::AcqRel);
+        }
         if let Err(e) = r {
-            arrived.fetch_add(n, Ordering::AcqRel);
             errors.lock().push(e);
         }
     });
