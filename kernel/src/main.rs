@@ -119,17 +119,18 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
     exceptions::install_vectors();
 
     println!(
-        "boot: command line \"{}\" -> mmu={:?} hz={} pte_free_defer={} rcu_gp={}",
+        "boot: command line \"{}\" -> mmu={:?} hz={} pte_free_defer={} rcu_gp={} rcu_check={}",
         bootargs,
         cmd.mmu,
         cmd.hz,
         cmd.pte_free_defer.name(),
-        if cmd.rcu_short_gp { "short (BROKEN on purpose)" } else { "normal" }
+        if cmd.rcu_short_gp { "short (BROKEN on purpose)" } else { "normal" },
+        if cmd.rcu_check { "on" } else { "off" }
     );
 
     let mi = mm::frame::init(dt.mem());
     mm::heap::init();
-    mm::pte_free::init(cmd.pte_free_defer);
+    mm::pte_free::init(cmd.pte_free_defer, cmd.rcu_check);
     CONFIG.call_once(|| Config {
         collapses: cmd.collapses,
         bench: cmd.bench,

@@ -103,6 +103,15 @@ pub unsafe fn call_rcu(head: &RcuHead, func: RcuFn) -> Result<(), RcuError> {
     r
 }
 
+/// The grace-period counter as Linux's `get_state_synchronize_rcu` reads it: the fence
+/// orders the caller's earlier unlink before the `gp_seq` read, as `call_rcu` does. Requests
+/// nothing. The grace-period oracle turns it into the grace period the caller needs with
+/// its own `needed_gp`.
+pub fn gp_seq_for_snapshot() -> u64 {
+    core::sync::atomic::fence(Ordering::SeqCst);
+    RCU.gp_seq()
+}
+
 /// Runs this CPU's ready callbacks.
 pub fn run_callbacks() -> usize {
     let was = irq::disable();

@@ -51,6 +51,9 @@ pub struct Cmdline<'a> {
     pub bench: bool,
     /// `mms=1..1000`: address spaces sharing the file in `retract_bench`, default 4.
     pub mms: u32,
+    /// `rcu_check=on|off`: the grace-period oracle (every deferred table's grace period is
+    /// checked at the real free of its page), default on; `off` to measure without it.
+    pub rcu_check: bool,
 }
 
 impl Default for Cmdline<'_> {
@@ -65,6 +68,7 @@ impl Default for Cmdline<'_> {
             collapses: 8,
             bench: false,
             mms: 4,
+            rcu_check: true,
         }
     }
 }
@@ -125,6 +129,7 @@ const OPTIONS: &[Opt] = &[
     Opt { name: "collapses", accepted: "1..100000", set: set_collapses },
     Opt { name: "bench", accepted: "0|1", set: set_bench },
     Opt { name: "mms", accepted: "1..1000", set: set_mms },
+    Opt { name: "rcu_check", accepted: "on|off", set: set_rcu_check },
 ];
 
 // Duplicate detection keeps one bit per row.
@@ -213,6 +218,15 @@ fn set_mms<'a>(c: &mut Cmdline<'a>, v: &'a str) -> bool {
         }
         _ => false,
     }
+}
+
+fn set_rcu_check<'a>(c: &mut Cmdline<'a>, v: &'a str) -> bool {
+    c.rcu_check = match v {
+        "on" => true,
+        "off" => false,
+        _ => return false,
+    };
+    true
 }
 
 /// Plain ASCII decimal: digits only, no sign, no overflow.
@@ -390,6 +404,14 @@ mod tests {
     }
 
     #[test]
+    fn rcu_check_is_on_unless_turned_off() {
+        assert!(parse("").unwrap().rcu_check);
+        assert!(!parse("rcu_check=off").unwrap().rcu_check);
+        assert!(parse("rcu_check=on").unwrap().rcu_check);
+        assert!(parse("rcu_check=1").is_err());
+    }
+
+    #[test]
     fn valid_options_come_from_the_table() {
         let v: std::vec::Vec<_> = valid_options().collect();
         assert_eq!(
@@ -404,6 +426,7 @@ mod tests {
                 ("collapses", "1..100000"),
                 ("bench", "0|1"),
                 ("mms", "1..1000"),
+                ("rcu_check", "on|off"),
             ]
         );
         // Every listed option parses with a value from its own description.

@@ -7,6 +7,7 @@ pub mod sync;
 pub mod cmdline;
 pub mod fdt_writer;
 pub mod frame_alloc;
+pub mod gp_oracle;
 pub mod ktest_report;
 pub mod page_desc;
 pub mod pgtable;

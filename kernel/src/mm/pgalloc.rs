@@ -19,6 +19,9 @@ impl PageSource for KernelPages {
     }
 
     fn free_page(&self, pa: u64) {
+        // Every page-table page really freed passes here: the grace-period oracle checks
+        // that its deferred tables' grace periods are over.
+        super::pte_free::oracle_check_page_free(pa);
         let va = crate::arch::phys_to_virt(pa) as *mut u64;
         for i in 0..(FRAME_SIZE / 8) as usize {
             // SAFETY: the fragment allocator hands back a page-table page nobody references

@@ -6,8 +6,9 @@
 
 use super::frame;
 use super::pgalloc::KernelPages;
-use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use ptfrag_core::frame_alloc::FRAME_SIZE;
+use ptfrag_core::gp_oracle::{needed_gp, GpOracle, OracleError};
 use ptfrag_core::page_desc::{PageDesc, RcuHead};
 use ptfrag_core::pgtable_frag::{FragCache, FragGeometry, PageSource, PTE_FRAG};
 use ptfrag_core::pte_free_defer::{
@@ -34,25 +35,84 @@ static LAT_SUM: AtomicU64 = AtomicU64::new(0);
 static LAT_MAX: AtomicU64 = AtomicU64::new(0);
 static LAT_N: AtomicU64 = AtomicU64::new(0);
 
-/// Chooses the strategy and preallocates `bitmap`'s side state, one per frame.
-pub fn init(strategy: Strategy) {
-    store_strategy(strategy);
-    let n = frame::nr_frames();
-    let bytes = n * core::mem::size_of::<BitmapSide>();
-    let frames = bytes.div_ceil(FRAME_SIZE as usize);
+/// The grace-period oracle's slots (one per PTE fragment of every frame), and whether it is
+/// on (`rcu_check=`).
+static ORACLE_SLOTS: spin::Once<&'static [AtomicU64]> = spin::Once::new();
+static RCU_CHECK: AtomicBool = AtomicBool::new(false);
+/// Tables the oracle caught freed before their grace period (or misused), since boot.
+static ORACLE_BUGS: AtomicU64 = AtomicU64::new(0);
+
+/// Frames for `n` values of `T`, allocated once at boot and never freed, each set to `init()`.
+fn prealloc<T>(n: usize, what: &str, init: impl Fn() -> T) -> &'static [T] {
+    let bytes = n * core::mem::size_of::<T>();
+    let frames = bytes.div_ceil(FRAME_SIZE as usize).max(1);
     let pa = match frame::alloc_contig(frames, 1) {
         Ok(pa) => pa,
-        Err(e) => crate::fatal!("no memory for {n} bitmap side structs: {e}"),
+        Err(e) => crate::fatal!("no memory for {n} {what}: {e}"),
     };
-    let ptr = crate::arch::phys_to_virt(pa) as *mut BitmapSide;
+    let ptr = crate::arch::phys_to_virt(pa) as *mut T;
     for i in 0..n {
-        // SAFETY: the frames were just allocated for this array and are never freed.
-        unsafe { ptr.add(i).write(BitmapSide::new()) };
+        // SAFETY: the frames were just allocated for this array, are suitably aligned (64K)
+        // and are never freed.
+        unsafe { ptr.add(i).write(init()) };
     }
     // SAFETY: initialised above; lives for the kernel's lifetime.
-    SIDES.call_once(|| unsafe { core::slice::from_raw_parts(ptr, n) });
+    unsafe { core::slice::from_raw_parts(ptr, n) }
+}
+
+/// Chooses the strategy, preallocates `bitmap`'s side state (one per frame) and, with
+/// `rcu_check`, the grace-period oracle's slots (one per PTE fragment of every frame).
+pub fn init(strategy: Strategy, rcu_check: bool) {
+    store_strategy(strategy);
+    if rcu_check {
+        let n = GpOracle::slots_for(frame::nr_frames(), &PTE_FRAG);
+        ORACLE_SLOTS.call_once(|| prealloc(n, "grace-period oracle slots", || AtomicU64::new(0)));
+        RCU_CHECK.store(true, Ordering::Release);
+    }
+    let n = frame::nr_frames();
+    SIDES.call_once(|| prealloc(n, "bitmap side structs", BitmapSide::new));
     let lat: alloc::vec::Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
     LAST_DEFER.call_once(|| alloc::boxed::Box::leak(lat.into_boxed_slice()));
+}
+
+/// The oracle, when `rcu_check` is on.
+pub fn oracle() -> Option<GpOracle<'static>> {
+    if !RCU_CHECK.load(Ordering::Acquire) {
+        return None;
+    }
+    ORACLE_SLOTS.get().map(|s| GpOracle::new(s, PTE_FRAG))
+}
+
+/// Whether the oracle is on.
+pub fn rcu_check_enabled() -> bool {
+    RCU_CHECK.load(Ordering::Acquire)
+}
+
+/// Oracle reports since boot.
+pub fn oracle_bugs() -> u64 {
+    ORACLE_BUGS.load(Ordering::Relaxed)
+}
+
+fn oracle_report(e: OracleError, also: usize) {
+    ORACLE_BUGS.fetch_add(1, Ordering::Relaxed);
+    BUGS.fetch_add(1, Ordering::Relaxed);
+    let more = if also > 1 { alloc::format!(" ({also} fragments of the page)") } else { "".into() };
+    crate::println!(
+        "BUG: rcu_check: {e}{more}; strategy {} on cpu {}",
+        strategy().name(),
+        crate::arch::paca::this().index
+    );
+}
+
+/// Called by the page-table page allocator (`KernelPages::free_page`) on every real free of
+/// a page-table page, before it is poisoned: each deferred fragment's grace period must
+/// have completed.
+pub fn oracle_check_page_free(page: u64) {
+    if let Some(o) = oracle() {
+        if let Err((e, n)) = o.check_page_free(page, crate::rcu::completed()) {
+            oracle_report(e, n);
+        }
+    }
 }
 
 fn last_defer(page: u64) -> Option<&'static AtomicU64> {
@@ -188,6 +248,13 @@ fn pte_free_rcu_callback(head: *const RcuHead) {
 #[unsafe(export_name = "pte_free_defer")]
 #[inline(never)]
 pub fn pte_free_defer(_mm: &super::Mm, table: u64) {
+    // The PMD is already cleared and flushed: a walker that can still reach `table` began
+    // its read section before this snapshot.
+    if let Some(o) = oracle() {
+        if let Err(e) = o.record_defer(table, needed_gp(crate::rcu::gp_seq_for_snapshot())) {
+            oracle_report(e, 1);
+        }
+    }
     if let Some(t) = last_defer(table) {
         t.store(crate::arch::timer::now(), Ordering::Relaxed);
     }
@@ -202,6 +269,11 @@ pub fn pte_free_defer(_mm: &super::Mm, table: u64) {
 #[unsafe(export_name = "pte_free")]
 #[inline(never)]
 pub fn pte_free(table: u64) {
+    if let Some(o) = oracle() {
+        if let Err(e) = o.check_plain_free(table, crate::rcu::completed()) {
+            oracle_report(e, 1);
+        }
+    }
     if let Err(e) = strategy().pte_free(table, &KernelEnv) {
         report("pte_free", table, e);
     }

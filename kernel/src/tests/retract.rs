@@ -245,6 +245,8 @@ struct Outcome {
     bad_data: u64,
     first_error: Option<String>,
     bugs: u64,
+    /// Of `bugs`: tables the grace-period oracle caught freed too early (or misused).
+    oracle_bugs: u64,
     leaked: i64,
     pending: usize,
 }
@@ -280,6 +282,7 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
     let d0 = pte_free::stats();
     let r0 = rcu::stats();
     let bugs0 = pte_free::bugs();
+    let oracle0 = pte_free::oracle_bugs();
     let tally = Tally::default();
     let current: spin::RwLock<Option<Arc<Round>>> = spin::RwLock::new(None);
     let generation = AtomicU64::new(0);
@@ -453,6 +456,7 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
         bad_data: tally.bad_data.load(Ordering::Relaxed),
         first_error,
         bugs: pte_free::bugs() - bugs0,
+        oracle_bugs: pte_free::oracle_bugs() - oracle0,
         leaked,
         pending,
     })
@@ -466,7 +470,7 @@ fn retract_torture() -> TestResult {
          pages_freed_now={} call_rcu_per_page={:.2} gp_per_page={:.2} head_already_queued={} redefers={} \
          peak_waiting_pages={} defer_to_free_mean_us={} defer_to_free_max_us={} retracts_per_s={:.0} \
          walker_reads_per_s={:.0} gp_latency_us={} deterministic_checks={} poison_reads={} bad_data={} \
-         double_call_rcu={} leaked_frames={} pending_callbacks={}",
+         double_call_rcu={} rcu_check={} rcu_check_bugs={} leaked_frames={} pending_callbacks={}",
         Outcome::mmu(),
         pte_free::strategy().name(),
         o.n,
@@ -489,12 +493,20 @@ fn retract_torture() -> TestResult {
         o.poison,
         o.bad_data,
         pte_free::double_queues(),
+        if pte_free::rcu_check_enabled() { "on" } else { "off" },
+        o.oracle_bugs,
         o.leaked,
         o.pending
     );
     let first = o.first_error.clone().unwrap_or_default();
     check!(o.poison == 0, "walkers read POISON from freed page tables: {first}");
-    check!(o.bugs == 0, "pte_free_defer reported {} BUG(s) (double call_rcu: {})", o.bugs, pte_free::double_queues());
+    check!(
+        o.bugs == 0,
+        "pte_free_defer reported {} BUG(s) (double call_rcu: {}, rcu_check: {} table(s) freed before their grace period or misused)",
+        o.bugs,
+        pte_free::double_queues(),
+        o.oracle_bugs
+    );
     check!(o.bad_data == 0, "walkers saw wrong data: {first}");
     check!(o.n < 2 || o.det_seen == o.rounds as u64, "the deterministic walker ran {} of {} rounds", o.det_seen, o.rounds);
     check!(o.deferrals == o.retracts, "deferrals != retracts");
