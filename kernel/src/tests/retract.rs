@@ -18,7 +18,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use ptfrag_core::frame_alloc::FRAME_SIZE;
 use ptfrag_core::pgtable::Level;
 use ptfrag_core::pte_free_defer::Strategy;
@@ -40,6 +40,8 @@ struct Tally {
     lockless: AtomicU64,
     mmu_loads: AtomicU64,
     poison: AtomicU64,
+    /// Of `poison`: reads by the deterministic walker (at most one per round).
+    det_poison: AtomicU64,
     bad_data: AtomicU64,
     first_error: spin::Mutex<Option<String>>,
 }
@@ -149,6 +151,7 @@ fn deterministic_walk(round: &Round, det: &AtomicU32, stop: &AtomicBool, t: &Tal
     let e = unsafe { pte::read(pte::slot(table, Level::Pte, ea)) };
     t.lockless.fetch_add(1, Ordering::Relaxed);
     if e == POISON {
+        t.det_poison.fetch_add(1, Ordering::Relaxed);
         t.error(
             &t.poison,
             format!(
@@ -242,6 +245,7 @@ struct Outcome {
     walker_reads: u64,
     det_seen: u64,
     poison: u64,
+    det_poison: u64,
     bad_data: u64,
     first_error: Option<String>,
     bugs: u64,
@@ -292,6 +296,9 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
     // 3 = retract returned.
     let det = AtomicU32::new(0);
     let det_seen = AtomicU64::new(0);
+    // The CPU whose deterministic walker holds the read section this round: every walker CPU
+    // in turn, so a grace period that forgets one CPU meets that CPU's reader.
+    let det_cpu = AtomicUsize::new(1);
     let retract_time = AtomicU64::new(0);
     let retracts = AtomicU64::new(0);
     let setup_error = spin::Mutex::new(None::<String>);
@@ -310,7 +317,7 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
                 let gen = generation.load(Ordering::Acquire);
                 let round = current.read().clone();
                 if let Some(round) = &round {
-                    if cpu == 1 && det.load(Ordering::Acquire) == 1 {
+                    if cpu == det_cpu.load(Ordering::Acquire) && det.load(Ordering::Acquire) == 1 {
                         deterministic_walk(round, &det, &stop, &tally);
                         det_seen.fetch_add(1, Ordering::Relaxed);
                         det.store(0, Ordering::Release);
@@ -348,6 +355,7 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
             *current.write() = Some(round.clone());
             let deterministic = n > 1 && p.walkers;
             if deterministic {
+                det_cpu.store(1 + rno as usize % (n - 1), Ordering::Release);
                 det.store(1, Ordering::Release);
                 let t0 = timer::now();
                 while det.load(Ordering::Acquire) != 2
@@ -453,6 +461,7 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
             + tally.mmu_loads.load(Ordering::Relaxed),
         det_seen: det_seen.load(Ordering::Relaxed),
         poison: tally.poison.load(Ordering::Relaxed),
+        det_poison: tally.det_poison.load(Ordering::Relaxed),
         bad_data: tally.bad_data.load(Ordering::Relaxed),
         first_error,
         bugs: pte_free::bugs() - bugs0,
@@ -469,7 +478,8 @@ fn retract_torture() -> TestResult {
         "figure: retract mmu={} strategy={} cpus={} rounds={} retracts={} deferrals={} pages_freed_after_gp={} \
          pages_freed_now={} call_rcu_per_page={:.2} gp_per_page={:.2} head_already_queued={} redefers={} \
          peak_waiting_pages={} defer_to_free_mean_us={} defer_to_free_max_us={} retracts_per_s={:.0} \
-         walker_reads_per_s={:.0} gp_latency_us={} deterministic_checks={} poison_reads={} bad_data={} \
+         walker_reads_per_s={:.0} gp_latency_us={} deterministic_checks={} poison_reads={} \
+         deterministic_poison_reads={} bad_data={} \
          double_call_rcu={} rcu_check={} rcu_check_bugs={} leaked_frames={} pending_callbacks={}",
         Outcome::mmu(),
         pte_free::strategy().name(),
@@ -491,6 +501,7 @@ fn retract_torture() -> TestResult {
         o.gp_latency_us,
         o.det_seen,
         o.poison,
+        o.det_poison,
         o.bad_data,
         pte_free::double_queues(),
         if pte_free::rcu_check_enabled() { "on" } else { "off" },
