@@ -14,7 +14,7 @@ HARNESS := cargo run -q --release -p ptfrag-tests --bin harness --
 
 SOAK_ROUNDS ?= 400
 
-.PHONY: all deps kernel run test soak bench bench-quick gdb lint clippy fmt fmt-check host-test clean
+.PHONY: all deps kernel run test soak mutants bench bench-quick gdb lint clippy fmt fmt-check host-test clean
 
 all: kernel
 
@@ -38,6 +38,11 @@ test: kernel lint
 # and the negative controls, which must still be caught.
 soak: kernel
 	$(HARNESS) test --skip-host --jobs 2 --soak $(SOAK_ROUNDS)
+
+# The mutant catalogue (tests/src/mutants/catalogue.rs): each small bug built and booted in a
+# copy of the tree; prints which of the kernel's checks caught it, exits 1 on any miss.
+mutants: kernel
+	$(HARNESS) mutants
 
 # The retract benchmark: {radix, hash} x vCPUs {1,2,4,8} x address spaces {1,10,100,1000}, one
 # boot per cell running every strategy; results.json/.csv and SVG plots in target/bench.

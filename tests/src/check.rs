@@ -2,6 +2,7 @@
 //! expects. A run passes only when the reason list is empty, so a hang, a crash or a truncated
 //! log can never be mistaken for a pass.
 
+use crate::figures;
 use crate::log::{Log, Outcome};
 use crate::scenario::Expect;
 use std::fmt;
@@ -33,8 +34,9 @@ pub fn check(expect: Expect, required: &[&str], log: &Log, exit: Exit) -> Vec<St
         Expect::Success => 0,
         Expect::TestFails(_)
         | Expect::TestFailsBecause(..)
+        | Expect::TestFailsCounting { .. }
         | Expect::Fatal(_)
-        | Expect::Oops(_) => 1,
+        | Expect::Oops { .. } => 1,
     };
     if exit != Exit::Code(want_code) {
         why.push(format!("expected exit status {want_code}, got {exit}"));
@@ -55,15 +57,14 @@ pub fn check(expect: Expect, required: &[&str], log: &Log, exit: Exit) -> Vec<St
         }
         Expect::TestFailsBecause(name, word) => {
             well_formed(log, &mut why);
-            let seen = log
-                .outcomes(name)
-                .iter()
-                .any(|o| matches!(o, Outcome::Failed(r) if r.contains(word)));
-            if !seen {
-                why.push(format!(
-                    "expected `test {name} ... FAILED:` mentioning {word:?}, not seen"
-                ));
-            }
+            failed_because(log, name, word, &mut why);
+            only_failure(log, name, &mut why);
+        }
+        Expect::TestFailsCounting { test, word, figure, key } => {
+            well_formed(log, &mut why);
+            failed_because(log, test, word, &mut why);
+            only_failure(log, test, &mut why);
+            counted(log, figure, key, &mut why);
         }
         Expect::TestFails(name) => {
             well_formed(log, &mut why);
@@ -73,6 +74,7 @@ pub fn check(expect: Expect, required: &[&str], log: &Log, exit: Exit) -> Vec<St
             if let [(_, 0)] = log.summaries[..] {
                 why.push("summary reports 0 failed, expected at least 1".into());
             }
+            only_failure(log, name, &mut why);
         }
         Expect::Fatal(word) => {
             if !log.fatal.iter().any(|l| l.contains("FATAL:") && l.contains(word)) {
@@ -82,8 +84,8 @@ pub fn check(expect: Expect, required: &[&str], log: &Log, exit: Exit) -> Vec<St
                 why.push("expected no summary line, found one".into());
             }
         }
-        Expect::Oops(what) => {
-            oops_dump(log, what, &mut why);
+        Expect::Oops { interrupt, dar, function } => {
+            oops_dump(log, interrupt, dar, function, &mut why);
             if !log.summaries.is_empty() {
                 why.push("expected no summary line, found one".into());
             }
@@ -141,29 +143,108 @@ fn well_formed(log: &Log, why: &mut Vec<String>) {
     }
 }
 
-/// An oops must name the interrupt, dump the registers a kernel engineer reads first, and
-/// give a backtrace with at least two symbolised frames.
-fn oops_dump(log: &Log, what: &str, why: &mut Vec<String>) {
-    if !log.lines.iter().any(|l| l.starts_with("oops:") && l.contains(what)) {
-        why.push(format!("expected an `oops:` line naming {what:?}, not seen"));
+/// `test name ... FAILED:` with `word` in its reason.
+fn failed_because(log: &Log, name: &str, word: &str, why: &mut Vec<String>) {
+    let seen =
+        log.outcomes(name).iter().any(|o| matches!(o, Outcome::Failed(r) if r.contains(word)));
+    if !seen {
+        why.push(format!("expected `test {name} ... FAILED:` mentioning {word:?}, not seen"));
     }
-    for regs in [&["SRR0", "SRR1", "DAR", "DSISR"][..], &["LR", "CTR", "CR", "XER"][..]] {
-        if !log.lines.iter().any(|l| regs.iter().all(|r| l.contains(r))) {
+}
+
+/// A negative control proves one detector: any other test failing is a failure of the run.
+fn only_failure(log: &Log, name: &str, why: &mut Vec<String>) {
+    for t in log.tests.iter().filter(|t| t.name != name) {
+        if let Outcome::Failed(reason) = &t.outcome {
+            why.push(format!("test {} FAILED: {reason} (only {name} may fail)", t.name));
+        }
+    }
+}
+
+/// The kernel's own count of the bug: there is a `figure: <label>` line, and each one carries
+/// `<key>=N` with N a whole number above 0.
+fn counted(log: &Log, label: &str, key: &str, why: &mut Vec<String>) {
+    let figs: Vec<figures::Figure> = log
+        .lines
+        .iter()
+        .filter_map(|l| figures::parse_line("", l))
+        .filter(|f| f.label() == Some(label))
+        .collect();
+    if figs.is_empty() {
+        why.push(format!("no `figure: {label}` line (expected {key}=N with N > 0)"));
+    }
+    for f in &figs {
+        match f.values.get(key) {
+            Some(&n) if n >= 1.0 && n.fract() == 0.0 => {}
+            Some(&n) => why.push(format!("`figure: {label}` has {key}={n}, expected N > 0")),
+            None => why.push(format!("`figure: {label}` line has no {key}=N")),
+        }
+    }
+}
+
+/// An oops must name the interrupt, dump the registers a kernel engineer reads first, fault
+/// at the expected address, and give a backtrace with at least two symbolised frames whose
+/// first is the faulting instruction (SRR0) in one of the expected functions.
+fn oops_dump(log: &Log, interrupt: &str, dar: u64, functions: &[&str], why: &mut Vec<String>) {
+    if !log.lines.iter().any(|l| l.starts_with("oops:") && l.contains(interrupt)) {
+        why.push(format!("expected an `oops:` line naming {interrupt:?}, not seen"));
+    }
+    let line_with = |regs: &[&str]| {
+        log.lines.iter().find(|l| regs.iter().all(|r| l.split_whitespace().any(|w| w == *r)))
+    };
+    let srr = line_with(&["SRR0", "SRR1", "DAR", "DSISR"]);
+    for (regs, line) in [
+        (&["SRR0", "SRR1", "DAR", "DSISR"][..], srr),
+        (&["LR", "CTR", "CR", "XER"][..], line_with(&["LR", "CTR", "CR", "XER"])),
+    ] {
+        if line.is_none() {
             why.push(format!("register dump lacks a line with {}", regs.join("/")));
+        }
+    }
+    let srr0 = srr.and_then(|l| register(l, "SRR0"));
+    if let Some(line) = srr {
+        match register(line, "DAR") {
+            Some(got) if got == dar => {}
+            Some(got) => why.push(format!("oops at DAR {got:#x}, expected DAR {dar:#x}")),
+            None => why.push(format!("no DAR value in `{line}`")),
         }
     }
     let Some(bt) = log.lines.iter().position(|l| l == "backtrace:") else {
         why.push("no `backtrace:` line".into());
         return;
     };
-    let named = log.lines[bt + 1..]
+    let frames: Vec<Vec<&str>> = log.lines[bt + 1..]
         .iter()
         .take_while(|l| l.trim_start().starts_with('#'))
-        .filter(|l| l.split_whitespace().nth(2).is_some_and(|sym| sym.contains("+0x")))
-        .count();
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let named = frames.iter().filter(|f| f.get(2).is_some_and(|sym| sym.contains("+0x"))).count();
     if named < 2 {
         why.push(format!("backtrace has {named} symbolised frames, expected at least 2"));
     }
+    match frames.first().map(|f| &f[..]) {
+        Some(["#0", addr, sym, ..]) => {
+            let func = sym.split_once("+0x").map_or(*sym, |(f, _)| f);
+            if !functions.contains(&func) {
+                why.push(format!("backtrace frame #0 is in {func}, expected one of {functions:?}"));
+            }
+            if srr0.is_some_and(|pc| parse_hex(addr) != Some(pc)) {
+                why.push(format!("backtrace frame #0 at {addr} is not SRR0"));
+            }
+        }
+        _ => why.push(format!("no symbolised backtrace frame #0 (expected one of {functions:?})")),
+    }
+}
+
+/// The value after `name` on a register-dump line (`SRR0 0xc000... DAR 0x...`).
+fn register(line: &str, name: &str) -> Option<u64> {
+    let mut words = line.split_whitespace();
+    words.by_ref().find(|w| *w == name)?;
+    parse_hex(words.next()?)
+}
+
+fn parse_hex(word: &str) -> Option<u64> {
+    u64::from_str_radix(word.strip_prefix("0x")?, 16).ok()
 }
 
 #[cfg(test)]
@@ -196,6 +277,27 @@ pub(crate) mod tests {
     const SELFTEST_EXPECT: Expect = Expect::TestFails("selftest_fail");
     const FATAL_EXPECT: Expect = Expect::Fatal("bogus");
     const OOPS_DUMP: &str = include_str!("../fixtures/oops-dump.txt");
+    const OOPS_RADIX: &str = include_str!("../fixtures/oops-radix-dump.txt");
+    const OOPS_UNRELATED: &str = include_str!("../fixtures/oops-unrelated.txt");
+    const NAIVE: &str = include_str!("../fixtures/naive-caught.txt");
+    const NAIVE_ZERO: &str = include_str!("../fixtures/naive-zero-double-call-rcu.txt");
+    const NAIVE_AND_ANOTHER: &str = include_str!("../fixtures/naive-and-another-failure.txt");
+    const SELFTEST_AND_ANOTHER: &str = include_str!("../fixtures/selftest-fail-and-another.txt");
+    const BAD_OPTION: &str = include_str!("../fixtures/bad-cmdline-option.txt");
+    const OTHER_OPTION: &str = include_str!("../fixtures/bad-cmdline-other-option.txt");
+
+    /// The rows of scenario.rs, by name.
+    fn row(name: &str) -> Expect {
+        crate::scenario::select(Some(name))[0].expect
+    }
+
+    fn oops(interrupt: &'static str) -> Expect {
+        Expect::Oops {
+            interrupt,
+            dar: crate::scenario::SELFTEST_OOPS_DAR,
+            function: crate::scenario::SELFTEST_OOPS_FUNCTIONS,
+        }
+    }
 
     #[test]
     fn failure_with_named_cause() {
@@ -207,11 +309,82 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn naive_caught_with_a_count_passes() {
+        assert_eq!(row("radix-naive-smp4"), crate::scenario::NAIVE_CAUGHT);
+        assert_eq!(row("hash-naive-smp4"), crate::scenario::NAIVE_CAUGHT);
+        assert_eq!(run(crate::scenario::NAIVE_CAUGHT, NAIVE, Exit::Code(1)), Vec::<String>::new());
+    }
+
+    /// The reason names "double call_rcu" with a count of 0 (another check failed the test):
+    /// the old word match passed it, the figure's count rejects it.
+    #[test]
+    fn naive_with_zero_double_call_rcu_rejected() {
+        let reason = Expect::TestFailsBecause("retract_torture", "double call_rcu");
+        assert_eq!(run(reason, NAIVE_ZERO, Exit::Code(1)), Vec::<String>::new());
+        let why = run(crate::scenario::NAIVE_CAUGHT, NAIVE_ZERO, Exit::Code(1));
+        assert_eq!(why, ["`figure: retract` has double_call_rcu=0, expected N > 0"]);
+    }
+
+    #[test]
+    fn naive_without_the_figure_rejected() {
+        let no_figure: String =
+            NAIVE.lines().filter(|l| !l.starts_with("figure:")).map(|l| format!("{l}\n")).collect();
+        let why = run(crate::scenario::NAIVE_CAUGHT, &no_figure, Exit::Code(1));
+        assert_eq!(why, ["no `figure: retract` line (expected double_call_rcu=N with N > 0)"]);
+        let no_key = NAIVE.replace(" double_call_rcu=192", "");
+        let why = run(crate::scenario::NAIVE_CAUGHT, &no_key, Exit::Code(1));
+        assert_eq!(why, ["`figure: retract` line has no double_call_rcu=N"]);
+    }
+
+    #[test]
+    fn another_failing_test_fails_a_negative_control() {
+        for expect in [
+            crate::scenario::NAIVE_CAUGHT,
+            Expect::TestFailsBecause("retract_torture", "double call_rcu"),
+        ] {
+            let why = run(expect, NAIVE_AND_ANOTHER, Exit::Code(1));
+            assert_eq!(
+                why,
+                ["test rcu_torture_pipe FAILED: no reads happened (only retract_torture may fail)"]
+            );
+        }
+        let why = run(SELFTEST_EXPECT, SELFTEST_AND_ANOTHER, Exit::Code(1));
+        assert_eq!(why, ["test heap FAILED: heap leaked 64 bytes (only selftest_fail may fail)"]);
+    }
+
+    #[test]
     fn oops_dump_accepted() {
+        assert_eq!(row("vof-hash-selftest-oops"), oops("data segment"));
+        assert_eq!(row("vof-selftest-oops"), oops("data storage"));
+        assert_eq!(run(oops("data segment"), OOPS_DUMP, Exit::Code(1)), Vec::<String>::new());
+        assert_eq!(run(oops("data storage"), OOPS_RADIX, Exit::Code(1)), Vec::<String>::new());
+    }
+
+    /// A real-looking oops, but not the selftest's: another address, another function.
+    #[test]
+    fn unrelated_oops_rejected() {
+        let why = run(oops("data storage"), OOPS_UNRELATED, Exit::Code(1));
         assert_eq!(
-            run(Expect::Oops("data segment"), OOPS_DUMP, Exit::Code(1)),
-            Vec::<String>::new()
+            why,
+            [
+                "oops at DAR 0x8, expected DAR 0xbad00000000".to_string(),
+                format!(
+                    "backtrace frame #0 is in ptfrag::mm::frame::alloc_zeroed, expected one of \
+                     {:?}",
+                    crate::scenario::SELFTEST_OOPS_FUNCTIONS
+                ),
+            ]
         );
+        // Each mismatch on its own is enough.
+        let wrong_dar = OOPS_RADIX.replace("DAR 0x00000bad00000000", "DAR 0x00000bad00000008");
+        let why = run(oops("data storage"), &wrong_dar, Exit::Code(1));
+        assert_eq!(why, ["oops at DAR 0xbad00000008, expected DAR 0xbad00000000"]);
+        let elsewhere = OOPS_RADIX.replace("ptfrag::run_tests+0x58", "boot_main+0x58");
+        let why = run(oops("data storage"), &elsewhere, Exit::Code(1));
+        assert!(why.len() == 1 && why[0].contains("frame #0 is in boot_main"), "{why:?}");
+        let not_srr0 = OOPS_RADIX.replace("#0  0xc000000000420e58", "#0  0xc000000000420e5c");
+        let why = run(oops("data storage"), &not_srr0, Exit::Code(1));
+        assert_eq!(why, ["backtrace frame #0 at 0xc000000000420e5c is not SRR0"]);
     }
 
     #[test]
@@ -221,14 +394,33 @@ pub(crate) mod tests {
             .map(|l| l.split(" ptfrag::").next().unwrap_or(l).split(" boot_").next().unwrap_or(l))
             .collect::<Vec<_>>()
             .join("\n");
-        let why = run(Expect::Oops("data segment"), &stripped, Exit::Code(1));
+        let why = run(oops("data segment"), &stripped, Exit::Code(1));
         assert!(why.iter().any(|w| w.contains("symbolised")), "{why:?}");
+        assert!(why.iter().any(|w| w.contains("no symbolised backtrace frame #0")), "{why:?}");
     }
 
     #[test]
     fn oops_wrong_interrupt_rejected() {
-        let why = run(Expect::Oops("program"), OOPS_DUMP, Exit::Code(1));
-        assert!(why.iter().any(|w| w.contains("program")), "{why:?}");
+        let why = run(oops("program"), OOPS_DUMP, Exit::Code(1));
+        assert_eq!(why, ["expected an `oops:` line naming \"program\", not seen"]);
+    }
+
+    #[test]
+    fn bad_option_named_passes() {
+        let expect = row("vof-bad-cmdline");
+        assert_eq!(expect, Expect::Fatal("unknown option 'bogus'"));
+        assert_eq!(run(expect, BAD_OPTION, Exit::Code(1)), Vec::<String>::new());
+    }
+
+    /// A FATAL line that mentions bogus only in the quoted command line, about another option.
+    #[test]
+    fn fatal_about_another_option_rejected() {
+        assert_eq!(run(FATAL_EXPECT, OTHER_OPTION, Exit::Code(1)), Vec::<String>::new());
+        let why = run(row("vof-bad-cmdline"), OTHER_OPTION, Exit::Code(1));
+        assert_eq!(
+            why,
+            ["expected a `FATAL:` line mentioning \"unknown option 'bogus'\", not seen"]
+        );
     }
 
     fn run(expect: Expect, text: &str, exit: Exit) -> Vec<String> {

@@ -23,25 +23,26 @@ impl Figure {
 
 /// The `figure:` lines of a serial log.
 pub fn parse(scenario: &str, log: &str) -> Vec<Figure> {
-    log.lines()
-        .filter_map(|l| l.trim().strip_prefix("figure:"))
-        .map(|rest| {
-            let mut figure = Figure {
-                scenario: scenario.to_string(),
-                line: rest.trim().to_string(),
-                values: BTreeMap::new(),
-                strings: BTreeMap::new(),
-            };
-            for (k, v) in rest.split_whitespace().filter_map(|kv| kv.split_once('=')) {
-                if let Ok(n) = v.parse::<f64>() {
-                    figure.values.insert(k.to_string(), n);
-                } else {
-                    figure.strings.insert(k.to_string(), v.to_string());
-                }
-            }
-            figure
-        })
-        .collect()
+    log.lines().filter_map(|l| parse_line(scenario, l)).collect()
+}
+
+/// One line of a serial log, if it is a `figure:` line.
+pub fn parse_line(scenario: &str, line: &str) -> Option<Figure> {
+    let rest = line.trim().strip_prefix("figure:")?;
+    let mut figure = Figure {
+        scenario: scenario.to_string(),
+        line: rest.trim().to_string(),
+        values: BTreeMap::new(),
+        strings: BTreeMap::new(),
+    };
+    for (k, v) in rest.split_whitespace().filter_map(|kv| kv.split_once('=')) {
+        if let Ok(n) = v.parse::<f64>() {
+            figure.values.insert(k.to_string(), n);
+        } else {
+            figure.strings.insert(k.to_string(), v.to_string());
+        }
+    }
+    Some(figure)
 }
 
 /// Ratio `num/den` of `key` between two scenarios' first figure lines that have it.
@@ -91,5 +92,8 @@ mod tests {
         assert_eq!(bench[0].label(), Some("bench"));
         assert_eq!(bench[0].strings["strategy"], "none");
         assert_eq!(bench[0].values["retract_cost_vs_none"], 1.0);
+        let line = parse_line("n", "  figure: retract strategy=naive double_call_rcu=192").unwrap();
+        assert_eq!((line.label(), line.values["double_call_rcu"]), (Some("retract"), 192.0));
+        assert_eq!(parse_line("n", "test retract_torture ... ok"), None);
     }
 }

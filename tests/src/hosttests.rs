@@ -50,9 +50,15 @@ pub fn run(root: &Path) -> io::Result<HostRun> {
     capture(cmd)
 }
 
+/// How many loom models `kernel/core/src/loom_tests.rs` holds. A loom run that reports fewer
+/// (a renamed model the `loom` filter no longer matches, a module behind a cfg that is off)
+/// fails instead of passing on what is left. Raise it with every new model.
+pub const MIN_LOOM_TESTS: usize = 21;
+
 /// The loom model checks of the portable core (`kernel/core/src/loom_tests.rs`): the
 /// pte_free_defer strategies and the RCU core against a modelled grace period. Built with
-/// `--cfg loom` in their own target directory so the normal build is not invalidated.
+/// `--cfg loom` in their own target directory so the normal build is not invalidated. Fails
+/// if fewer than [`MIN_LOOM_TESTS`] ran.
 pub fn run_loom(root: &Path) -> io::Result<HostRun> {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -60,7 +66,17 @@ pub fn run_loom(root: &Path) -> io::Result<HostRun> {
         .args(["test", "--color", "never", "-p", "ptfrag-core", "--release", "--lib", "loom"])
         .env("RUSTFLAGS", "--cfg loom")
         .env("CARGO_TARGET_DIR", root.join("target/loom"));
-    capture(cmd)
+    capture(cmd).map(|run| require_tests(run, MIN_LOOM_TESTS))
+}
+
+/// `run`, marked failed (with a line saying why) when fewer than `min` tests ran.
+fn require_tests(mut run: HostRun, min: usize) -> HostRun {
+    let ran = run.counts.passed + run.counts.failed;
+    if ran < min {
+        run.success = false;
+        run.output.push_str(&format!("harness: {ran} tests ran, expected at least {min}\n"));
+    }
+    run
 }
 
 fn capture(mut cmd: Command) -> io::Result<HostRun> {
@@ -119,6 +135,29 @@ test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; fini
 
     fn host(counts: Counts, success: bool) -> HostRun {
         HostRun { counts, success, output: String::new(), elapsed: Duration::ZERO }
+    }
+
+    #[test]
+    fn too_few_tests_fail_the_run() {
+        let c = |passed, failed| Counts { passed, failed, binaries: 1 };
+        let short = require_tests(host(c(20, 0), true), 21);
+        assert!(!short.success);
+        assert_eq!(short.failed(), 1);
+        assert!(short.output.contains("20 tests ran, expected at least 21"), "{}", short.output);
+        // Failed tests count as run: the run fails through them, not twice.
+        let failing = require_tests(host(c(19, 2), false), 21);
+        assert_eq!((failing.failed(), failing.output.as_str()), (2, ""));
+        let enough = require_tests(host(c(21, 0), true), 21);
+        assert!(enough.success && enough.output.is_empty());
+        assert_eq!(enough.failed(), 0);
+    }
+
+    /// The minimum is the number of models, so adding one without raising it fails here.
+    #[test]
+    fn min_loom_tests_counts_every_model() {
+        let src = include_str!("../../kernel/core/src/loom_tests.rs");
+        let models = src.lines().filter(|l| l.trim() == "#[test]").count();
+        assert_eq!(MIN_LOOM_TESTS, models, "kernel/core/src/loom_tests.rs has {models} models");
     }
 
     #[test]

@@ -14,7 +14,12 @@
 //!
 //! The env's `free_page` is the checker: the page is freed once, with no fragment live,
 //! and only once a grace period that started after each deferral has ended; its `call_rcu`
-//! refuses a head that is already queued. `naive` and `bitmap_sketch` must trip it.
+//! refuses a head that is already queued. `naive`, `bitmap_sketch` and `none` must trip it
+//! (the `should_panic` models name the exact complaint). The scenarios: deferrals only, plain
+//! frees mixed in, a deferral landing around a grace period, address-space teardown racing
+//! with a callback, and a plain free dropping the last reference while others are deferred;
+//! `rcu_model` checks the RCU core itself, including a grace period already running at
+//! `call_rcu`. `tests/src/hosttests.rs` counts the models (`MIN_LOOM_TESTS`).
 
 use loom::sync::Arc;
 use loom::thread;
@@ -65,26 +70,35 @@ impl Env {
 
     /// Hands out all fragments of the page (cache used up, so no cache references).
     fn tables(&self) -> [u64; NFRAG] {
-        let mut cache = FragCache::new();
-        let tables =
-            core::array::from_fn(|_| pte_fragment_alloc(&mut cache, &GEO, self, 1).unwrap());
+        let (tables, cache) = self.first_tables();
         assert!(cache.is_empty());
-        for l in &self.live {
-            l.store(true, Ordering::SeqCst);
-        }
         tables
+    }
+
+    /// Hands out the first `N` fragments; the cache keeps the references of the rest, as an
+    /// address space's `pte_frag` does until teardown.
+    fn first_tables<const N: usize>(&self) -> ([u64; N], FragCache) {
+        let mut cache = FragCache::new();
+        let tables: [u64; N] =
+            core::array::from_fn(|_| pte_fragment_alloc(&mut cache, &GEO, self, 1).unwrap());
+        for t in tables {
+            self.live[Self::frag(t)].store(true, Ordering::SeqCst);
+        }
+        (tables, cache)
     }
 
     fn frag(table: u64) -> usize {
         ((table - PAGE) / GEO.frag_size as u64) as usize
     }
 
-    /// The table's owner is done with it and unlinked it: defer its free.
+    /// The table's owner unlinks it, then defers its free. The grace period it needs is the
+    /// first to start after the unlink, so the count is read after it: read before, a grace
+    /// period starting in between would wrongly count.
     fn defer(&self, table: u64) {
         let i = Self::frag(table);
+        self.live[i].store(false, Ordering::SeqCst);
         let seen = self.gp_started.load(Ordering::SeqCst);
         self.need_gp[i].store(seen + 1, Ordering::SeqCst);
-        self.live[i].store(false, Ordering::SeqCst);
         self.strategy.pte_free_defer(table, self).unwrap();
     }
 
@@ -92,6 +106,12 @@ impl Env {
     fn free(&self, table: u64) {
         self.live[Self::frag(table)].store(false, Ordering::SeqCst);
         self.strategy.pte_free(table, self).unwrap();
+    }
+
+    /// Address-space teardown: the references of the fragments `cache` never handed out.
+    fn destroy(&self, cache: &mut FragCache) {
+        self.strategy.pte_frag_destroy(cache, &GEO, self).unwrap();
+        assert!(cache.is_empty());
     }
 
     /// One grace period, if the head is queued: start, end, then the callback, as the RCU
@@ -260,6 +280,59 @@ fn late_deferral(strategy: Strategy, preemptions: Option<usize>) {
     });
 }
 
+/// Address-space teardown racing with a deferral's callback: one table deferred, the other
+/// freed plainly and the cache's unused fragments dropped by `pte_frag_destroy`, on another
+/// CPU while the grace period ends and its callback runs. Whichever drops the last reference,
+/// the page goes once, after the grace period.
+fn teardown(strategy: Strategy, preemptions: Option<usize>) {
+    builder(preemptions).check(move || {
+        let env = Arc::new(Env::new(strategy));
+        let (t, mut cache) = env.first_tables::<2>();
+        env.defer(t[0]);
+        let gp = {
+            let env = env.clone();
+            thread::spawn(move || {
+                env.grace_period();
+            })
+        };
+        let exit = {
+            let env = env.clone();
+            thread::spawn(move || {
+                env.free(t[1]);
+                env.destroy(&mut cache);
+            })
+        };
+        exit.join().unwrap();
+        gp.join().unwrap();
+        env.finish();
+    });
+}
+
+/// A plain free drops the page's last reference while other tables of it are deferred and
+/// their grace period may be running: it must not free the page at once.
+fn plain_free_last(strategy: Strategy, preemptions: Option<usize>) {
+    builder(preemptions).check(move || {
+        let env = Arc::new(Env::new(strategy));
+        let t = env.tables();
+        env.defer(t[0]);
+        env.free(t[1]);
+        let gp = {
+            let env = env.clone();
+            thread::spawn(move || {
+                env.grace_period();
+            })
+        };
+        let other = {
+            let env = env.clone();
+            thread::spawn(move || env.defer(t[2]))
+        };
+        env.free(t[3]);
+        other.join().unwrap();
+        gp.join().unwrap();
+        env.finish();
+    });
+}
+
 #[test]
 fn loom_refcount_defer_all() {
     defer_all(Strategy::Refcount, Some(2));
@@ -273,6 +346,16 @@ fn loom_refcount_mixed() {
 #[test]
 fn loom_refcount_late_deferral() {
     late_deferral(Strategy::Refcount, None);
+}
+
+#[test]
+fn loom_refcount_teardown() {
+    teardown(Strategy::Refcount, None);
+}
+
+#[test]
+fn loom_refcount_plain_free_last() {
+    plain_free_last(Strategy::Refcount, Some(3));
 }
 
 #[test]
@@ -291,6 +374,16 @@ fn loom_active_late_deferral() {
 }
 
 #[test]
+fn loom_active_teardown() {
+    teardown(Strategy::Active, None);
+}
+
+#[test]
+fn loom_active_plain_free_last() {
+    plain_free_last(Strategy::Active, None);
+}
+
+#[test]
 fn loom_bitmap_defer_all() {
     defer_all(Strategy::Bitmap, Some(2));
 }
@@ -305,24 +398,40 @@ fn loom_bitmap_late_deferral() {
     late_deferral(Strategy::Bitmap, None);
 }
 
+#[test]
+fn loom_bitmap_teardown() {
+    teardown(Strategy::Bitmap, None);
+}
+
+#[test]
+fn loom_bitmap_plain_free_last() {
+    plain_free_last(Strategy::Bitmap, None);
+}
+
 /// Expected failure: two deferrals within one grace period queue the one head twice.
 #[test]
-#[should_panic(expected = "double call_rcu")]
+#[should_panic(expected = "double call_rcu on page 0x40000000")]
 fn loom_naive_is_caught() {
     late_deferral(Strategy::Naive, None);
 }
 
 /// Expected failure: the mail's sketch frees a deferral that landed after the grace period
-/// ended with the callback of that grace period.
+/// ended with the callback of that grace period: fragment 1, deferred after grace period 1
+/// ended, freed by its callback.
 #[test]
-#[should_panic(expected = "page freed before a grace period after deferring fragment 1")]
+#[should_panic(
+    expected = "page freed before a grace period after deferring fragment 1 (1 ended, needs 2)"
+)]
 fn loom_bitmap_sketch_is_caught() {
     late_deferral(Strategy::BitmapSketch, None);
 }
 
-/// Negative control for the checker's "freed before a grace period" arm.
+/// Negative control for the checker's "freed before a grace period" arm: the late deferral
+/// frees the page at once, before any grace period after fragment 0's deferral.
 #[test]
-#[should_panic(expected = "page freed before a grace period")]
+#[should_panic(
+    expected = "page freed before a grace period after deferring fragment 0 (0 ended, needs 1)"
+)]
 fn loom_none_is_caught() {
     late_deferral(Strategy::None, None);
 }
@@ -367,60 +476,80 @@ mod rcu_model {
         obj.data.with_mut(|p| unsafe { *p = POISON });
     }
 
+    /// Two CPUs online, object 0 published.
+    fn world(broken: bool) -> Arc<World> {
+        let w = Arc::new(World {
+            rcu: Rcu::new(),
+            objs: core::array::from_fn(|_| Obj {
+                head: RcuHead::new(),
+                data: UnsafeCell::new(LIVE),
+            }),
+            cur: AtomicUsize::new(0),
+        });
+        w.rcu.cpu_online(0);
+        w.rcu.cpu_online(1);
+        w.rcu.set_broken_short_gp(broken);
+        w
+    }
+
+    /// One read-side section on CPU 1 that uses the published object.
+    fn read(w: &World) {
+        w.rcu.read_lock(1);
+        let obj = &w.objs[w.cur.load(Ordering::Acquire)];
+        // SAFETY: inside a read-side section the published object is live.
+        let v = obj.data.with(|p| unsafe { *p });
+        assert_eq!(v, LIVE, "reader saw a freed object");
+        w.rcu.read_unlock(1).unwrap();
+    }
+
+    /// CPU 0 unpublishes object 0, frees it through `call_rcu`, and reports quiescent
+    /// states and runs callbacks twice.
+    fn update(w: &World) {
+        w.cur.store(1, Ordering::Release);
+        // SAFETY: `w` outlives the callback (the model joins and drains before dropping it),
+        // and nothing else touches the head.
+        unsafe { w.rcu.call_rcu(0, &w.objs[0].head, free_obj) }.unwrap();
+        for _ in 0..2 {
+            w.rcu.quiescent_state(0).unwrap();
+            if w.rcu.run_callbacks(0) == 0 {
+                thread::yield_now();
+            }
+        }
+    }
+
+    /// After every thread: grace periods until the callback has run; object 0 is freed.
+    fn drain(w: &World) {
+        let mut rounds = 0;
+        while w.rcu.pending() > 0 {
+            w.rcu.quiescent_state(0).unwrap();
+            w.rcu.quiescent_state(1).unwrap();
+            w.rcu.run_callbacks(0);
+            rounds += 1;
+            assert!(rounds < 4, "callback never ran");
+        }
+        // SAFETY: every thread has finished.
+        assert_eq!(w.objs[0].data.with(|p| unsafe { *p }), POISON);
+    }
+
     fn model(broken: bool) {
         builder(Some(3)).check(move || {
-            let w = Arc::new(World {
-                rcu: Rcu::new(),
-                objs: core::array::from_fn(|_| Obj {
-                    head: RcuHead::new(),
-                    data: UnsafeCell::new(LIVE),
-                }),
-                cur: AtomicUsize::new(0),
-            });
-            w.rcu.cpu_online(0);
-            w.rcu.cpu_online(1);
-            w.rcu.set_broken_short_gp(broken);
+            let w = world(broken);
             let reader = {
                 let w = w.clone();
                 thread::spawn(move || {
                     for _ in 0..2 {
-                        w.rcu.read_lock(1);
-                        let obj = &w.objs[w.cur.load(Ordering::Acquire)];
-                        // SAFETY: inside a read-side section the published object is live.
-                        let v = obj.data.with(|p| unsafe { *p });
-                        assert_eq!(v, LIVE, "reader saw a freed object");
-                        w.rcu.read_unlock(1).unwrap();
+                        read(&w);
                         w.rcu.quiescent_state(1).unwrap();
                     }
                 })
             };
             let updater = {
                 let w = w.clone();
-                thread::spawn(move || {
-                    w.cur.store(1, Ordering::Release);
-                    // SAFETY: `w` outlives the callback (the model joins and drains below),
-                    // and nothing else touches the head.
-                    unsafe { w.rcu.call_rcu(0, &w.objs[0].head, free_obj) }.unwrap();
-                    for _ in 0..2 {
-                        w.rcu.quiescent_state(0).unwrap();
-                        if w.rcu.run_callbacks(0) == 0 {
-                            thread::yield_now();
-                        }
-                    }
-                })
+                thread::spawn(move || update(&w))
             };
             reader.join().unwrap();
             updater.join().unwrap();
-            let mut rounds = 0;
-            while w.rcu.pending() > 0 {
-                w.rcu.quiescent_state(0).unwrap();
-                w.rcu.quiescent_state(1).unwrap();
-                w.rcu.run_callbacks(0);
-                rounds += 1;
-                assert!(rounds < 4, "callback never ran");
-            }
-            // SAFETY: every thread has finished.
-            assert_eq!(w.objs[0].data.with(|p| unsafe { *p }), POISON);
+            drain(&w);
         });
     }
 
@@ -429,10 +558,40 @@ mod rcu_model {
         model(false);
     }
 
-    /// Negative control: with grace periods cut short loom finds the reader reading freed
-    /// memory (the reader's assertion, or loom's own race report on the cell).
+    /// A grace period is already running when the updater calls `call_rcu`, and the reader
+    /// may have reported its quiescent state for it before picking up the object: the
+    /// callback must wait for the next grace period, not the end of the running one (the
+    /// odd-`gp_seq` arm of `rcu_seq_snap`). An RCU one grace period short frees under the
+    /// reader here.
     #[test]
-    #[should_panic]
+    fn loom_rcu_grace_period_running_at_call_rcu() {
+        builder(Some(3)).check(|| {
+            let w = world(false);
+            w.rcu.start_poll();
+            assert_eq!(w.rcu.gp_seq() & 1, 1, "a grace period runs before the threads start");
+            let reader = {
+                let w = w.clone();
+                thread::spawn(move || {
+                    w.rcu.quiescent_state(1).unwrap();
+                    read(&w);
+                    w.rcu.quiescent_state(1).unwrap();
+                })
+            };
+            let updater = {
+                let w = w.clone();
+                thread::spawn(move || update(&w))
+            };
+            reader.join().unwrap();
+            updater.join().unwrap();
+            drain(&w);
+        });
+    }
+
+    /// Negative control: with grace periods cut short the callback's poisoning write races
+    /// with the reader's read of the object, which loom reports on the cell (in the first
+    /// interleaving that shows it, before the reader could compare the value).
+    #[test]
+    #[should_panic(expected = "Concurrent read and write accesses to `UnsafeCell`")]
     fn loom_rcu_broken_short_gp_is_caught() {
         model(true);
     }

@@ -4,8 +4,13 @@
 //! atomic that the deferred-free paths touch (page descriptors, fragment counts, RCU state)
 //! comes from here, or loom cannot see the interleavings that matter.
 
-/// Atomic types, `Ordering` and `fence`.
+/// Atomic types, `Ordering`, `fence` and `compiler_fence`.
 pub mod atomic {
+    /// Loom has no `compiler_fence`: it only orders this thread's accesses against an
+    /// interrupt on the same CPU, which loom does not model, so core's (which emits no
+    /// instruction) is the faithful stand-in.
+    #[cfg(all(test, loom))]
+    pub use core::sync::atomic::compiler_fence;
     #[cfg(all(test, loom))]
     pub use loom::sync::atomic::*;
 

@@ -1,6 +1,8 @@
 //! The global 64 KiB frame allocator over every RAM range of the device tree, minus the
 //! vectors at real address 0 and the kernel image; and the page-descriptor array (one
 //! `PageDesc` per frame, Linux's `mem_map`). Exhaustion is an `Err`, never a bogus frame.
+//! Invariant: the allocator writes a descriptor's flags only while it holds its lock, so the
+//! write is ordered before the frame's next owner gets it (see `mark`).
 
 use crate::arch::{phys_to_virt, virt_to_phys};
 use crate::devtree::MemRange;
@@ -80,6 +82,13 @@ fn with<R>(f: impl FnOnce(&mut FrameAllocator<'static>) -> R) -> R {
     }
 }
 
+/// Sets the descriptor flags of a frame the allocator just handed out or took back. Only
+/// with the allocator's lock held: freed frames are reused first, so once the lock is
+/// released another CPU may own the frame, and a late write would clobber its flags.
+fn mark(pa: u64, f: u32) {
+    desc(pa).flags.store(f, core::sync::atomic::Ordering::Release);
+}
+
 /// The descriptor of the frame holding physical address `pa`.
 pub fn desc(pa: u64) -> &'static PageDesc {
     let d = DESCS.get().expect("page descriptors used before mm::frame::init");
@@ -107,10 +116,11 @@ pub fn page_of_rcu_head(head: *const ptfrag_core::page_desc::RcuHead) -> u64 {
 
 /// One frame (physical address).
 pub fn alloc() -> Result<u64, FrameError> {
-    let pa = with(|fa| fa.alloc())?;
-    let d = desc(pa);
-    d.flags.store(flags::ALLOCATED, core::sync::atomic::Ordering::Release);
-    Ok(pa)
+    with(|fa| {
+        let pa = fa.alloc()?;
+        mark(pa, flags::ALLOCATED);
+        Ok(pa)
+    })
 }
 
 /// One zeroed frame.
@@ -125,13 +135,13 @@ pub fn alloc_zeroed() -> Result<u64, FrameError> {
 
 /// `n` contiguous frames aligned to `align` frames.
 pub fn alloc_contig(n: usize, align: usize) -> Result<u64, FrameError> {
-    let pa = with(|fa| fa.alloc_contig(n, align))?;
-    for i in 0..n as u64 {
-        desc(pa + i * FRAME_SIZE)
-            .flags
-            .store(flags::ALLOCATED, core::sync::atomic::Ordering::Release);
-    }
-    Ok(pa)
+    with(|fa| {
+        let pa = fa.alloc_contig(n, align)?;
+        for i in 0..n as u64 {
+            mark(pa + i * FRAME_SIZE, flags::ALLOCATED);
+        }
+        Ok(pa)
+    })
 }
 
 /// Why a frame could not be freed.
@@ -176,9 +186,11 @@ pub fn free(pa: u64) -> Result<(), FreeError> {
             return Err(FreeError::QueuedRcuHead { pa, func, owner });
         }
     }
-    with(|fa| fa.free(pa))?;
-    desc(pa).flags.store(0, core::sync::atomic::Ordering::Release);
-    Ok(())
+    with(|fa| {
+        fa.free(pa)?;
+        mark(pa, 0);
+        Ok(())
+    })
 }
 
 pub fn free_count() -> usize {

@@ -1,10 +1,14 @@
 //! Frame allocator and heap tests against the real, global allocators.
 
+use crate::arch::smp;
 use crate::mm::frame::FreeError;
 use crate::mm::{frame, heap};
 use crate::{check, ktest};
+use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
 use ptfrag_core::frame_alloc::{FrameError, FRAME_SIZE};
+use ptfrag_core::page_desc::flags;
 
 ktest! {
 fn frame_alloc() -> TestResult {
@@ -79,6 +83,78 @@ fn frame_double_free() -> TestResult {
         r == Err(FreeError::Frame(FrameError::Misaligned(pa + 8))),
         "misaligned free returned {r:?}"
     );
+    Ok(())
+}
+}
+
+/// Every CPU allocates and frees frames as fast as it can, holding a few at a time and
+/// marking each one as its owner would (PAGE_TABLE). Freed frames are reused first, so a
+/// frame another CPU just freed is usually the next one handed out: a descriptor write that
+/// the freeing CPU makes after the allocator's lock is released lands on the new owner's
+/// frame. Every frame held must keep exactly ALLOCATED|PAGE_TABLE and its owner's mark.
+const RACE_ROUNDS: u64 = 20_000;
+const RACE_HELD: usize = 4;
+
+fn race_one_cpu(cpu: usize, errors: &spin::Mutex<Vec<String>>) {
+    let fail = |what: String| {
+        let mut e = errors.lock();
+        if e.len() < 4 {
+            e.push(alloc::format!("cpu {cpu}: {what}"));
+        }
+    };
+    let mark = |pa: u64| pa ^ ((cpu as u64) << 56);
+    let mut held = [0u64; RACE_HELD];
+    for round in 0..RACE_ROUNDS + RACE_HELD as u64 {
+        let slot = &mut held[round as usize % RACE_HELD];
+        if *slot != 0 {
+            let pa = core::mem::replace(slot, 0);
+            let d = frame::desc(pa);
+            let f = d.flags.load(Ordering::Acquire);
+            if f != flags::ALLOCATED | flags::PAGE_TABLE {
+                fail(alloc::format!(
+                    "held frame {pa:#x} has flags {f:#x}, expected ALLOCATED|PAGE_TABLE"
+                ));
+            }
+            // SAFETY: the frame is still allocated to this CPU.
+            let m = unsafe { (crate::arch::phys_to_virt(pa) as *const u64).read_volatile() };
+            if m != mark(pa) {
+                fail(alloc::format!("held frame {pa:#x} lost its owner's mark ({m:#x})"));
+            }
+            d.clear_flag(flags::PAGE_TABLE);
+            if let Err(e) = frame::free(pa) {
+                fail(alloc::format!("free {pa:#x}: {e}"));
+            }
+        }
+        if round >= RACE_ROUNDS {
+            continue;
+        }
+        let pa = match frame::alloc() {
+            Ok(pa) => pa,
+            Err(e) => {
+                fail(alloc::format!("alloc: {e}"));
+                return;
+            }
+        };
+        let d = frame::desc(pa);
+        let f = d.flags.load(Ordering::Acquire);
+        if f != flags::ALLOCATED {
+            fail(alloc::format!("frame {pa:#x} handed out with flags {f:#x}, expected ALLOCATED"));
+        }
+        d.set_flag(flags::PAGE_TABLE);
+        // SAFETY: the frame was just allocated to this CPU.
+        unsafe { (crate::arch::phys_to_virt(pa) as *mut u64).write_volatile(mark(pa)) };
+        *slot = pa;
+    }
+}
+
+ktest! {
+fn frame_flags_survive_concurrent_reuse() -> TestResult {
+    let before = frame::free_count();
+    let errors = spin::Mutex::new(Vec::new());
+    smp::on_each_cpu(&|cpu| race_one_cpu(cpu, &errors));
+    let errs = errors.lock();
+    check!(errs.is_empty(), "descriptors clobbered on {} CPUs: {}", smp::nr_online(), errs.join("; "));
+    check!(frame::free_count() == before, "free count {} after the race, {before} before", frame::free_count());
     Ok(())
 }
 }

@@ -136,8 +136,9 @@ fn rcu_grace_period_waits_for_readers() -> TestResult {
 }
 
 /// rcutorture's pipe: a writer replaces the current element and ages the old one by one step
-/// per grace period through call_rcu; readers that find an element aged two or more steps
-/// while they hold it have seen a grace period end under them.
+/// per grace period through call_rcu (not on removal); readers that find an element aged at
+/// all while they hold it have seen a grace period end under them
+/// (`ptfrag_core::rcu::torture_pipe_age_ok`).
 const PIPE_LEN: u64 = 10;
 const POOL: usize = 64;
 
@@ -259,7 +260,7 @@ fn read_once(hist: &[AtomicU64], reads: &AtomicU64, errors: &spin::Mutex<Vec<Str
     let age = e.pipe.load(Ordering::Acquire);
     hist[age.min(PIPE_LEN) as usize].fetch_add(1, Ordering::Relaxed);
     reads.fetch_add(1, Ordering::Relaxed);
-    if age > 1 {
+    if !ptfrag_core::rcu::torture_pipe_age_ok(age) {
         let mut errs = errors.lock();
         if errs.len() < 4 {
             errs.push(format!(
@@ -288,6 +289,7 @@ fn rcu_callback_waits_for_reader() -> TestResult {
         let inside = AtomicBool::new(false);
         let release = AtomicBool::new(false);
         let early = AtomicBool::new(false);
+        let queued = spin::Mutex::new(None);
         let head = RcuHead::new();
         smp::on_each_cpu(&|cpu| {
             if cpu == 1 {
@@ -302,7 +304,7 @@ fn rcu_callback_waits_for_reader() -> TestResult {
                     core::hint::spin_loop();
                 }
                 // SAFETY: head outlives the barrier below.
-                let _ = unsafe { rcu::call_rcu(&head, waits_cb) };
+                *queued.lock() = Some(unsafe { rcu::call_rcu(&head, waits_cb) });
                 let t0 = timer::now();
                 while timer::tb_to_us(timer::now() - t0) < 30_000 {
                     if variant == 1 {
@@ -319,8 +321,14 @@ fn rcu_callback_waits_for_reader() -> TestResult {
                 release.store(true, Ordering::Release);
             }
         });
+        match queued.lock().take() {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(format!("variant {variant}: call_rcu refused: {e}")),
+            None => return Err(format!("variant {variant}: cpu 0 never called call_rcu")),
+        }
         rcu::rcu_barrier();
         check!(!early.load(Ordering::Acquire), "variant {variant}: callback ran while cpu 1 was in a read section");
+        check!(CB_RAN.load(Ordering::Acquire), "variant {variant}: callback did not run by rcu_barrier");
     }
     Ok(())
 }

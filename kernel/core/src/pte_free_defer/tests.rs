@@ -371,6 +371,38 @@ fn active_marks_then_last_reference_queues_once() {
     f.assert_clean();
 }
 
+/// `active`, the other way round: every other table was freed plainly, so the page's only
+/// deferral drops its last reference. It must queue the head, not free at once, and the page
+/// goes from the callback after that grace period, exactly once.
+#[test]
+fn active_only_deferral_drops_the_last_reference() {
+    let f = Fake::new(Strategy::Active, 2);
+    let mut cache = FragCache::new();
+    let tables = f.alloc(&mut cache, 16);
+    for t in &tables[..15] {
+        f.free(*t).unwrap();
+    }
+    assert!(f.frees().is_empty() && !f.desc(BASE).has_flag(flags::ACTIVE));
+    f.defer(tables[15]).unwrap();
+    assert_eq!(f.desc(BASE).pt_frag_refcount.load(Ordering::Relaxed), 0);
+    assert!(f.frees().is_empty(), "freed with no grace period after the deferral");
+    assert_eq!(f.counts().call_rcu, 1);
+    assert!(!f.desc(BASE).has_flag(flags::ACTIVE), "test-and-cleared by the last put");
+    assert!(f.desc(BASE).has_flag(flags::PAGE_TABLE), "still a page table until the callback");
+    let ready = f.gp_start_end();
+    assert_eq!(ready, [BASE]);
+    assert!(f.frees().is_empty(), "freed before its callback ran");
+    f.run_callbacks(ready);
+    assert_eq!(f.frees(), vec![(BASE, 1)]);
+    // Nothing is left queued: more grace periods free nothing twice.
+    assert_eq!(f.drain(), 0);
+    f.gp();
+    assert_eq!(f.frees().len(), 1);
+    assert_eq!(got(&f), counts(1, 0, 0, 1, 0));
+    assert_eq!(f.counts().callbacks, 1);
+    f.assert_clean();
+}
+
 #[test]
 fn mixed_normal_frees_and_deferrals() {
     for s in CORRECT {
