@@ -8,7 +8,7 @@
 //! never interrupts one of them on the same CPU.
 
 use crate::arch::{irq, paca, timer};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{compiler_fence, AtomicBool, AtomicU64, Ordering};
 use ptfrag_core::page_desc::RcuHead;
 use ptfrag_core::rcu::{Rcu, RcuError, RcuFn, RcuStats};
 
@@ -40,11 +40,19 @@ pub fn cpu_online() {
     RCU.cpu_online(cpu());
 }
 
+/// Linux `rcu_read_lock()`. Like Linux's it is a compiler barrier (`barrier()`): a protected
+/// load the compiler hoisted above it could run before the section begins, where the tick
+/// reports a quiescent state and the object may be freed. The core's `read_lock` has one
+/// too; this one keeps the promise of the kernel's API whatever the core does.
 pub fn read_lock() {
     RCU.read_lock(cpu());
+    compiler_fence(Ordering::SeqCst);
 }
 
+/// Linux `rcu_read_unlock()`, a compiler barrier for the same reason: no protected load may
+/// sink below it.
 pub fn read_unlock() {
+    compiler_fence(Ordering::SeqCst);
     if let Err(e) = RCU.read_unlock(cpu()) {
         report_bug(format_args!("{e}"));
     }
@@ -226,4 +234,20 @@ pub fn pending() -> usize {
 
 pub fn completed() -> u64 {
     RCU.completed()
+}
+
+/// The grace-period counter (odd while one runs).
+pub fn gp_seq() -> u64 {
+    RCU.gp_seq()
+}
+
+/// CPUs the running grace period still waits for.
+pub fn gp_waiting_mask() -> u32 {
+    RCU.gp_waiting_mask()
+}
+
+/// Asks for a grace period to start if none runs (Linux `start_poll_synchronize_rcu`
+/// without the cookie): schedules use it to have one running at a chosen step.
+pub fn request_grace_period() {
+    let _ = RCU.start_poll();
 }

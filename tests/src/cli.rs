@@ -1,6 +1,7 @@
 //! Command-line parsing for the `harness` binary (std only: `--opt value` or `--opt=value`).
 
 use crate::bench;
+use crate::mutants;
 use crate::paths;
 use crate::qemu::{split_words, Firmware, QemuConfig, MAX_SMP};
 use crate::suite::{self, MAX_JOBS};
@@ -15,6 +16,7 @@ commands:
   cmdline print the QEMU command line run/gdb would use
   test    host unit tests, then every QEMU scenario                         [make test]
   bench   the retract benchmark: {radix,hash} x vCPUs x address spaces      [make bench]
+  mutants build and boot every mutant of the catalogue, table of verdicts  [make mutants]
   list    print the scenario table
   ksyms ELF  write ELF's symbol table into its .ksyms section (make kernel does this)
 
@@ -32,6 +34,10 @@ test options:
   --soak N              only the retract matrix, N collapse rounds each (make soak)
   --jobs N              scenarios at once, 1..2 (default 1)
 
+mutants options (tests/src/mutants/catalogue.rs; copy of the tree in target/mutants):
+  --quick               only the cheap mutants make test also runs
+  --filter SUBSTR       only mutants whose name contains SUBSTR
+
 bench options (one boot per cell, 2 at a time; every strategy runs in each boot):
   --kernel PATH         kernel ELF (same default)
   --quick               vCPUs 1,4 and address spaces 1,10,100 only, 2 collapse rounds
@@ -47,6 +53,7 @@ pub enum Cmd {
     Cmdline(QemuConfig),
     Test(suite::Options),
     Bench(bench::Options),
+    Mutants(mutants::Options),
     List,
     Ksyms(std::path::PathBuf),
     Help,
@@ -63,6 +70,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
         "cmdline" => qemu_options(rest).map(Cmd::Cmdline),
         "test" => test_options(rest).map(Cmd::Test),
         "bench" => bench_options(rest).map(Cmd::Bench),
+        "mutants" => mutants_options(rest).map(Cmd::Mutants),
         "list" if rest.is_empty() => Ok(Cmd::List),
         "ksyms" if rest.len() == 1 => Ok(Cmd::Ksyms(rest[0].clone().into())),
         "help" | "-h" | "--help" => Ok(Cmd::Help),
@@ -180,9 +188,34 @@ fn bench_options(args: &[String]) -> Result<bench::Options, String> {
     Ok(options)
 }
 
+fn mutants_options(args: &[String]) -> Result<mutants::Options, String> {
+    let mut options = mutants::Options { quick: false, filter: None };
+    let mut opts = Opts { args: args.iter() };
+    while let Some(opt) = opts.next() {
+        match opt? {
+            ("quick", inline) => {
+                no_value("quick", inline)?;
+                options.quick = true;
+            }
+            ("filter", inline) => options.filter = Some(opts.value("filter", inline)?.into()),
+            (name, _) => return Err(format!("unknown option --{name}")),
+        }
+    }
+    Ok(options)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mutants_options() {
+        assert_eq!(
+            parse_str("mutants --quick --filter rcu_"),
+            Ok(Cmd::Mutants(mutants::Options { quick: true, filter: Some("rcu_".into()) }))
+        );
+        assert!(parse_str("mutants --bogus").is_err());
+    }
 
     fn parse_str(s: &str) -> Result<Cmd, String> {
         parse(&split_words(s).unwrap())

@@ -16,6 +16,7 @@ mod gdbsmoke;
 mod hosttests;
 mod ksyms;
 mod log;
+mod mutants;
 mod paths;
 mod qemu;
 mod runner;
@@ -61,6 +62,11 @@ fn main() -> ExitCode {
         }
         Cmd::Test(options) => {
             if !suite::run(&options) {
+                return ExitCode::FAILURE;
+            }
+        }
+        Cmd::Mutants(options) => {
+            if !mutants::run(&options) {
                 return ExitCode::FAILURE;
             }
         }

@@ -281,7 +281,8 @@ mod tests {
     const VALID: &str = "valid options: mmu=radix|hash, hz=1..10000, test=<filter>, \
                          selftest=off|fail|oops, \
                          pte_free_defer=naive|refcount|active|bitmap|bitmap_sketch|none, \
-                         rcu_gp=normal|short, collapses=1..100000, bench=0|1, mms=1..1000";
+                         rcu_gp=normal|short, collapses=1..100000, bench=0|1, mms=1..1000, \
+                         rcu_check=on|off";
 
     #[test]
     fn empty_and_blank_give_defaults() {

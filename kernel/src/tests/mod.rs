@@ -4,6 +4,7 @@ mod mem;
 mod mmu;
 mod rcu;
 mod retract;
+mod schedules;
 mod selftest;
 mod smp;
 mod traps;

@@ -1,0 +1,408 @@
+//! Deterministic schedules on real vCPUs: the interleavings of the 2023 thread, played step
+//! by step. A *driver* CPU builds an address space whose PTE tables share one 64K page,
+//! collapses and retracts them; a *reader* CPU walks one of those tables locklessly inside
+//! `rcu_read_lock()` and reads it again only after the driver has let the grace periods and
+//! callbacks that a broken strategy would free it in run to completion. Each CPU waits for
+//! named events ("a grace period is running", "cpu 2 has reported its quiescent state for
+//! it", "the callbacks have run"), never for a length of time, so a run is reproducible: a
+//! strategy, RCU or flush that frees the table one grace period too early makes the reader
+//! read POISON every time, and the grace-period oracle names the table as well.
+//!
+//! In every schedule the reader takes its table inside a running grace period, after its
+//! own quiescent state for it, and the deferral under test happens in that grace period,
+//! which then ends: the strongest case, where only the grace period after it protects the
+//! reader.
+//!
+//! Every schedule runs once per reader CPU (CPU 0 included), driven by the next CPU, so
+//! retracts and callbacks happen on every CPU too.
+//!
+//! - `sole_deferral`: the page holds one table; its deferral drops the last reference.
+//! - `late_deferral`: the page holds two tables; the first is deferred, a grace period is
+//!   running, the reader (whose section began after its own quiescent state for that grace
+//!   period) takes the second, which is then deferred during that grace period, which ends.
+//! - `teardown_plain_free`: two tables; the first is deferred with the reader holding it,
+//!   then the address space is torn down, whose plain free of the second table drops the
+//!   page's last reference.
+//! - `teardown_unused_frags`: one table and the page's unused fragments still cached; the
+//!   table is deferred with the reader holding it, then teardown returns the unused
+//!   fragments, which drops the last reference.
+
+use crate::arch::mmu::pte;
+use crate::arch::uaccess::load_u64;
+use crate::arch::{smp, timer};
+use crate::mm::file::File;
+use crate::mm::mm_types::activate;
+use crate::mm::pgalloc::POISON;
+use crate::mm::{frame, khugepaged, pte_free, Mm};
+use crate::{check, ktest, println, rcu};
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use ptfrag_core::frame_alloc::FRAME_SIZE;
+use ptfrag_core::pgtable::Level;
+use ptfrag_core::pgtable_frag::page_of;
+
+const BASE: u64 = 0x0000_3000_0000_0000;
+/// How long any one wait may take before the schedule reports which event never came.
+const WAIT_US: u64 = 3_000_000;
+/// After the grace period a broken strategy would free in has ended, the driver keeps
+/// running callbacks this long (or until a callback ran) before it lets the reader read.
+const SETTLE_US: u64 = 20_000;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    SoleDeferral,
+    LateDeferral,
+    TeardownPlainFree,
+    TeardownUnusedFrags,
+}
+
+impl Kind {
+    const ALL: [Kind; 4] = [
+        Kind::SoleDeferral,
+        Kind::LateDeferral,
+        Kind::TeardownPlainFree,
+        Kind::TeardownUnusedFrags,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::SoleDeferral => "sole_deferral",
+            Kind::LateDeferral => "late_deferral",
+            Kind::TeardownPlainFree => "teardown_plain_free",
+            Kind::TeardownUnusedFrags => "teardown_unused_frags",
+        }
+    }
+
+    /// PTE tables the address space gets (one per PMD range), all in one page.
+    fn tables(self) -> usize {
+        match self {
+            Kind::SoleDeferral | Kind::TeardownUnusedFrags => 1,
+            Kind::LateDeferral | Kind::TeardownPlainFree => 2,
+        }
+    }
+}
+
+/// The named events of a schedule.
+#[derive(Clone, Copy, Debug)]
+#[repr(usize)]
+enum Ev {
+    SetUp,
+    GpRunning,
+    ReaderHolds,
+    MayRead,
+    ReaderDone,
+}
+
+const EV_NAMES: [&str; 5] = [
+    "address space set up",
+    "a grace period is running",
+    "the reader holds the table",
+    "the reader may read",
+    "the reader is done",
+];
+
+struct Choreo {
+    name: String,
+    events: [AtomicBool; 5],
+    failed: AtomicBool,
+    error: spin::Mutex<Option<String>>,
+}
+
+impl Choreo {
+    fn new(name: String) -> Self {
+        Choreo {
+            name,
+            events: [const { AtomicBool::new(false) }; 5],
+            failed: AtomicBool::new(false),
+            error: spin::Mutex::new(None),
+        }
+    }
+
+    fn signal(&self, e: Ev) {
+        self.events[e as usize].store(true, Ordering::Release);
+    }
+
+    fn fail(&self, msg: String) {
+        self.failed.store(true, Ordering::Release);
+        let mut e = self.error.lock();
+        if e.is_none() {
+            *e = Some(format!("schedule {}: {msg}", self.name));
+        }
+    }
+
+    /// Spins until `cond` holds; outside a read section (`qs`) it reports quiescent states
+    /// and runs callbacks meanwhile. Gives up if another CPU of the schedule failed.
+    fn wait_until(
+        &self,
+        cpu: usize,
+        what: &str,
+        qs: bool,
+        cond: impl Fn() -> bool,
+    ) -> Result<(), ()> {
+        let t0 = timer::now();
+        while !cond() {
+            if self.failed.load(Ordering::Acquire) {
+                return Err(());
+            }
+            if timer::tb_to_us(timer::now() - t0) > WAIT_US {
+                self.fail(format!("cpu {cpu} waited {} s for: {what}", WAIT_US / 1_000_000));
+                return Err(());
+            }
+            if qs {
+                let _ = rcu::quiescent_state();
+                rcu::run_callbacks();
+            }
+            core::hint::spin_loop();
+        }
+        Ok(())
+    }
+
+    fn wait(&self, cpu: usize, e: Ev, qs: bool) -> Result<(), ()> {
+        self.wait_until(cpu, EV_NAMES[e as usize], qs, || {
+            self.events[e as usize].load(Ordering::Acquire)
+        })
+    }
+}
+
+/// What the driver sets up and the reader looks at.
+struct Stage {
+    file: Arc<File>,
+    mm: spin::Mutex<Option<Arc<Mm>>>,
+    /// The tables, in PMD-range order, and the table the reader holds.
+    tables: spin::Mutex<Vec<u64>>,
+    held: AtomicU64,
+}
+
+fn pmd_size() -> u64 {
+    pte::geometry().pmd_size()
+}
+
+/// An address space mapping `kind.tables()` PMD ranges of `file`, one PTE table each, all
+/// fragments of one page. Without `keep_cache` the page's unused fragments are returned,
+/// so only the tables hold it.
+fn set_up(stage: &Stage, kind: Kind) -> Result<(), String> {
+    let mm = Mm::new().map_err(|e| format!("Mm::new: {e:?}"))?;
+    mm.mmap(BASE, stage.file.size(), &stage.file, 0, false).map_err(|e| format!("mmap: {e:?}"))?;
+    {
+        let _g = activate(&mm);
+        for c in 0..kind.tables() as u64 {
+            load_u64(BASE + c * pmd_size() + 8).map_err(|e| format!("prefault: {e:?}"))?;
+        }
+    }
+    if kind != Kind::TeardownUnusedFrags {
+        pte_free::pte_frag_destroy(&mut mm.ptl.lock().pte);
+    }
+    let mut tables = Vec::new();
+    for c in 0..kind.tables() as u64 {
+        let (slot, level) = mm.lookup_slot(BASE + c * pmd_size()).ok_or("no translation")?;
+        if level != Level::Pte {
+            return Err(format!("range {c} has a {level:?} leaf, not a PTE table"));
+        }
+        let bytes = pte::geometry().table_bytes(Level::Pte).next_power_of_two() as u64;
+        tables.push(crate::arch::virt_to_phys(slot as u64) & !(bytes - 1));
+    }
+    if tables.iter().any(|&t| page_of(t) != page_of(tables[0])) {
+        return Err(format!("tables {tables:#x?} are not in one page"));
+    }
+    *stage.tables.lock() = tables;
+    *stage.mm.lock() = Some(mm);
+    Ok(())
+}
+
+/// Collapse PMD range `c` (a huge frame for it, then `retract_page_tables()`).
+fn collapse(stage: &Stage, c: u64) -> Result<(), String> {
+    stage.file.make_huge(c * pmd_size()).map_err(|e| format!("collapse: {e}"))?;
+    let n = khugepaged::retract_page_tables(&stage.file, c * pmd_size());
+    if n != 1 {
+        return Err(format!("retract of range {c} detached {n} tables, not 1"));
+    }
+    Ok(())
+}
+
+/// The reader: lockless walk to the PMD of range `c` inside a read section, hold it until
+/// the driver says, then read the table.
+fn reader(ch: &Choreo, stage: &Stage, cpu: usize, c: u64, poison: &AtomicU64) -> Result<(), ()> {
+    ch.wait(cpu, Ev::SetUp, true)?;
+    ch.wait(cpu, Ev::GpRunning, true)?;
+    // Our section must begin after our quiescent state for the running grace period, so that
+    // grace period does not wait for us: only the one after it may free what we hold.
+    let bit = 1u32 << cpu;
+    ch.wait_until(cpu, "its own quiescent state for the running grace period", true, || {
+        rcu::gp_waiting_mask() & bit == 0
+    })?;
+    let guard = rcu::read();
+    let mm = stage.mm.lock().clone();
+    let Some(mm) = mm else {
+        ch.fail(format!("cpu {cpu}: no address space"));
+        return Err(());
+    };
+    let ea = BASE + c * pmd_size() + 8;
+    let Some(pmd) = mm.pmd_slot(ea) else {
+        ch.fail(format!("cpu {cpu}: no PMD for {ea:#x}"));
+        return Err(());
+    };
+    drop(mm);
+    // SAFETY: a PMD slot of a live address space (the driver tears it down only after the
+    // reader holds its table, and PMD tables are not freed while we read the slot).
+    let e = unsafe { pte::read(pmd) };
+    if !pte::present(e) || pte::is_leaf(e) {
+        ch.fail(format!("cpu {cpu}: range {c} has no PTE table to hold"));
+        return Err(());
+    }
+    let table = pte::target(e);
+    stage.held.store(table, Ordering::Release);
+    ch.signal(Ev::ReaderHolds);
+    // Inside the read section: no quiescent state while we wait.
+    ch.wait(cpu, Ev::MayRead, false)?;
+    // SAFETY: every frame stays mapped in the linear map, so the read is memory-safe even if
+    // the table was (wrongly) freed; detecting that is the point.
+    let v = unsafe { pte::read(pte::slot(table, Level::Pte, ea)) };
+    drop(guard);
+    if v == POISON {
+        poison.fetch_add(1, Ordering::Relaxed);
+        ch.fail(format!(
+            "cpu {cpu} read POISON from PTE table {table:#x} (page {:#x}) inside the read \
+             section it took before the table's grace period could end (strategy {})",
+            page_of(table),
+            pte_free::strategy().name()
+        ));
+    }
+    ch.signal(Ev::ReaderDone);
+    Ok(())
+}
+
+/// After the deferrals: the grace period a broken strategy would free in ends, its
+/// callbacks run, then the reader may read.
+fn settle(ch: &Choreo, cpu: usize, gp_end: u64, cb0: u64) -> Result<(), ()> {
+    ch.wait_until(cpu, "the grace period running at the deferral to end", true, || {
+        rcu::completed() >= gp_end
+    })?;
+    let t0 = timer::now();
+    while timer::tb_to_us(timer::now() - t0) < SETTLE_US && pte_free::stats().callbacks == cb0 {
+        let _ = rcu::quiescent_state();
+        rcu::run_callbacks();
+        core::hint::spin_loop();
+    }
+    rcu::run_callbacks();
+    Ok(())
+}
+
+fn driver(ch: &Choreo, stage: &Stage, kind: Kind, cpu: usize) -> Result<(), ()> {
+    if let Err(e) = set_up(stage, kind) {
+        ch.fail(format!("cpu {cpu}: {e}"));
+        return Err(());
+    }
+    let run = |r: Result<(), String>| r.map_err(|e| ch.fail(format!("cpu {cpu}: {e}")));
+    ch.signal(Ev::SetUp);
+    if kind == Kind::LateDeferral {
+        // The first table of the page goes while no grace period runs.
+        run(collapse(stage, 0))?;
+    }
+    // Keep a grace period running until the deferral under test: our own read section holds
+    // it open, and the request starts one if nothing queued did.
+    let hold = rcu::read();
+    rcu::request_grace_period();
+    ch.wait_until(cpu, "a grace period to start", false, || rcu::gp_seq() & 1 == 1)?;
+    let running = rcu::gp_seq();
+    ch.signal(Ev::GpRunning);
+    ch.wait(cpu, Ev::ReaderHolds, false)?;
+    let cb0 = pte_free::stats().callbacks;
+    match kind {
+        Kind::LateDeferral => run(collapse(stage, 1))?,
+        Kind::SoleDeferral => run(collapse(stage, 0))?,
+        Kind::TeardownPlainFree | Kind::TeardownUnusedFrags => {
+            run(collapse(stage, 0))?;
+            if let Some(mm) = stage.mm.lock().take() {
+                mm.destroy();
+            }
+        }
+    }
+    drop(hold);
+    // That grace period ends now (the reader reported for it before its section); a
+    // strategy that frees in it frees the table the reader still holds.
+    settle(ch, cpu, running + 1, cb0)?;
+    ch.signal(Ev::MayRead);
+    ch.wait(cpu, Ev::ReaderDone, true)
+}
+
+/// Runs one schedule with `reader_cpu` reading and `driver_cpu` driving.
+fn run_one(
+    kind: Kind,
+    reader_cpu: usize,
+    driver_cpu: usize,
+    poison: &AtomicU64,
+) -> Result<(), String> {
+    let name = format!("{} (reader cpu {reader_cpu}, driver cpu {driver_cpu})", kind.name());
+    let ch = Choreo::new(name);
+    let pages = (pmd_size() * 2 / FRAME_SIZE) as usize;
+    let file = Arc::new(File::new(2000, pages, pmd_size()).map_err(|e| format!("file: {e}"))?);
+    let stage = Stage {
+        file,
+        mm: spin::Mutex::new(None),
+        tables: spin::Mutex::new(Vec::new()),
+        held: AtomicU64::new(0),
+    };
+    smp::on_each_cpu(&|cpu| {
+        let _ = if cpu == driver_cpu {
+            driver(&ch, &stage, kind, cpu)
+        } else if cpu == reader_cpu {
+            reader(&ch, &stage, cpu, if kind == Kind::LateDeferral { 1 } else { 0 }, poison)
+        } else {
+            Ok(())
+        };
+    });
+    if let Some(mm) = stage.mm.lock().take() {
+        mm.destroy();
+    }
+    for c in 0..2 {
+        stage.file.unhuge(c * pmd_size());
+    }
+    rcu::rcu_barrier();
+    let held = stage.held.load(Ordering::Relaxed);
+    let err = ch.error.lock().take();
+    match err {
+        Some(e) => Err(e),
+        None if held == 0 => Err(format!("schedule {}: the reader never held a table", ch.name)),
+        None => Ok(()),
+    }
+}
+
+ktest! {
+fn retract_schedules() -> TestResult {
+    let n = smp::nr_online();
+    if n < 2 {
+        println!("retract_schedules: needs 2 CPUs, skipped on {n}");
+        return Ok(());
+    }
+    let before = frame::free_count();
+    let oracle0 = pte_free::oracle_bugs();
+    let poison = AtomicU64::new(0);
+    let mut errors = Vec::new();
+    let mut runs = 0;
+    for kind in Kind::ALL {
+        for reader in 0..n {
+            runs += 1;
+            if let Err(e) = run_one(kind, reader, (reader + 1) % n, &poison) {
+                println!("schedule: {e}");
+                errors.push(e);
+            }
+        }
+    }
+    let oracle = pte_free::oracle_bugs() - oracle0;
+    println!(
+        "figure: schedules mmu={} strategy={} runs={runs} failed={} poison_reads={} rcu_check_bugs={oracle}",
+        if crate::arch::mmu::radix_enabled() { "radix" } else { "hash" },
+        pte_free::strategy().name(),
+        errors.len(),
+        poison.load(Ordering::Relaxed)
+    );
+    let leaked = before as i64 - frame::free_count() as i64;
+    check!(errors.is_empty(), "{} of {runs} schedule runs failed; first: {}", errors.len(), errors[0]);
+    check!(oracle == 0, "rcu_check reported {oracle} early or misused free(s) in the schedules");
+    check!(leaked == 0, "schedules leaked {leaked} frames");
+    Ok(())
+}
+}

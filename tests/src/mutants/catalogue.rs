@@ -1,0 +1,357 @@
+//! The mutant catalogue: small, plausible bugs of the kind the 2023 thread is about, each a
+//! text replacement in one file of a copy of the tree. Every anchor must occur exactly once
+//! in today's tree (`catalogue_applies` checks it in the host tests), so a mutant that no
+//! longer applies fails `make test` instead of passing `make mutants` by doing nothing.
+
+/// How a boot of a mutant kernel is judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Judge {
+    /// A normal boot: the mutant is caught if any check of the kernel fails it.
+    Clean,
+    /// A negative control that must fail for this reason (a word of the failing test's
+    /// message): the mutant, which weakens a check, is caught if the control no longer fails
+    /// that way.
+    Control(&'static str),
+}
+
+/// One boot of a mutant kernel.
+#[derive(Clone, Copy, Debug)]
+pub struct Boot {
+    pub smp: u32,
+    /// Kernel command line.
+    pub args: &'static str,
+    pub judge: Judge,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Mutant {
+    pub name: &'static str,
+    /// What the bug models, for the table.
+    pub what: &'static str,
+    /// File relative to the workspace root, the text replaced (exactly once) and its
+    /// replacement.
+    pub file: &'static str,
+    pub old: &'static str,
+    pub new: &'static str,
+    pub boots: &'static [Boot],
+    /// Cheap and reliably caught: `make test` also runs it, in this one short boot.
+    pub quick: Option<Boot>,
+}
+
+const fn boot(args: &'static str) -> Boot {
+    Boot { smp: 4, args, judge: Judge::Clean }
+}
+
+/// `make test`'s short boot of a quick mutant: radix, the retract tests only, 4 rounds.
+macro_rules! q {
+    ($st:literal) => {
+        Some(boot(concat!("pte_free_defer=", $st, " hz=1000 collapses=4 test=retract")))
+    };
+}
+
+// The retract workload with the RCU tests beside it; hash pays more per round.
+macro_rules! r {
+    ($st:literal) => {
+        boot(concat!("pte_free_defer=", $st, " hz=1000 collapses=16 test=rcu_,retract"))
+    };
+}
+macro_rules! h {
+    ($st:literal) => {
+        boot(concat!("mmu=hash pte_free_defer=", $st, " hz=1000 collapses=8 test=rcu_,retract"))
+    };
+}
+
+const PFD: &str = "kernel/core/src/pte_free_defer.rs";
+const RCU: &str = "kernel/core/src/rcu.rs";
+const KHUGEPAGED: &str = "kernel/src/mm/khugepaged.rs";
+
+pub const MUTANTS: &[Mutant] = &[
+    // --- refcount (Hugh's v2) ---
+    Mutant {
+        name: "refcount_defer_always_queues",
+        what: "refcount: every deferral queues the head, not only the first",
+        file: PFD,
+        old: "if old + (D - 1) < 2 * D {",
+        new: "if old + (D - 1) < u32::MAX {",
+        boots: &[r!("refcount"), h!("refcount")],
+        quick: None,
+    },
+    Mutant {
+        name: "refcount_cb_reruns",
+        what: "refcount callback runs itself again for late deferrals instead of re-queueing",
+        file: PFD,
+        old: "    bump(&env.stats().redefers);\n    queue(page, env)\n}",
+        new: "    bump(&env.stats().redefers);\n    refcount_callback(page, env)\n}",
+        boots: &[r!("refcount"), h!("refcount")],
+        quick: None,
+    },
+    Mutant {
+        name: "refcount_cb_one_late_is_nothing",
+        what: "refcount callback treats exactly one late deferral as none and drops its token",
+        file: PFD,
+        old: "    if refcount < D {\n        // Nothing came meanwhile: free our table like pte_fragment_free.\n",
+        new: "    if refcount < 2 * D {\n        env.desc(page).pt_frag_refcount.fetch_and(D - 1, Ordering::AcqRel);\n",
+        boots: &[r!("refcount"), h!("refcount")],
+        quick: None,
+    },
+    Mutant {
+        name: "refcount_plain_put_eats_token",
+        what: "refcount plain free may consume a pending deferral token",
+        file: PFD,
+        old: "(c % D >= n && c > 0)",
+        new: "(c >= n && c > 0)",
+        boots: &[r!("refcount")],
+        quick: None,
+    },
+    Mutant {
+        name: "refcount_teardown_ignores_tokens",
+        what: "refcount teardown frees the page at once even with deferrals pending",
+        file: PFD,
+        old: "            Strategy::Refcount => refcount_put_plain(page, unused, env, false),",
+        new: "            Strategy::Refcount => put_and_free_now(page, unused, env),",
+        boots: &[r!("refcount")],
+        quick: None,
+    },
+    // --- active (Linux v6.6) ---
+    Mutant {
+        name: "active_defer_forgets_flag",
+        what: "active: a deferral drops its reference without marking the page Active",
+        file: PFD,
+        old: "            Strategy::Active => {\n                env.desc(page).set_flag(flags::ACTIVE);\n",
+        new: "            Strategy::Active => {\n",
+        boots: &[r!("active"), h!("active")],
+        quick: None,
+    },
+    Mutant {
+        name: "active_plain_free_skips_gp",
+        what: "active: a plain free that drops the last reference frees at once, Active or not",
+        file: PFD,
+        old: "            Strategy::Active => put_active(page, 1, env),\n            Strategy::Bitmap",
+        new: "            Strategy::Active => put_and_free_now(page, 1, env),\n            Strategy::Bitmap",
+        boots: &[r!("active"), h!("active")],
+        quick: None,
+    },
+    Mutant {
+        name: "active_teardown_frees_now",
+        what: "active: teardown's last reference frees at once although the page is Active",
+        file: PFD,
+        old: "            Strategy::Active => put_active(page, unused, env),",
+        new: "            Strategy::Active => put_and_free_now(page, unused, env),",
+        boots: &[r!("active")],
+        quick: None,
+    },
+    // --- bitmap (two phases) ---
+    Mutant {
+        name: "bitmap_late_joins_wait",
+        what: "bitmap: a deferral while the head is queued joins the running phase",
+        file: PFD,
+        old: "} else if s & WAIT == 0 {",
+        new: "} else if s & WAIT == s & WAIT {",
+        boots: &[r!("bitmap"), h!("bitmap")],
+        quick: q!("bitmap"),
+    },
+    Mutant {
+        name: "bitmap_cb_frees_next_too",
+        what: "bitmap callback drops the references of the next phase as well",
+        file: PFD,
+        old: "put_and_free_after_gp(page, (old & WAIT).count_ones(), env)",
+        new: "put_and_free_after_gp(page, (old & WAIT).count_ones() + (old >> 32).count_ones(), env)",
+        boots: &[r!("bitmap"), h!("bitmap")],
+        quick: None,
+    },
+    Mutant {
+        name: "bitmap_cb_forgets_next",
+        what: "bitmap callback clears the next phase instead of moving it to wait",
+        file: PFD,
+        old: "(s & WAIT != 0).then_some(s >> 32)",
+        new: "(s & WAIT != 0).then_some(0)",
+        boots: &[r!("bitmap")],
+        quick: None,
+    },
+    // --- the RCU core ---
+    Mutant {
+        name: "rcu_snap_one_short",
+        what: "rcu_seq_snap one grace period short ((s + 1) & !1)",
+        file: RCU,
+        old: "pub const fn rcu_seq_snap(s: u64) -> u64 {\n    (s + 3) & !1",
+        new: "pub const fn rcu_seq_snap(s: u64) -> u64 {\n    (s + 1) & !1",
+        boots: &[r!("refcount"), h!("active")],
+        quick: None,
+    },
+    Mutant {
+        name: "rcu_gp_ignores_cpu2",
+        what: "grace periods never wait for CPU 2",
+        file: RCU,
+        old: "self.qs_mask.swap(online, Ordering::SeqCst)",
+        new: "self.qs_mask.swap(online & !4, Ordering::SeqCst)",
+        boots: &[r!("refcount"), h!("active")],
+        quick: q!("refcount"),
+    },
+    Mutant {
+        name: "rcu_any_report_ends_gp",
+        what: "the first quiescent-state report ends the grace period",
+        file: RCU,
+        old: "if prev == bit {",
+        new: "if prev & bit != 0 {",
+        boots: &[r!("active"), h!("refcount")],
+        quick: None,
+    },
+    Mutant {
+        name: "rcu_callbacks_one_gp_early",
+        what: "callbacks run when the grace period before theirs has completed",
+        file: RCU,
+        old: "let completed = self.completed();",
+        new: "let completed = self.completed() + 2;",
+        boots: &[r!("active"), h!("bitmap")],
+        quick: None,
+    },
+    Mutant {
+        name: "rcu_qs_inside_read_section",
+        what: "a quiescent state inside a read-side section is accepted",
+        file: RCU,
+        old: "        if nesting != 0 {\n            return Err(RcuError::QsInReadSection { cpu, nesting });\n        }",
+        new: "        let _ = nesting;",
+        boots: &[r!("active")],
+        quick: None,
+    },
+    Mutant {
+        name: "rcu_call_rcu_no_fence",
+        what: "call_rcu reads gp_seq without the full fence after the unlink",
+        file: RCU,
+        old: "        // starts after the `gp_seq` read below is ordered after this fence; a CPU reporting\n        // for it fences after its report, so its later readers see the unpublish.\n        fence(Ordering::SeqCst);",
+        new: "        // starts after the `gp_seq` read below is ordered after this fence; a CPU reporting\n        // for it fences after its report, so its later readers see the unpublish.",
+        boots: &[r!("refcount")],
+        quick: None,
+    },
+    // --- retract and collapse ---
+    Mutant {
+        name: "collapse_no_flush",
+        what: "pmdp_collapse_flush clears the PMD but flushes no CPU",
+        file: KHUGEPAGED,
+        old: "    unsafe { pte::write(pmd, 0) };\n    tlb::flush_all_cpus(mm.pid);",
+        new: "    unsafe { pte::write(pmd, 0) };\n    let _ = mm.pid;",
+        boots: &[r!("active"), h!("active")],
+        quick: None,
+    },
+    Mutant {
+        name: "collapse_flush_before_clear",
+        what: "pmdp_collapse_flush flushes every CPU before clearing the PMD",
+        file: KHUGEPAGED,
+        old: "    unsafe { pte::write(pmd, 0) };\n    tlb::flush_all_cpus(mm.pid);",
+        new: "    tlb::flush_all_cpus(mm.pid);\n    unsafe { pte::write(pmd, 0) };",
+        boots: &[r!("active"), h!("active")],
+        quick: None,
+    },
+    Mutant {
+        name: "collapse_keeps_hptes",
+        what: "hash pmdp_collapse_flush leaves the small pages' HPTEs in place",
+        file: KHUGEPAGED,
+        old: "                super::hash_page::unhash_leaf(mm, None, &leaf, ea);",
+        new: "                let _ = (&leaf, ea);",
+        boots: &[h!("active")],
+        quick: None,
+    },
+    Mutant {
+        name: "retract_no_pte_lock",
+        what: "retract_page_tables clears the PMD without the PTE lock",
+        file: KHUGEPAGED,
+        old: "            let _ptl = pte_lockptr(table).lock();",
+        new: "            let _ptl = ();",
+        boots: &[r!("active"), h!("active")],
+        quick: None,
+    },
+    Mutant {
+        name: "retract_no_recheck",
+        what: "retract_page_tables does not re-check the PMD under its locks",
+        file: KHUGEPAGED,
+        old: "            if unsafe { pte::read(pmd) } != e {\n                continue;\n            }",
+        new: "            let _ = e;",
+        boots: &[r!("active"), h!("active")],
+        quick: None,
+    },
+    Mutant {
+        name: "retract_defer_inside_locks_twice",
+        what: "retract_page_tables defers the table twice",
+        file: KHUGEPAGED,
+        old: "        super::pte_free::pte_free_defer(&mm, table);",
+        new: "        super::pte_free::pte_free_defer(&mm, table);\n        super::pte_free::pte_free_defer(&mm, table);",
+        boots: &[r!("refcount")],
+        quick: None,
+    },
+    // --- the walkers' own re-check ---
+    Mutant {
+        name: "walker_no_pmd_recheck",
+        what: "the lockless walker trusts a PTE without re-reading the PMD",
+        file: "kernel/src/tests/retract.rs",
+        old: "    if unsafe { pte::read(pmd_slot) } != pmd || !pte::present(e) {",
+        new: "    if !pte::present(e) {",
+        boots: &[r!("active"), h!("active")],
+        quick: None,
+    },
+    // --- the checks themselves: each weakens one, so its negative control must notice ---
+    Mutant {
+        name: "free_without_poison",
+        what: "freed page-table pages are not poisoned",
+        file: "kernel/src/mm/pgalloc.rs",
+        old: "            unsafe { va.add(i).write_volatile(POISON) };",
+        new: "            let _ = (va, i);",
+        boots: &[Boot {
+            smp: 4,
+            args: "pte_free_defer=none rcu_check=off hz=1000 collapses=16 test=retract_torture",
+            judge: Judge::Control("POISON"),
+        }],
+        quick: None,
+    },
+    Mutant {
+        name: "oracle_blind",
+        what: "the grace-period oracle never reports an early free",
+        file: "kernel/core/src/gp_oracle.rs",
+        old: "if needed != 0 && completed < needed {",
+        new: "if needed != 0 && completed < needed && needed == 0 {",
+        boots: &[Boot {
+            smp: 4,
+            args: "pte_free_defer=bitmap_sketch hz=1000 collapses=16 test=retract_torture",
+            judge: Judge::Control("rcu_check"),
+        }],
+        quick: None,
+    },
+    Mutant {
+        name: "oracle_snapshot_too_early",
+        what: "the oracle takes its snapshot as if the grace period were idle",
+        file: "kernel/core/src/gp_oracle.rs",
+        old: "        gp_seq + 3\n",
+        new: "        gp_seq + 1\n",
+        boots: &[Boot {
+            smp: 4,
+            args: "pte_free_defer=bitmap_sketch hz=1000 collapses=16 test=retract_torture",
+            judge: Judge::Control("rcu_check"),
+        }],
+        quick: None,
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn catalogue_applies() {
+        let root = crate::paths::workspace_root();
+        let mut names = HashSet::new();
+        assert!(MUTANTS.len() >= 25, "issue 9 asks for at least 25 mutants");
+        for m in MUTANTS {
+            assert!(names.insert(m.name), "duplicate mutant {}", m.name);
+            let text = std::fs::read_to_string(root.join(m.file)).unwrap();
+            assert_eq!(
+                text.matches(m.old).count(),
+                1,
+                "{}: anchor must occur once in {}",
+                m.name,
+                m.file
+            );
+            assert_ne!(m.old, m.new, "{}", m.name);
+            assert!(!m.boots.is_empty(), "{}", m.name);
+        }
+    }
+}
