@@ -219,7 +219,7 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario::new("vof-smp1", Vof, 1, ""),
     Scenario::new("vof-smp4", Vof, 4, ""),
     Scenario::new("vof-hash-smp1", Vof, 1, "mmu=hash"),
-    Scenario::new("vof-hash-smp4", Vof, 4, "mmu=hash"),
+    Scenario::new("vof-hash-smp4", Vof, 4, "mmu=hash collapses=4"),
     // Every vCPU the kernel supports (paca::MAX_CPUS). Hash on 8 vCPUs once failed
     // mm_all_cpus_share_file: the test's file ended at CPU 7's slot with 64K pages.
     Scenario::new("vof-smp8", Vof, 8, SMP8_ARGS_RADIX).base_required(SMP8_TESTS),
@@ -259,21 +259,21 @@ pub const SCENARIOS: &[Scenario] = &[
         "hash-refcount-smp4",
         Vof,
         4,
-        "mmu=hash pte_free_defer=refcount hz=1000 collapses=8 test=rcu_,retract",
+        "mmu=hash pte_free_defer=refcount hz=1000 collapses=4 test=rcu_,retract",
     )
     .base_required(RETRACT_TESTS),
     Scenario::new(
         "hash-active-smp4",
         Vof,
         4,
-        "mmu=hash pte_free_defer=active hz=1000 collapses=8 test=rcu_,retract",
+        "mmu=hash pte_free_defer=active hz=1000 collapses=4 test=rcu_,retract",
     )
     .base_required(RETRACT_TESTS),
     Scenario::new(
         "hash-bitmap-smp4",
         Vof,
         4,
-        "mmu=hash pte_free_defer=bitmap hz=1000 collapses=8 test=rcu_,retract",
+        "mmu=hash pte_free_defer=bitmap hz=1000 collapses=4 test=rcu_,retract",
     )
     .base_required(RETRACT_TESTS),
     Scenario::new(
@@ -294,7 +294,7 @@ pub const SCENARIOS: &[Scenario] = &[
         "hash-naive-smp4",
         Vof,
         4,
-        "mmu=hash pte_free_defer=naive hz=1000 collapses=8 test=retract_torture",
+        "mmu=hash pte_free_defer=naive hz=1000 collapses=4 test=retract_torture",
     )
     .expect(NAIVE_CAUGHT),
     Scenario::new(
@@ -308,7 +308,7 @@ pub const SCENARIOS: &[Scenario] = &[
         "hash-none-smp4",
         Vof,
         4,
-        "mmu=hash pte_free_defer=none hz=1000 collapses=8 test=retract_torture",
+        "mmu=hash pte_free_defer=none hz=1000 collapses=4 test=retract_torture",
     )
     .expect(NONE_CAUGHT),
     // The mail's bitmap sketch, an expected failure: the late_deferral schedule makes its

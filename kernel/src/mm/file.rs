@@ -1,7 +1,9 @@
 //! A shared "file": a page cache of 64 KiB frames with recognisable contents, mapped into
 //! many address spaces. Optionally a PMD-sized range is also held in one huge, physically
 //! contiguous frame (what a khugepaged collapse produces). Invariant: `pages` never changes
-//! after creation; a huge frame, once installed, replaces its range's pages for new faults.
+//! after creation; a huge frame, once installed, replaces its range's pages for new faults;
+//! once a collapse has freed a range's small pages (`free_small_pages`), `phys` never hands
+//! them out again.
 
 use super::frame;
 use super::Mm;
@@ -24,6 +26,8 @@ pub struct File {
     pages: Vec<u64>,
     /// Huge frames by PMD-sized chunk index (`chunk_size` bytes each), if any.
     huge: spin::Mutex<Vec<Option<u64>>>,
+    /// Chunks whose small pages a collapse has freed (they are not ours any more).
+    small_freed: spin::Mutex<Vec<bool>>,
     chunk_size: u64,
 }
 
@@ -60,6 +64,7 @@ impl File {
             i_mmap: spin::RwLock::new(Vec::new()),
             pages,
             huge: spin::Mutex::new(alloc::vec![None; chunks]),
+            small_freed: spin::Mutex::new(alloc::vec![false; chunks]),
             chunk_size,
         })
     }
@@ -75,6 +80,9 @@ impl File {
         }
         if let Some(h) = self.huge_frame(off) {
             return Some(h + off % self.chunk_size);
+        }
+        if self.small_freed.lock()[(off / self.chunk_size) as usize] {
+            return None;
         }
         Some(self.pages[(off / FRAME_SIZE) as usize] + off % FRAME_SIZE)
     }
@@ -126,14 +134,48 @@ fn free_huge(pa: u64, frames: usize) {
     }
 }
 
+impl File {
+    /// The last step of a collapse (Linux `collapse_file` putting the old pages): the small
+    /// pages of the chunk containing `off`, unmapped everywhere and replaced by the huge
+    /// frame, are poisoned and freed. Freed frames are handed out first, so a translation
+    /// that should have been flushed now reads POISON or someone else's data.
+    pub fn free_small_pages(&self, off: u64) {
+        let chunk = (off / self.chunk_size) as usize;
+        if core::mem::replace(&mut self.small_freed.lock()[chunk], true) {
+            return;
+        }
+        let frames = (self.chunk_size / FRAME_SIZE) as usize;
+        for &pa in &self.pages[chunk * frames..(chunk + 1) * frames] {
+            poison_and_free(pa);
+        }
+    }
+}
+
+fn poison_and_free(pa: u64) {
+    // The POISON pattern is one byte repeated (0x6b), so a memset writes it.
+    const _: () = assert!(super::pgalloc::POISON == u64::from_ne_bytes([0x6b; 8]));
+    // SAFETY: a frame of this file that no translation maps any more (the collapse unmapped
+    // it and flushed every CPU); it is ours until frame::free below.
+    unsafe {
+        core::ptr::write_bytes(crate::arch::phys_to_virt(pa) as *mut u8, 0x6b, FRAME_SIZE as usize)
+    };
+    if let Err(e) = frame::free(pa) {
+        crate::fatal!("freeing a collapsed file page {pa:#x}: {e}");
+    }
+}
+
 impl Drop for File {
     fn drop(&mut self) {
-        for &pa in &self.pages {
+        let frames = (self.chunk_size / FRAME_SIZE) as usize;
+        let freed = self.small_freed.lock().clone();
+        for (i, &pa) in self.pages.iter().enumerate() {
+            if freed[i / frames] {
+                continue;
+            }
             if let Err(e) = frame::free(pa) {
                 crate::fatal!("file {}: freeing page {pa:#x}: {e}", self.id);
             }
         }
-        let frames = (self.chunk_size / FRAME_SIZE) as usize;
         for pa in self.huge.lock().iter().flatten() {
             free_huge(*pa, frames);
         }

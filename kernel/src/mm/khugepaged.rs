@@ -1,28 +1,70 @@
-//! A khugepaged-style collapse of one PMD-sized range of a shared file (`File::make_huge`
-//! copies it into a huge frame, then `retract_page_tables()` runs), and
-//! `retract_page_tables()` (Linux mm/khugepaged.c, v6.6 shape): under the file's i_mmap lock,
-//! for every address space mapping the range, take the PMD lock then the PTE lock, re-check
-//! that the PMD still points to a page table, clear it with `pmdp_collapse_flush()`, drop
-//! the locks, and hand the detached table to `pte_free_defer()`. Lockless walkers may still
-//! be reading that table: only the strategy in `pte_free` decides when it is really freed.
+//! A khugepaged collapse of one PMD-sized range of a shared file, in the shape of Linux
+//! v6.6 mm/khugepaged.c `collapse_file()`: the range is copied into a huge frame that becomes
+//! the page cache's copy, the small pages are unmapped from every address space (PTEs
+//! cleared, HPTEs removed, every CPU flushed), `retract_page_tables()` detaches the now empty
+//! PTE tables, and the small pages are freed (poisoned). Linux unmaps before copying and
+//! keeps refaults out with the page lock; here the page cache points at the huge copy before
+//! the unmap, so a refault maps the huge frame instead, and the collapsed ranges are mapped
+//! read-only so no write can be lost between copy and unmap.
+//!
+//! `retract_page_tables()` (v6.6): under the file's i_mmap lock, for every address space
+//! mapping the range, take the PMD lock, re-check that the PMD still points to a page table,
+//! clear it with `pmdp_collapse_flush()`, drop the lock, and hand the detached table to
+//! `pte_free_defer()`. Lockless walkers may still be reading that table: only the strategy in
+//! `pte_free` decides when it is really freed.
+//!
+//! Locks: every PTE writer (fault, `hash_page`, unmap, zap) holds `mm.ptl`, which is also
+//! the PMD lock: Linux's configuration without split PTE locks, where `pte_lockptr()` is
+//! `&mm->page_table_lock` and retract takes one lock, not two.
 
 use super::file::File;
 use super::mm_types::Mm;
 use crate::arch::mmu::{pte, tlb};
 use core::sync::atomic::{AtomicU64, Ordering};
+use ptfrag_core::frame_alloc::FrameError;
 use ptfrag_core::pgtable::Level;
-use ptfrag_core::pgtable_frag::page_of;
-
-/// Split PTE locks: Linux keeps a ptlock per page-table page; fragments of one 64K page share
-/// it. Hashed by page here.
-static PTE_LOCKS: [spin::Mutex<()>; 64] = [const { spin::Mutex::new(()) }; 64];
-
-/// The PTE lock of the page-table page holding `table`.
-pub fn pte_lockptr(table: u64) -> &'static spin::Mutex<()> {
-    &PTE_LOCKS[((page_of(table) >> 16) % PTE_LOCKS.len() as u64) as usize]
-}
 
 pub static RETRACTS: AtomicU64 = AtomicU64::new(0);
+
+/// The first half of `collapse_file()` for the PMD range of `file` at `off`: the huge copy
+/// becomes the page cache's, then the small pages are unmapped from every address space
+/// mapping the range (and every CPU flushed). Returns the PTEs cleared.
+pub fn collapse_begin(file: &File, off: u64) -> Result<usize, FrameError> {
+    let pmd_size = pte::geometry().pmd_size();
+    file.make_huge(off)?;
+    let mut zapped = 0;
+    let mut pids = alloc::vec::Vec::new();
+    {
+        let i_mmap = file.i_mmap.read();
+        for m in i_mmap.iter() {
+            let Some(mm) = m.mm.upgrade() else { continue };
+            // Every mapping of a page of the range, also one that covers the range only in
+            // part (not PMD-aligned): those are unmapped but not retracted.
+            let (lo, hi) = (off.max(m.pgoff), (off + pmd_size).min(m.pgoff + (m.end - m.start)));
+            if lo < hi {
+                zapped += mm.zap_pte_range(m.start + (lo - m.pgoff), m.start + (hi - m.pgoff));
+                pids.push(mm.pid);
+            }
+        }
+    }
+    // Before the small pages can be freed, no CPU may keep a translation of them.
+    tlb::flush_all_cpus_pids(&pids);
+    Ok(zapped)
+}
+
+/// The end of `collapse_file()`: the old small pages go (poisoned, reused first).
+pub fn collapse_end(file: &File, off: u64) {
+    file.free_small_pages(off);
+}
+
+/// Linux `collapse_file()` for one PMD range: unmap, retract, free; returns the tables
+/// retracted.
+pub fn collapse_file(file: &File, off: u64) -> Result<usize, FrameError> {
+    collapse_begin(file, off)?;
+    let n = retract_page_tables(file, off);
+    collapse_end(file, off);
+    Ok(n)
+}
 
 /// Linux `retract_page_tables(mapping, pgoff)`.
 // SAFETY: `retract_page_tables` is the only symbol of that name in the kernel (Linux's name, so that
@@ -51,8 +93,8 @@ pub fn retract_page_tables(file: &File, off: u64) -> usize {
                 continue;
             }
             let table = pte::target(e);
-            let _ptl = pte_lockptr(table).lock();
-            // Re-check under both locks (Linux re-reads the PMD after pmd_lock()).
+            // Re-check under the lock: v6.6 reads the PMD again after pmd_lock() (a
+            // concurrent collapse or munmap may have changed it since pmd_slot()).
             // SAFETY: as above.
             if unsafe { pte::read(pmd) } != e {
                 continue;

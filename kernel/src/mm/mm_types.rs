@@ -179,6 +179,28 @@ impl Mm {
         true
     }
 
+    /// Clears every PTE in [start, end), HPTEs first under hash (Linux `try_to_unmap` of a
+    /// collapse's small pages, through `zap_pte_range`). The PTE tables stay, empty, for
+    /// `retract_page_tables()`. The caller flushes every CPU before the pages may be freed.
+    /// Returns how many PTEs were cleared.
+    pub fn zap_pte_range(&self, start: u64, end: u64) -> usize {
+        let mut n = 0;
+        {
+            let mut caches = self.ptl.lock();
+            let mut leaves = Vec::new();
+            walk_leaves(self.pgd, Level::Pgd, 0, &mut |leaf, ea| {
+                if leaf.level == Level::Pte && ea >= start && ea < end {
+                    leaves.push((leaf, ea));
+                }
+            });
+            for (leaf, ea) in leaves {
+                self.unmap_leaf(&mut caches, &leaf, ea);
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Removes this mm's mapping at `vma.start` from the file's i_mmap list.
     fn unlink_file(&self, vma: &Vma) {
         vma.file

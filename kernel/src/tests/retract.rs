@@ -366,13 +366,14 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
             }
             for c in 0..CHUNKS as u64 {
                 // The collapse: copy into a huge frame (not timed), then the retract (timed).
-                if let Err(e) = round.file.make_huge(c * g.pmd_size()) {
+                if let Err(e) = khugepaged::collapse_begin(&round.file, c * g.pmd_size()) {
                     *setup_error.lock() = Some(format!("collapse: {e}"));
                     continue;
                 }
                 let t0 = timer::now();
                 let k = khugepaged::retract_page_tables(&round.file, c * g.pmd_size());
                 retract_time.fetch_add(timer::now() - t0, Ordering::Relaxed);
+                khugepaged::collapse_end(&round.file, c * g.pmd_size());
                 retracts.fetch_add(k as u64, Ordering::Relaxed);
             }
             if deterministic {

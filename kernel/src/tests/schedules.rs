@@ -26,11 +26,16 @@
 //! - `teardown_unused_frags`: one table and the page's unused fragments still cached; the
 //!   table is deferred with the reader holding it, then teardown returns the unused
 //!   fragments, which drops the last reference.
+//! - `stale_translation`: the reader's address space maps the file 64K off a PMD boundary,
+//!   so a collapse unmaps its small pages but retracts nothing there; the reader loads a page
+//!   through the MMU (its TLB now holds the translation), the collapse unmaps and frees the
+//!   small pages (poisoned), and the reader loads again: only the collapse's flush stands
+//!   between it and the freed page.
 
 use crate::arch::mmu::pte;
 use crate::arch::uaccess::load_u64;
 use crate::arch::{smp, timer};
-use crate::mm::file::File;
+use crate::mm::file::{pattern, File};
 use crate::mm::mm_types::activate;
 use crate::mm::pgalloc::POISON;
 use crate::mm::{frame, khugepaged, pte_free, Mm};
@@ -57,14 +62,16 @@ enum Kind {
     LateDeferral,
     TeardownPlainFree,
     TeardownUnusedFrags,
+    StaleTranslation,
 }
 
 impl Kind {
-    const ALL: [Kind; 4] = [
+    const ALL: [Kind; 5] = [
         Kind::SoleDeferral,
         Kind::LateDeferral,
         Kind::TeardownPlainFree,
         Kind::TeardownUnusedFrags,
+        Kind::StaleTranslation,
     ];
 
     fn name(self) -> &'static str {
@@ -73,13 +80,14 @@ impl Kind {
             Kind::LateDeferral => "late_deferral",
             Kind::TeardownPlainFree => "teardown_plain_free",
             Kind::TeardownUnusedFrags => "teardown_unused_frags",
+            Kind::StaleTranslation => "stale_translation",
         }
     }
 
     /// PTE tables the address space gets (one per PMD range), all in one page.
     fn tables(self) -> usize {
         match self {
-            Kind::SoleDeferral | Kind::TeardownUnusedFrags => 1,
+            Kind::SoleDeferral | Kind::TeardownUnusedFrags | Kind::StaleTranslation => 1,
             Kind::LateDeferral | Kind::TeardownPlainFree => 2,
         }
     }
@@ -214,8 +222,8 @@ fn set_up(stage: &Stage, kind: Kind) -> Result<(), String> {
 
 /// Collapse PMD range `c` (a huge frame for it, then `retract_page_tables()`).
 fn collapse(stage: &Stage, c: u64) -> Result<(), String> {
-    stage.file.make_huge(c * pmd_size()).map_err(|e| format!("collapse: {e}"))?;
-    let n = khugepaged::retract_page_tables(&stage.file, c * pmd_size());
+    let n = khugepaged::collapse_file(&stage.file, c * pmd_size())
+        .map_err(|e| format!("collapse: {e}"))?;
     if n != 1 {
         return Err(format!("retract of range {c} detached {n} tables, not 1"));
     }
@@ -297,13 +305,14 @@ fn driver(ch: &Choreo, stage: &Stage, kind: Kind, cpu: usize) -> Result<(), ()> 
     }
     let run = |r: Result<(), String>| r.map_err(|e| ch.fail(format!("cpu {cpu}: {e}")));
     ch.signal(Ev::SetUp);
+    // Keep a grace period running until the deferral under test: our own read section holds
+    // it open (taken first, so the one a first deferral starts cannot end before the second,
+    // however long the collapse takes), and the request starts one if nothing queued did.
+    let hold = rcu::read();
     if kind == Kind::LateDeferral {
-        // The first table of the page goes while no grace period runs.
+        // The first table of the page goes before the reader's grace period is known.
         run(collapse(stage, 0))?;
     }
-    // Keep a grace period running until the deferral under test: our own read section holds
-    // it open, and the request starts one if nothing queued did.
-    let hold = rcu::read();
     rcu::request_grace_period();
     ch.wait_until(cpu, "a grace period to start", false, || rcu::gp_seq() & 1 == 1)?;
     let running = rcu::gp_seq();
@@ -312,7 +321,7 @@ fn driver(ch: &Choreo, stage: &Stage, kind: Kind, cpu: usize) -> Result<(), ()> 
     let cb0 = pte_free::stats().callbacks;
     match kind {
         Kind::LateDeferral => run(collapse(stage, 1))?,
-        Kind::SoleDeferral => run(collapse(stage, 0))?,
+        Kind::SoleDeferral | Kind::StaleTranslation => run(collapse(stage, 0))?,
         Kind::TeardownPlainFree | Kind::TeardownUnusedFrags => {
             run(collapse(stage, 0))?;
             if let Some(mm) = stage.mm.lock().take() {
@@ -324,6 +333,80 @@ fn driver(ch: &Choreo, stage: &Stage, kind: Kind, cpu: usize) -> Result<(), ()> 
     // That grace period ends now (the reader reported for it before its section); a
     // strategy that frees in it frees the table the reader still holds.
     settle(ch, cpu, running + 1, cb0)?;
+    ch.signal(Ev::MayRead);
+    ch.wait(cpu, Ev::ReaderDone, true)
+}
+
+/// File offset the `stale_translation` address space maps at `BASE`: off the PMD boundary.
+const STALE_PGOFF: u64 = FRAME_SIZE;
+
+fn stale_set_up(stage: &Stage) -> Result<(), String> {
+    let mm = Mm::new().map_err(|e| format!("Mm::new: {e:?}"))?;
+    let len = stage.file.size() - STALE_PGOFF;
+    mm.mmap(BASE, len, &stage.file, STALE_PGOFF, false).map_err(|e| format!("mmap: {e:?}"))?;
+    *stage.mm.lock() = Some(mm);
+    Ok(())
+}
+
+/// The reader of `stale_translation`: a load through the MMU before the collapse and one
+/// after it, both checked against the file's bytes.
+fn stale_reader(ch: &Choreo, stage: &Stage, cpu: usize, poison: &AtomicU64) -> Result<(), ()> {
+    ch.wait(cpu, Ev::SetUp, true)?;
+    let Some(mm) = stage.mm.lock().clone() else {
+        ch.fail(format!("cpu {cpu}: no address space"));
+        return Err(());
+    };
+    let ea = BASE + 0x1238;
+    let want = pattern(stage.file.id, STALE_PGOFF + 0x1238);
+    {
+        let _g = activate(&mm);
+        match load_u64(ea) {
+            Ok(v) if v == want => {}
+            other => {
+                ch.fail(format!(
+                    "cpu {cpu}: first load of {ea:#x}: {other:x?}, file has {want:#x}"
+                ));
+                return Err(());
+            }
+        }
+        stage.held.store(ea, Ordering::Release);
+        ch.signal(Ev::ReaderHolds);
+        // Interrupts stay on: the collapse's flush must reach this CPU while it waits.
+        ch.wait(cpu, Ev::MayRead, true)?;
+        let v = load_u64(ea);
+        if v != Ok(want) {
+            if v == Ok(POISON) {
+                poison.fetch_add(1, Ordering::Relaxed);
+            }
+            ch.fail(format!(
+                "cpu {cpu}: load of {ea:#x} after the collapse read {v:x?} through a \
+                 translation the collapse should have flushed (file has {want:#x}; POISON is \
+                 the freed small page)"
+            ));
+        }
+    }
+    ch.signal(Ev::ReaderDone);
+    Ok(())
+}
+
+fn stale_driver(ch: &Choreo, stage: &Stage, cpu: usize) -> Result<(), ()> {
+    if let Err(e) = stale_set_up(stage) {
+        ch.fail(format!("cpu {cpu}: {e}"));
+        return Err(());
+    }
+    ch.signal(Ev::SetUp);
+    ch.wait(cpu, Ev::ReaderHolds, true)?;
+    match khugepaged::collapse_file(&stage.file, 0) {
+        Ok(0) => {}
+        Ok(n) => {
+            ch.fail(format!("cpu {cpu}: an unaligned mapping had {n} tables retracted"));
+            return Err(());
+        }
+        Err(e) => {
+            ch.fail(format!("cpu {cpu}: collapse: {e}"));
+            return Err(());
+        }
+    }
     ch.signal(Ev::MayRead);
     ch.wait(cpu, Ev::ReaderDone, true)
 }
@@ -346,7 +429,15 @@ fn run_one(
         held: AtomicU64::new(0),
     };
     smp::on_each_cpu(&|cpu| {
-        let _ = if cpu == driver_cpu {
+        let _ = if kind == Kind::StaleTranslation {
+            if cpu == driver_cpu {
+                stale_driver(&ch, &stage, cpu)
+            } else if cpu == reader_cpu {
+                stale_reader(&ch, &stage, cpu, poison)
+            } else {
+                Ok(())
+            }
+        } else if cpu == driver_cpu {
             driver(&ch, &stage, kind, cpu)
         } else if cpu == reader_cpu {
             reader(&ch, &stage, cpu, if kind == Kind::LateDeferral { 1 } else { 0 }, poison)

@@ -83,13 +83,21 @@ static FLUSH_LOCK: spin::Mutex<()> = spin::Mutex::new(());
 /// Must be called with interrupts enabled (the waiting CPU may have to answer another
 /// CPU's flush).
 pub fn flush_all_cpus(pid: u32) {
+    flush_all_cpus_pids(&[pid]);
+}
+
+/// `flush_all_cpus` for several address spaces with one handshake (a collapse unmapping a
+/// range from every mm that maps it).
+pub fn flush_all_cpus_pids(pids: &[u32]) {
     use crate::arch::{paca, smp, timer, xics};
     use core::sync::atomic::Ordering;
     assert!(crate::arch::irq::enabled(), "flush_all_cpus with interrupts disabled");
     // Hash: the hcalls that removed HPTEs already flushed (asynchronously); guest tlbie is
     // privileged without GTSE, so only the IPI handshake below remains.
     if super::radix_enabled() {
-        tlbie_pid(pid);
+        for &pid in pids {
+            tlbie_pid(pid);
+        }
     }
     local_flush_all();
     let _g = FLUSH_LOCK.lock();
