@@ -281,7 +281,7 @@ pub const MUTANTS: &[Mutant] = &[
         quick: None,
     },
     Mutant {
-        name: "retract_defer_inside_locks_twice",
+        name: "retract_defers_twice",
         what: "retract_page_tables defers the table twice",
         file: KHUGEPAGED,
         old: "        super::pte_free::pte_free_defer(&mm, table);",

@@ -174,6 +174,8 @@ fn boot(m: &Mutant, i: usize, b: &Boot, kernel: &Path) -> (bool, String) {
     let log =
         v.run.as_ref().map(|r| String::from_utf8_lossy(&r.stdout).into_owned()).unwrap_or_default();
     let mode = if b.args.contains("mmu=hash") { "hash" } else { "radix" };
+    let strategy = b.args.split_whitespace().find_map(|w| w.strip_prefix("pte_free_defer="));
+    let mode = format!("{mode} {}", strategy.unwrap_or("active"));
     let caught = !v.why.is_empty();
     let by = match b.judge {
         Judge::Clean if caught => {
