@@ -43,12 +43,18 @@ struct Tally {
     /// Of `poison`: reads by the deterministic walker (at most one per round).
     det_poison: AtomicU64,
     bad_data: AtomicU64,
+    /// Errors (POISON or bad data) by the CPU that saw them.
+    by_cpu: [AtomicU64; crate::arch::paca::MAX_CPUS],
     first_error: spin::Mutex<Option<String>>,
 }
 
 impl Tally {
     fn error(&self, counter: &AtomicU64, msg: String) {
         counter.fetch_add(1, Ordering::Relaxed);
+        // Every check's catches, per CPU that made them.
+        if let Some(c) = self.by_cpu.get(paca::cpu_id()) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
         let mut f = self.first_error.lock();
         if f.is_none() {
             println!("walker: {msg}");
@@ -179,6 +185,18 @@ fn mmu_load(mm: &Mm, ea: u64, round: &Round, off: u64, t: &Tally) {
     }
 }
 
+/// How long a free-running walker holds a table inside its read section before reading it:
+/// mostly not at all or briefly, sometimes for several ticks at hz=1000, so grace periods
+/// and callbacks land at every point of a walk.
+fn hold_us(seed: &mut u64) -> u64 {
+    match xorshift(seed) % 64 {
+        0 => 3_000,
+        1..=4 => 200,
+        5..=31 => 2,
+        _ => 0,
+    }
+}
+
 fn xorshift(s: &mut u64) -> u64 {
     *s ^= *s << 13;
     *s ^= *s >> 7;
@@ -251,6 +269,8 @@ struct Outcome {
     bugs: u64,
     /// Of `bugs`: tables the grace-period oracle caught freed too early (or misused).
     oracle_bugs: u64,
+    /// Walker catches per CPU, `a/b/c/...`.
+    by_cpu: String,
     leaked: i64,
     pending: usize,
 }
@@ -326,7 +346,7 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
                         let m = (xorshift(&mut seed) % mms_n as u64) as usize;
                         let off = (xorshift(&mut seed) % round.file.size()) & !7;
                         let ea = round.bases[m] + off;
-                        lockless_walk(&round.mms[m], ea, round, off, &tally, 2);
+                        lockless_walk(&round.mms[m], ea, round, off, &tally, hold_us(&mut seed));
                         if xorshift(&mut seed).is_multiple_of(4) {
                             mmu_load(&round.mms[m], ea, round, off, &tally);
                         }
@@ -467,6 +487,11 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
         first_error,
         bugs: pte_free::bugs() - bugs0,
         oracle_bugs: pte_free::oracle_bugs() - oracle0,
+        by_cpu: tally.by_cpu[..n]
+            .iter()
+            .map(|c| format!("{}", c.load(Ordering::Relaxed)))
+            .collect::<Vec<_>>()
+            .join("/"),
         leaked,
         pending,
     })
@@ -481,7 +506,8 @@ fn retract_torture() -> TestResult {
          peak_waiting_pages={} defer_to_free_mean_us={} defer_to_free_max_us={} retracts_per_s={:.0} \
          walker_reads_per_s={:.0} gp_latency_us={} deterministic_checks={} poison_reads={} \
          deterministic_poison_reads={} bad_data={} \
-         double_call_rcu={} rcu_check={} rcu_check_bugs={} leaked_frames={} pending_callbacks={}",
+         double_call_rcu={} rcu_check={} rcu_check_bugs={} leaked_frames={} pending_callbacks={} \
+         catches_by_cpu={}",
         Outcome::mmu(),
         pte_free::strategy().name(),
         o.n,
@@ -508,7 +534,8 @@ fn retract_torture() -> TestResult {
         if pte_free::rcu_check_enabled() { "on" } else { "off" },
         o.oracle_bugs,
         o.leaked,
-        o.pending
+        o.pending,
+        o.by_cpu
     );
     let first = o.first_error.clone().unwrap_or_default();
     check!(o.poison == 0, "walkers read POISON from freed page tables: {first}");
