@@ -20,11 +20,33 @@
 use super::file::File;
 use super::mm_types::Mm;
 use crate::arch::mmu::{pte, tlb};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use ptfrag_core::frame_alloc::FrameError;
 use ptfrag_core::pgtable::Level;
 
 pub static RETRACTS: AtomicU64 = AtomicU64::new(0);
+
+/// A schedule's pause point in `retract_page_tables()`, between the lockless look at a PMD
+/// and taking its lock (the window the re-check closes): the CPU named in `PAUSE_CPU` stops
+/// there once, says so in `PAUSED`, and goes on when `RESUME` is set. Disarmed (`usize::MAX`)
+/// it costs one relaxed load per PMD.
+pub static PAUSE_CPU: AtomicUsize = AtomicUsize::new(usize::MAX);
+pub static PAUSED: AtomicBool = AtomicBool::new(false);
+pub static RESUME: AtomicBool = AtomicBool::new(false);
+
+fn pause_point() {
+    let me = crate::arch::paca::cpu_id();
+    if PAUSE_CPU.load(Ordering::Relaxed) != me {
+        return;
+    }
+    PAUSE_CPU.store(usize::MAX, Ordering::Relaxed);
+    PAUSED.store(true, Ordering::Release);
+    // Interrupts stay on: the CPU that goes on meanwhile flushes every CPU, this one too.
+    while !RESUME.swap(false, Ordering::AcqRel) {
+        let _ = crate::rcu::quiescent_state();
+        core::hint::spin_loop();
+    }
+}
 
 /// The first half of `collapse_file()` for the PMD range of `file` at `off`: the huge copy
 /// becomes the page cache's, then the small pages are unmapped from every address space
@@ -93,6 +115,7 @@ pub fn retract_page_tables(file: &File, off: u64) -> usize {
         if !pte::present(seen) || pte::is_leaf(seen) {
             continue;
         }
+        pause_point();
         let table = {
             let _pml = mm.ptl.lock();
             // Under the PMD lock the entry must still point to the table we saw: a

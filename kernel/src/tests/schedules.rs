@@ -26,6 +26,10 @@
 //! - `teardown_unused_frags`: one table and the page's unused fragments still cached; the
 //!   table is deferred with the reader holding it, then teardown returns the unused
 //!   fragments, which drops the last reference.
+//! - `concurrent_retract`: one CPU's `retract_page_tables()` stops between its lockless
+//!   look at the PMD and the PMD lock while another CPU collapses the same range; when it goes
+//!   on, its re-check under the lock must find the PMD gone and detach nothing (else the
+//!   table is deferred twice).
 //! - `stale_translation`: the reader's address space maps the file 64K off a PMD boundary,
 //!   so a collapse unmaps its small pages but retracts nothing there; the reader loads a page
 //!   through the MMU (its TLB now holds the translation), the collapse unmaps and frees the
@@ -63,15 +67,17 @@ enum Kind {
     TeardownPlainFree,
     TeardownUnusedFrags,
     StaleTranslation,
+    ConcurrentRetract,
 }
 
 impl Kind {
-    const ALL: [Kind; 5] = [
+    const ALL: [Kind; 6] = [
         Kind::SoleDeferral,
         Kind::LateDeferral,
         Kind::TeardownPlainFree,
         Kind::TeardownUnusedFrags,
         Kind::StaleTranslation,
+        Kind::ConcurrentRetract,
     ];
 
     fn name(self) -> &'static str {
@@ -81,13 +87,17 @@ impl Kind {
             Kind::TeardownPlainFree => "teardown_plain_free",
             Kind::TeardownUnusedFrags => "teardown_unused_frags",
             Kind::StaleTranslation => "stale_translation",
+            Kind::ConcurrentRetract => "concurrent_retract",
         }
     }
 
     /// PTE tables the address space gets (one per PMD range), all in one page.
     fn tables(self) -> usize {
         match self {
-            Kind::SoleDeferral | Kind::TeardownUnusedFrags | Kind::StaleTranslation => 1,
+            Kind::SoleDeferral
+            | Kind::TeardownUnusedFrags
+            | Kind::StaleTranslation
+            | Kind::ConcurrentRetract => 1,
             Kind::LateDeferral | Kind::TeardownPlainFree => 2,
         }
     }
@@ -321,7 +331,9 @@ fn driver(ch: &Choreo, stage: &Stage, kind: Kind, cpu: usize) -> Result<(), ()> 
     let cb0 = pte_free::stats().callbacks;
     match kind {
         Kind::LateDeferral => run(collapse(stage, 1))?,
-        Kind::SoleDeferral | Kind::StaleTranslation => run(collapse(stage, 0))?,
+        Kind::SoleDeferral | Kind::StaleTranslation | Kind::ConcurrentRetract => {
+            run(collapse(stage, 0))?
+        }
         Kind::TeardownPlainFree | Kind::TeardownUnusedFrags => {
             run(collapse(stage, 0))?;
             if let Some(mm) = stage.mm.lock().take() {
@@ -411,6 +423,45 @@ fn stale_driver(ch: &Choreo, stage: &Stage, cpu: usize) -> Result<(), ()> {
     ch.wait(cpu, Ev::ReaderDone, true)
 }
 
+/// `concurrent_retract`, the CPU that stops in `retract_page_tables()`.
+fn paused_retractor(ch: &Choreo, stage: &Stage, cpu: usize) -> Result<(), ()> {
+    ch.wait(cpu, Ev::SetUp, true)?;
+    khugepaged::RESUME.store(false, Ordering::Release);
+    khugepaged::PAUSED.store(false, Ordering::Release);
+    khugepaged::PAUSE_CPU.store(cpu, Ordering::Release);
+    ch.signal(Ev::GpRunning); // armed
+    let n = khugepaged::retract_page_tables(&stage.file, 0);
+    khugepaged::PAUSE_CPU.store(usize::MAX, Ordering::Release);
+    stage.held.store(1 + n as u64, Ordering::Release);
+    if n != 0 {
+        ch.fail(format!(
+            "cpu {cpu}: retract_page_tables() that paused before the PMD lock detached {n} \
+             table(s) another CPU had already retracted"
+        ));
+    }
+    ch.signal(Ev::ReaderDone);
+    Ok(())
+}
+
+/// `concurrent_retract`, the CPU that collapses the range meanwhile.
+fn racing_collapser(ch: &Choreo, stage: &Stage, cpu: usize) -> Result<(), ()> {
+    if let Err(e) = set_up(stage, Kind::ConcurrentRetract) {
+        ch.fail(format!("cpu {cpu}: {e}"));
+        return Err(());
+    }
+    ch.signal(Ev::SetUp);
+    ch.wait(cpu, Ev::GpRunning, true)?;
+    ch.wait_until(cpu, "the other CPU to stop before the PMD lock", true, || {
+        khugepaged::PAUSED.load(Ordering::Acquire)
+    })?;
+    let r = collapse(stage, 0);
+    khugepaged::RESUME.store(true, Ordering::Release);
+    if let Err(e) = r {
+        ch.fail(format!("cpu {cpu}: {e}"));
+    }
+    ch.wait(cpu, Ev::ReaderDone, true)
+}
+
 /// Runs one schedule with `reader_cpu` reading and `driver_cpu` driving.
 fn run_one(
     kind: Kind,
@@ -429,7 +480,15 @@ fn run_one(
         held: AtomicU64::new(0),
     };
     smp::on_each_cpu(&|cpu| {
-        let _ = if kind == Kind::StaleTranslation {
+        let _ = if kind == Kind::ConcurrentRetract {
+            if cpu == driver_cpu {
+                racing_collapser(&ch, &stage, cpu)
+            } else if cpu == reader_cpu {
+                paused_retractor(&ch, &stage, cpu)
+            } else {
+                Ok(())
+            }
+        } else if kind == Kind::StaleTranslation {
             if cpu == driver_cpu {
                 stale_driver(&ch, &stage, cpu)
             } else if cpu == reader_cpu {
