@@ -1,5 +1,6 @@
 //! In-kernel tests, registered with `ktest!` and run at the end of boot.
 
+mod gup_fast;
 mod mem;
 mod mmu;
 mod rcu;

@@ -6,6 +6,7 @@
 //! POISON and is reported. A deterministic case holds a read section open across a retract
 //! so a premature free is caught on every run, not by luck of timing.
 
+use super::gup_fast::{self, Walk};
 use crate::arch::mmu::pte;
 use crate::arch::uaccess::load_u64;
 use crate::arch::{paca, smp, timer};
@@ -63,68 +64,56 @@ impl Tally {
     }
 }
 
-/// One GUP-fast-style lockless walk of `mm` at `ea` inside rcu_read_lock: each level read
-/// once; a PTE table reached is re-validated by re-reading the PMD (as pte_offset_map_lock
-/// does). Reading POISON from a table means it was freed under us.
+/// One GUP-fast-style lockless walk of `mm` at `ea` inside rcu_read_lock
+/// (`gup_fast::walk`), held `hold_us` before the PTE table is read and again before the page
+/// is used, and its result checked: POISON from a table means it was freed under us; data
+/// the re-check accepted must be the file's.
 fn lockless_walk(mm: &Mm, ea: u64, round: &Round, off: u64, t: &Tally, hold_us: u64) {
     let _r = rcu::read();
-    let mut table = mm.pgd;
-    for level in [Level::Pgd, Level::Pud] {
-        // SAFETY: upper tables live until the mm is destroyed, which waits for the walkers.
-        let e = unsafe { pte::read(pte::slot(table, level, ea)) };
-        if !pte::present(e) || pte::is_leaf(e) {
-            return;
+    let mut hold = |_| {
+        if hold_us != 0 {
+            timer::udelay(hold_us);
         }
-        table = pte::target(e);
-    }
-    let pmd_slot = pte::slot(table, Level::Pmd, ea);
-    // SAFETY: as above.
-    let pmd = unsafe { pte::read(pmd_slot) };
-    if !pte::present(pmd) {
-        return;
-    }
-    if pte::is_leaf(pmd) {
-        let want = round.file.huge_frame(off);
-        if want != Some(pte::target(pmd)) {
-            t.error(
-                &t.bad_data,
-                format!("PMD leaf of {ea:#x} maps {:#x}, file has {want:?}", pte::target(pmd)),
-            );
+    };
+    match gup_fast::walk(mm, ea, &mut hold) {
+        Walk::Nothing | Walk::Discarded => {}
+        Walk::Huge(frame) => {
+            let want = round.file.huge_frame(off);
+            if want != Some(frame) {
+                t.error(&t.bad_data, format!("PMD leaf of {ea:#x} maps {frame:#x}, file has {want:?}"));
+            }
         }
-        return;
-    }
-    let pt = pte::target(pmd);
-    if hold_us != 0 {
-        timer::udelay(hold_us);
-    }
-    // The PTE table may have been retracted since we read the PMD: reading it is allowed
-    // only while it cannot have been freed, which is what pte_free_defer must guarantee.
-    // SAFETY: every frame stays mapped in the linear map, so the read is memory-safe even
-    // if the table was (wrongly) freed; detecting that is the point.
-    let e = unsafe { pte::read(pte::slot(pt, Level::Pte, ea)) };
-    t.lockless.fetch_add(1, Ordering::Relaxed);
-    if e == POISON {
-        t.error(
+        Walk::PoisonTable { table } => t.error(
             &t.poison,
             format!(
-                "cpu {}: read POISON from freed PTE table {pt:#x} (page {:#x}) at {ea:#x}, strategy {}",
+                "cpu {}: read POISON from freed PTE table {table:#x} (page {:#x}) at {ea:#x}, strategy {}",
                 paca::cpu_id(),
-                pt & !(FRAME_SIZE - 1),
+                table & !(FRAME_SIZE - 1),
                 pte_free::strategy().name()
             ),
-        );
-        return;
-    }
-    // SAFETY: as above.
-    if unsafe { pte::read(pmd_slot) } != pmd || !pte::present(e) {
-        return; // retracted meanwhile: the stale view is discarded, as GUP-fast does
-    }
-    let want = round.file.phys(off & !(pte::geometry().page_size() - 1));
-    if pte::target(e) != want.unwrap_or(u64::MAX) && round.file.huge_frame(off).is_none() {
-        t.error(
-            &t.bad_data,
-            format!("PTE of {ea:#x} maps {:#x}, file page is {want:?}", pte::target(e)),
-        );
+        ),
+        Walk::Data { pte: e, pa, data, .. } => {
+            t.lockless.fetch_add(1, Ordering::Relaxed);
+            if data != pattern(round.file.id, off) {
+                t.error(
+                    &t.bad_data,
+                    format!(
+                        "cpu {}: lockless walk read {data:#x} at {ea:#x} (page {pa:#x}) through a \
+                         PTE its re-check accepted; the file has {:#x}",
+                        paca::cpu_id(),
+                        pattern(round.file.id, off)
+                    ),
+                );
+                return;
+            }
+            let want = round.file.phys(off & !(pte::geometry().page_size() - 1));
+            if pte::target(e) != want.unwrap_or(u64::MAX) && round.file.huge_frame(off).is_none() {
+                t.error(
+                    &t.bad_data,
+                    format!("PTE of {ea:#x} maps {:#x}, file page is {want:?}", pte::target(e)),
+                );
+            }
+        }
     }
 }
 

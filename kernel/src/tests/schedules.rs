@@ -30,12 +30,16 @@
 //!   look at the PMD and the PMD lock while another CPU collapses the same range; when it goes
 //!   on, its re-check under the lock must find the PMD gone and detach nothing (else the
 //!   table is deferred twice).
+//! - `gup_fast_recheck`: the reader's GUP-fast-style walk (`gup_fast::walk`) has read a PTE
+//!   and waits before using the page it maps; the collapse unmaps, retracts and frees that
+//!   page; the walk then reads the freed page and must throw the result away on its re-check.
 //! - `stale_translation`: the reader's address space maps the file 64K off a PMD boundary,
 //!   so a collapse unmaps its small pages but retracts nothing there; the reader loads a page
 //!   through the MMU (its TLB now holds the translation), the collapse unmaps and frees the
 //!   small pages (poisoned), and the reader loads again: only the collapse's flush stands
 //!   between it and the freed page.
 
+use super::gup_fast::{self, Walk};
 use crate::arch::mmu::pte;
 use crate::arch::uaccess::load_u64;
 use crate::arch::{smp, timer};
@@ -68,16 +72,18 @@ enum Kind {
     TeardownUnusedFrags,
     StaleTranslation,
     ConcurrentRetract,
+    GupFastRecheck,
 }
 
 impl Kind {
-    const ALL: [Kind; 6] = [
+    const ALL: [Kind; 7] = [
         Kind::SoleDeferral,
         Kind::LateDeferral,
         Kind::TeardownPlainFree,
         Kind::TeardownUnusedFrags,
         Kind::StaleTranslation,
         Kind::ConcurrentRetract,
+        Kind::GupFastRecheck,
     ];
 
     fn name(self) -> &'static str {
@@ -88,6 +94,7 @@ impl Kind {
             Kind::TeardownUnusedFrags => "teardown_unused_frags",
             Kind::StaleTranslation => "stale_translation",
             Kind::ConcurrentRetract => "concurrent_retract",
+            Kind::GupFastRecheck => "gup_fast_recheck",
         }
     }
 
@@ -97,7 +104,8 @@ impl Kind {
             Kind::SoleDeferral
             | Kind::TeardownUnusedFrags
             | Kind::StaleTranslation
-            | Kind::ConcurrentRetract => 1,
+            | Kind::ConcurrentRetract
+            | Kind::GupFastRecheck => 1,
             Kind::LateDeferral | Kind::TeardownPlainFree => 2,
         }
     }
@@ -331,9 +339,10 @@ fn driver(ch: &Choreo, stage: &Stage, kind: Kind, cpu: usize) -> Result<(), ()> 
     let cb0 = pte_free::stats().callbacks;
     match kind {
         Kind::LateDeferral => run(collapse(stage, 1))?,
-        Kind::SoleDeferral | Kind::StaleTranslation | Kind::ConcurrentRetract => {
-            run(collapse(stage, 0))?
-        }
+        Kind::SoleDeferral
+        | Kind::StaleTranslation
+        | Kind::ConcurrentRetract
+        | Kind::GupFastRecheck => run(collapse(stage, 0))?,
         Kind::TeardownPlainFree | Kind::TeardownUnusedFrags => {
             run(collapse(stage, 0))?;
             if let Some(mm) = stage.mm.lock().take() {
@@ -423,6 +432,57 @@ fn stale_driver(ch: &Choreo, stage: &Stage, cpu: usize) -> Result<(), ()> {
     ch.wait(cpu, Ev::ReaderDone, true)
 }
 
+/// `gup_fast_recheck`, the reader: a walk held inside its read section between reading the
+/// PTE and using the page.
+fn gup_reader(ch: &Choreo, stage: &Stage, cpu: usize) -> Result<(), ()> {
+    ch.wait(cpu, Ev::SetUp, true)?;
+    let Some(mm) = stage.mm.lock().clone() else {
+        ch.fail(format!("cpu {cpu}: no address space"));
+        return Err(());
+    };
+    let ea = BASE + 8;
+    let guard = rcu::read();
+    let mut waited = Ok(());
+    let mut pause = |at: u32| {
+        if at == 1 {
+            stage.held.store(ea, Ordering::Release);
+            ch.signal(Ev::ReaderHolds);
+            // Inside the read section: no quiescent state, interrupts on for the flushes.
+            waited = ch.wait(cpu, Ev::MayRead, false);
+        }
+    };
+    let r = gup_fast::walk(&mm, ea, &mut pause);
+    drop(guard);
+    waited?;
+    match r {
+        Walk::Discarded => {}
+        Walk::Data { pa, data, .. } => ch.fail(format!(
+            "cpu {cpu}: the walk's re-check accepted a PTE of a range collapsed under it and \
+             returned {data:#x} from page {pa:#x}{}",
+            if data == POISON { " (POISON: the freed small page)" } else { "" }
+        )),
+        other => ch.fail(format!("cpu {cpu}: walk of {ea:#x} found {other:?}, expected a PTE")),
+    }
+    ch.signal(Ev::ReaderDone);
+    Ok(())
+}
+
+/// `gup_fast_recheck`, the driver: the collapse while the walk waits.
+fn gup_driver(ch: &Choreo, stage: &Stage, cpu: usize) -> Result<(), ()> {
+    if let Err(e) = set_up(stage, Kind::GupFastRecheck) {
+        ch.fail(format!("cpu {cpu}: {e}"));
+        return Err(());
+    }
+    ch.signal(Ev::SetUp);
+    ch.wait(cpu, Ev::ReaderHolds, true)?;
+    let r = collapse(stage, 0);
+    ch.signal(Ev::MayRead);
+    if let Err(e) = r {
+        ch.fail(format!("cpu {cpu}: {e}"));
+    }
+    ch.wait(cpu, Ev::ReaderDone, true)
+}
+
 /// `concurrent_retract`, the CPU that stops in `retract_page_tables()`.
 fn paused_retractor(ch: &Choreo, stage: &Stage, cpu: usize) -> Result<(), ()> {
     ch.wait(cpu, Ev::SetUp, true)?;
@@ -480,7 +540,15 @@ fn run_one(
         held: AtomicU64::new(0),
     };
     smp::on_each_cpu(&|cpu| {
-        let _ = if kind == Kind::ConcurrentRetract {
+        let _ = if kind == Kind::GupFastRecheck {
+            if cpu == driver_cpu {
+                gup_driver(&ch, &stage, cpu)
+            } else if cpu == reader_cpu {
+                gup_reader(&ch, &stage, cpu)
+            } else {
+                Ok(())
+            }
+        } else if kind == Kind::ConcurrentRetract {
             if cpu == driver_cpu {
                 racing_collapser(&ch, &stage, cpu)
             } else if cpu == reader_cpu {
