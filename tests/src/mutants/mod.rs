@@ -3,8 +3,9 @@
 //! The copy lives at `target/mutants/src` (its own target directory beside it), is synced
 //! from the git-tracked files of the workspace before the run, and gets one mutant at a time:
 //! the file is mutated, the kernel rebuilt (only the touched crates), booted, and the file
-//! put back. Exit status: non-zero if any mutant is missed, does not apply, or fails to
-//! build.
+//! put back. A mutant of portable code that the kernel misses also gets the host tests and
+//! the loom models of the mutated tree run, reported beside the kernel's verdict. Exit
+//! status: non-zero if any mutant is missed by the kernel, does not apply, or fails to build.
 
 pub mod catalogue;
 
@@ -230,11 +231,38 @@ fn run_one(m: &Mutant, quick_boot: bool) -> Outcome {
         }
         Err(e) => o.error = Some(e),
     }
+    // The second line of defence, for what the kernel missed in portable code: the host unit
+    // tests and the loom models of the mutated tree (reported; the verdict stays the
+    // kernel's).
+    if o.error.is_none() && !o.caught && !quick_boot && m.file.starts_with("kernel/core/") {
+        o.by.push(format!("host tests: {}", second_line(false)));
+        o.by.push(format!("loom: {}", second_line(true)));
+    }
     if let Err(e) = fs::write(&path, &original) {
         o.error = Some(format!("cannot restore {}: {e}", path.display()));
     }
     o.elapsed = t0.elapsed();
     o
+}
+
+/// Runs the portable crate's host tests (or, with `loom`, its loom models) in the mutant
+/// tree: "caught" if they fail, "missed" if they pass.
+fn second_line(loom: bool) -> &'static str {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(src_dir()).args(["test", "-q", "-p", "ptfrag-core"]);
+    if loom {
+        cmd.args(["--release", "--lib", "loom"])
+            .env("RUSTFLAGS", "--cfg loom")
+            .env("CARGO_TARGET_DIR", mutant_target_dir().join("loom"));
+    } else {
+        cmd.env("CARGO_TARGET_DIR", mutant_target_dir().join("host"));
+    }
+    match cmd.output() {
+        Ok(out) if out.status.success() => "missed",
+        Ok(_) => "caught",
+        Err(_) => "could not run",
+    }
 }
 
 /// The mutants `opts` selects.
