@@ -192,6 +192,12 @@ impl DeferEnv for Env {
     }
 }
 
+/// Runs `f` on a new model thread with its own handle on `env`.
+fn on_thread(env: &Arc<Env>, f: impl FnOnce(&Env) + Send + 'static) -> thread::JoinHandle<()> {
+    let env = env.clone();
+    thread::spawn(move || f(&env))
+}
+
 fn builder(preemptions: Option<usize>) -> loom::model::Builder {
     let mut b = loom::model::Builder::new();
     b.preemption_bound = preemptions;
@@ -203,23 +209,17 @@ fn defer_all(strategy: Strategy, preemptions: Option<usize>) {
     builder(preemptions).check(move || {
         let env = Arc::new(Env::new(strategy));
         let t = env.tables();
-        let gp = {
-            let env = env.clone();
-            thread::spawn(move || {
-                for _ in 0..2 {
-                    if !env.grace_period() {
-                        thread::yield_now();
-                    }
+        let gp = on_thread(&env, move |env| {
+            for _ in 0..2 {
+                if !env.grace_period() {
+                    thread::yield_now();
                 }
-            })
-        };
-        let other = {
-            let env = env.clone();
-            thread::spawn(move || {
-                env.defer(t[2]);
-                env.defer(t[3]);
-            })
-        };
+            }
+        });
+        let other = on_thread(&env, move |env| {
+            env.defer(t[2]);
+            env.defer(t[3]);
+        });
         env.defer(t[0]);
         env.defer(t[1]);
         other.join().unwrap();
@@ -234,19 +234,13 @@ fn mixed(strategy: Strategy, preemptions: Option<usize>) {
         let env = Arc::new(Env::new(strategy));
         let t = env.tables();
         env.defer(t[0]);
-        let gp = {
-            let env = env.clone();
-            thread::spawn(move || {
-                env.grace_period();
-            })
-        };
-        let other = {
-            let env = env.clone();
-            thread::spawn(move || {
-                env.free(t[2]);
-                env.defer(t[3]);
-            })
-        };
+        let gp = on_thread(&env, move |env| {
+            env.grace_period();
+        });
+        let other = on_thread(&env, move |env| {
+            env.free(t[2]);
+            env.defer(t[3]);
+        });
         env.defer(t[1]);
         other.join().unwrap();
         gp.join().unwrap();
@@ -264,16 +258,10 @@ fn late_deferral(strategy: Strategy, preemptions: Option<usize>) {
         env.free(t[2]);
         env.free(t[3]);
         env.defer(t[0]);
-        let gp = {
-            let env = env.clone();
-            thread::spawn(move || {
-                env.grace_period();
-            })
-        };
-        let late = {
-            let env = env.clone();
-            thread::spawn(move || env.defer(t[1]))
-        };
+        let gp = on_thread(&env, move |env| {
+            env.grace_period();
+        });
+        let late = on_thread(&env, move |env| env.defer(t[1]));
         late.join().unwrap();
         gp.join().unwrap();
         env.finish();
@@ -289,19 +277,13 @@ fn teardown(strategy: Strategy, preemptions: Option<usize>) {
         let env = Arc::new(Env::new(strategy));
         let (t, mut cache) = env.first_tables::<2>();
         env.defer(t[0]);
-        let gp = {
-            let env = env.clone();
-            thread::spawn(move || {
-                env.grace_period();
-            })
-        };
-        let exit = {
-            let env = env.clone();
-            thread::spawn(move || {
-                env.free(t[1]);
-                env.destroy(&mut cache);
-            })
-        };
+        let gp = on_thread(&env, move |env| {
+            env.grace_period();
+        });
+        let exit = on_thread(&env, move |env| {
+            env.free(t[1]);
+            env.destroy(&mut cache);
+        });
         exit.join().unwrap();
         gp.join().unwrap();
         env.finish();
@@ -316,16 +298,10 @@ fn plain_free_last(strategy: Strategy, preemptions: Option<usize>) {
         let t = env.tables();
         env.defer(t[0]);
         env.free(t[1]);
-        let gp = {
-            let env = env.clone();
-            thread::spawn(move || {
-                env.grace_period();
-            })
-        };
-        let other = {
-            let env = env.clone();
-            thread::spawn(move || env.defer(t[2]))
-        };
+        let gp = on_thread(&env, move |env| {
+            env.grace_period();
+        });
+        let other = on_thread(&env, move |env| env.defer(t[2]));
         env.free(t[3]);
         other.join().unwrap();
         gp.join().unwrap();

@@ -98,6 +98,19 @@ impl Kind {
         }
     }
 
+    /// The driver's and the reader's part.
+    fn roles(self) -> (Role, Role) {
+        match self {
+            Kind::StaleTranslation => (stale_driver, stale_reader),
+            Kind::ConcurrentRetract => (racing_collapser, paused_retractor),
+            Kind::GupFastRecheck => (gup_driver, gup_reader),
+            Kind::SoleDeferral
+            | Kind::LateDeferral
+            | Kind::TeardownPlainFree
+            | Kind::TeardownUnusedFrags => (driver, reader),
+        }
+    }
+
     /// PTE tables the address space gets (one per PMD range), all in one page.
     fn tables(self) -> usize {
         match self {
@@ -110,6 +123,9 @@ impl Kind {
         }
     }
 }
+
+/// One CPU's part in a schedule.
+type Role = fn(&Choreo, &Stage, Kind, usize, &AtomicU64) -> Result<(), ()>;
 
 /// The named events of a schedule.
 #[derive(Clone, Copy, Debug)]
@@ -145,6 +161,11 @@ impl Choreo {
             failed: AtomicBool::new(false),
             error: spin::Mutex::new(None),
         }
+    }
+
+    /// `r`, or the schedule fails with its error, as seen on `cpu`.
+    fn check<T>(&self, cpu: usize, r: Result<T, String>) -> Result<T, ()> {
+        r.map_err(|e| self.fail(format!("cpu {cpu}: {e}")))
     }
 
     fn signal(&self, e: Ev) {
@@ -197,8 +218,7 @@ impl Choreo {
 struct Stage {
     file: Arc<File>,
     mm: spin::Mutex<Option<Arc<Mm>>>,
-    /// The tables, in PMD-range order, and the table the reader holds.
-    tables: spin::Mutex<Vec<u64>>,
+    /// What the reader held (0 until it held something).
     held: AtomicU64,
 }
 
@@ -233,7 +253,6 @@ fn set_up(stage: &Stage, kind: Kind) -> Result<(), String> {
     if tables.iter().any(|&t| page_of(t) != page_of(tables[0])) {
         return Err(format!("tables {tables:#x?} are not in one page"));
     }
-    *stage.tables.lock() = tables;
     *stage.mm.lock() = Some(mm);
     Ok(())
 }
@@ -250,7 +269,14 @@ fn collapse(stage: &Stage, c: u64) -> Result<(), String> {
 
 /// The reader: lockless walk to the PMD of range `c` inside a read section, hold it until
 /// the driver says, then read the table.
-fn reader(ch: &Choreo, stage: &Stage, cpu: usize, c: u64, poison: &AtomicU64) -> Result<(), ()> {
+fn reader(
+    ch: &Choreo,
+    stage: &Stage,
+    kind: Kind,
+    cpu: usize,
+    poison: &AtomicU64,
+) -> Result<(), ()> {
+    let c = if kind == Kind::LateDeferral { 1 } else { 0 };
     ch.wait(cpu, Ev::SetUp, true)?;
     ch.wait(cpu, Ev::GpRunning, true)?;
     // Our section must begin after our quiescent state for the running grace period, so that
@@ -316,12 +342,8 @@ fn settle(ch: &Choreo, cpu: usize, gp_end: u64, cb0: u64) -> Result<(), ()> {
     Ok(())
 }
 
-fn driver(ch: &Choreo, stage: &Stage, kind: Kind, cpu: usize) -> Result<(), ()> {
-    if let Err(e) = set_up(stage, kind) {
-        ch.fail(format!("cpu {cpu}: {e}"));
-        return Err(());
-    }
-    let run = |r: Result<(), String>| r.map_err(|e| ch.fail(format!("cpu {cpu}: {e}")));
+fn driver(ch: &Choreo, stage: &Stage, kind: Kind, cpu: usize, _: &AtomicU64) -> Result<(), ()> {
+    ch.check(cpu, set_up(stage, kind))?;
     ch.signal(Ev::SetUp);
     // Keep a grace period running until the deferral under test: our own read section holds
     // it open (taken first, so the one a first deferral starts cannot end before the second,
@@ -329,7 +351,7 @@ fn driver(ch: &Choreo, stage: &Stage, kind: Kind, cpu: usize) -> Result<(), ()> 
     let hold = rcu::read();
     if kind == Kind::LateDeferral {
         // The first table of the page goes before the reader's grace period is known.
-        run(collapse(stage, 0))?;
+        ch.check(cpu, collapse(stage, 0))?;
     }
     rcu::request_grace_period();
     ch.wait_until(cpu, "a grace period to start", false, || rcu::gp_seq() & 1 == 1)?;
@@ -338,13 +360,15 @@ fn driver(ch: &Choreo, stage: &Stage, kind: Kind, cpu: usize) -> Result<(), ()> 
     ch.wait(cpu, Ev::ReaderHolds, false)?;
     let cb0 = pte_free::stats().callbacks;
     match kind {
-        Kind::LateDeferral => run(collapse(stage, 1))?,
-        Kind::SoleDeferral
-        | Kind::StaleTranslation
-        | Kind::ConcurrentRetract
-        | Kind::GupFastRecheck => run(collapse(stage, 0))?,
+        Kind::LateDeferral => ch.check(cpu, collapse(stage, 1))?,
+        Kind::SoleDeferral => ch.check(cpu, collapse(stage, 0))?,
+        Kind::StaleTranslation | Kind::ConcurrentRetract | Kind::GupFastRecheck => {
+            // They have drivers of their own (`Kind::roles`).
+            ch.fail(format!("cpu {cpu}: {kind:?} is not a grace-period schedule"));
+            return Err(());
+        }
         Kind::TeardownPlainFree | Kind::TeardownUnusedFrags => {
-            run(collapse(stage, 0))?;
+            ch.check(cpu, collapse(stage, 0))?;
             if let Some(mm) = stage.mm.lock().take() {
                 mm.destroy();
             }
@@ -371,7 +395,13 @@ fn stale_set_up(stage: &Stage) -> Result<(), String> {
 
 /// The reader of `stale_translation`: a load through the MMU before the collapse and one
 /// after it, both checked against the file's bytes.
-fn stale_reader(ch: &Choreo, stage: &Stage, cpu: usize, poison: &AtomicU64) -> Result<(), ()> {
+fn stale_reader(
+    ch: &Choreo,
+    stage: &Stage,
+    _: Kind,
+    cpu: usize,
+    poison: &AtomicU64,
+) -> Result<(), ()> {
     ch.wait(cpu, Ev::SetUp, true)?;
     let Some(mm) = stage.mm.lock().clone() else {
         ch.fail(format!("cpu {cpu}: no address space"));
@@ -410,11 +440,8 @@ fn stale_reader(ch: &Choreo, stage: &Stage, cpu: usize, poison: &AtomicU64) -> R
     Ok(())
 }
 
-fn stale_driver(ch: &Choreo, stage: &Stage, cpu: usize) -> Result<(), ()> {
-    if let Err(e) = stale_set_up(stage) {
-        ch.fail(format!("cpu {cpu}: {e}"));
-        return Err(());
-    }
+fn stale_driver(ch: &Choreo, stage: &Stage, _: Kind, cpu: usize, _: &AtomicU64) -> Result<(), ()> {
+    ch.check(cpu, stale_set_up(stage))?;
     ch.signal(Ev::SetUp);
     ch.wait(cpu, Ev::ReaderHolds, true)?;
     match khugepaged::collapse_file(&stage.file, 0) {
@@ -434,7 +461,7 @@ fn stale_driver(ch: &Choreo, stage: &Stage, cpu: usize) -> Result<(), ()> {
 
 /// `gup_fast_recheck`, the reader: a walk held inside its read section between reading the
 /// PTE and using the page.
-fn gup_reader(ch: &Choreo, stage: &Stage, cpu: usize) -> Result<(), ()> {
+fn gup_reader(ch: &Choreo, stage: &Stage, _: Kind, cpu: usize, _: &AtomicU64) -> Result<(), ()> {
     ch.wait(cpu, Ev::SetUp, true)?;
     let Some(mm) = stage.mm.lock().clone() else {
         ch.fail(format!("cpu {cpu}: no address space"));
@@ -468,23 +495,24 @@ fn gup_reader(ch: &Choreo, stage: &Stage, cpu: usize) -> Result<(), ()> {
 }
 
 /// `gup_fast_recheck`, the driver: the collapse while the walk waits.
-fn gup_driver(ch: &Choreo, stage: &Stage, cpu: usize) -> Result<(), ()> {
-    if let Err(e) = set_up(stage, Kind::GupFastRecheck) {
-        ch.fail(format!("cpu {cpu}: {e}"));
-        return Err(());
-    }
+fn gup_driver(ch: &Choreo, stage: &Stage, _: Kind, cpu: usize, _: &AtomicU64) -> Result<(), ()> {
+    ch.check(cpu, set_up(stage, Kind::GupFastRecheck))?;
     ch.signal(Ev::SetUp);
     ch.wait(cpu, Ev::ReaderHolds, true)?;
     let r = collapse(stage, 0);
     ch.signal(Ev::MayRead);
-    if let Err(e) = r {
-        ch.fail(format!("cpu {cpu}: {e}"));
-    }
+    let _ = ch.check(cpu, r);
     ch.wait(cpu, Ev::ReaderDone, true)
 }
 
 /// `concurrent_retract`, the CPU that stops in `retract_page_tables()`.
-fn paused_retractor(ch: &Choreo, stage: &Stage, cpu: usize) -> Result<(), ()> {
+fn paused_retractor(
+    ch: &Choreo,
+    stage: &Stage,
+    _: Kind,
+    cpu: usize,
+    _: &AtomicU64,
+) -> Result<(), ()> {
     ch.wait(cpu, Ev::SetUp, true)?;
     khugepaged::RESUME.store(false, Ordering::Release);
     khugepaged::PAUSED.store(false, Ordering::Release);
@@ -504,11 +532,14 @@ fn paused_retractor(ch: &Choreo, stage: &Stage, cpu: usize) -> Result<(), ()> {
 }
 
 /// `concurrent_retract`, the CPU that collapses the range meanwhile.
-fn racing_collapser(ch: &Choreo, stage: &Stage, cpu: usize) -> Result<(), ()> {
-    if let Err(e) = set_up(stage, Kind::ConcurrentRetract) {
-        ch.fail(format!("cpu {cpu}: {e}"));
-        return Err(());
-    }
+fn racing_collapser(
+    ch: &Choreo,
+    stage: &Stage,
+    _: Kind,
+    cpu: usize,
+    _: &AtomicU64,
+) -> Result<(), ()> {
+    ch.check(cpu, set_up(stage, Kind::ConcurrentRetract))?;
     ch.signal(Ev::SetUp);
     ch.wait(cpu, Ev::GpRunning, true)?;
     ch.wait_until(cpu, "the other CPU to stop before the PMD lock", true, || {
@@ -516,9 +547,7 @@ fn racing_collapser(ch: &Choreo, stage: &Stage, cpu: usize) -> Result<(), ()> {
     })?;
     let r = collapse(stage, 0);
     khugepaged::RESUME.store(true, Ordering::Release);
-    if let Err(e) = r {
-        ch.fail(format!("cpu {cpu}: {e}"));
-    }
+    let _ = ch.check(cpu, r);
     ch.wait(cpu, Ev::ReaderDone, true)
 }
 
@@ -533,44 +562,19 @@ fn run_one(
     let ch = Choreo::new(name);
     let pages = (pmd_size() * 2 / FRAME_SIZE) as usize;
     let file = Arc::new(File::new(2000, pages, pmd_size()).map_err(|e| format!("file: {e}"))?);
-    let stage = Stage {
-        file,
-        mm: spin::Mutex::new(None),
-        tables: spin::Mutex::new(Vec::new()),
-        held: AtomicU64::new(0),
-    };
+    let stage = Stage { file, mm: spin::Mutex::new(None), held: AtomicU64::new(0) };
     smp::on_each_cpu(&|cpu| {
-        let _ = if kind == Kind::GupFastRecheck {
-            if cpu == driver_cpu {
-                gup_driver(&ch, &stage, cpu)
-            } else if cpu == reader_cpu {
-                gup_reader(&ch, &stage, cpu)
-            } else {
-                Ok(())
-            }
-        } else if kind == Kind::ConcurrentRetract {
-            if cpu == driver_cpu {
-                racing_collapser(&ch, &stage, cpu)
-            } else if cpu == reader_cpu {
-                paused_retractor(&ch, &stage, cpu)
-            } else {
-                Ok(())
-            }
-        } else if kind == Kind::StaleTranslation {
-            if cpu == driver_cpu {
-                stale_driver(&ch, &stage, cpu)
-            } else if cpu == reader_cpu {
-                stale_reader(&ch, &stage, cpu, poison)
-            } else {
-                Ok(())
-            }
-        } else if cpu == driver_cpu {
-            driver(&ch, &stage, kind, cpu)
+        let (drive, read) = kind.roles();
+        let role: Option<Role> = if cpu == driver_cpu {
+            Some(drive)
         } else if cpu == reader_cpu {
-            reader(&ch, &stage, cpu, if kind == Kind::LateDeferral { 1 } else { 0 }, poison)
+            Some(read)
         } else {
-            Ok(())
+            None
         };
+        if let Some(role) = role {
+            let _ = role(&ch, &stage, kind, cpu, poison);
+        }
     });
     if let Some(mm) = stage.mm.lock().take() {
         mm.destroy();

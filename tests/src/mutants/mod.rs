@@ -102,12 +102,8 @@ fn build() -> Result<PathBuf, String> {
 }
 
 /// The value of `key=` in the first figure line that has it.
-fn figure(log: &str, key: &str) -> Option<i64> {
-    let pat = format!(" {key}=");
-    log.lines().filter(|l| l.starts_with("figure:")).find_map(|l| {
-        let rest = &l[l.find(&pat)? + pat.len()..];
-        rest.split_whitespace().next()?.parse().ok()
-    })
+fn figure(log: &str, key: &str) -> Option<f64> {
+    crate::figures::parse("", log).into_iter().find_map(|f| f.values.get(key).copied())
 }
 
 /// Which of the kernel's checks fired in a serial log.
@@ -117,17 +113,18 @@ pub fn checks_fired(log: &str, exit: Option<&Exit>) -> Vec<&'static str> {
     if log.contains("BUG: rcu_check") {
         by.push("oracle");
     }
-    if figure(log, "poison_reads").is_some_and(|n| n > 0)
+    if figure(log, "poison_reads").is_some_and(|n| n > 0.0)
         || failed.iter().any(|l| l.contains("POISON"))
     {
         by.push("POISON");
     }
-    if figure(log, "double_call_rcu").is_some_and(|n| n > 0) || log.contains("BUG: double call_rcu")
+    if figure(log, "double_call_rcu").is_some_and(|n| n > 0.0)
+        || log.contains("BUG: double call_rcu")
     {
         by.push("double call_rcu");
     }
-    if figure(log, "leaked_frames").is_some_and(|n| n != 0)
-        || figure(log, "pending_callbacks").is_some_and(|n| n != 0)
+    if figure(log, "leaked_frames").is_some_and(|n| n != 0.0)
+        || figure(log, "pending_callbacks").is_some_and(|n| n != 0.0)
     {
         by.push("leak");
     }
