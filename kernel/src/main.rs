@@ -53,6 +53,8 @@ pub struct Config {
     pub collapses: u32,
     pub bench: bool,
     pub mms: usize,
+    /// `schedule=`: which deterministic schedules `retract_schedules` runs (name filter).
+    pub schedule: Option<alloc::string::String>,
 }
 
 static CONFIG: spin::Once<Config> = spin::Once::new();
@@ -135,6 +137,7 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
         collapses: cmd.collapses,
         bench: cmd.bench,
         mms: cmd.mms as usize,
+        schedule: cmd.schedule.map(alloc::string::String::from),
     });
     rcu::set_broken_short_gp(cmd.rcu_short_gp);
     println!(

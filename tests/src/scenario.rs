@@ -313,6 +313,18 @@ pub const SCENARIOS: &[Scenario] = &[
         "mmu=hash pte_free_defer=none hz=1000 collapses=4 test=retract_torture",
     )
     .expect(NONE_CAUGHT),
+    // No grace period at all, and no oracle: the hash fault path's lockless walk is still
+    // safe, because hash pmdp_collapse_flush waits in serialize_against_pte_lookup() for every
+    // CPU (as powerpc was before pte_free_defer); the hash_collapse_no_serialize mutant fails
+    // this boot.
+    Scenario::new(
+        "hash-none-hash_fault-smp4",
+        Vof,
+        4,
+        "mmu=hash pte_free_defer=none rcu_check=off hz=1000 test=retract_schedules \
+         schedule=hash_fault",
+    )
+    .base_required(&["retract_schedules"]),
     // The mail's bitmap sketch, an expected failure: the late_deferral schedule makes its
     // race happen on every reader CPU, and the reader reads POISON.
     Scenario::new(

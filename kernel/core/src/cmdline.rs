@@ -54,6 +54,9 @@ pub struct Cmdline<'a> {
     /// `rcu_check=on|off`: the grace-period oracle (every deferred table's grace period is
     /// checked at the real free of its page), default on; `off` to measure without it.
     pub rcu_check: bool,
+    /// `schedule=<filter>`: run only the deterministic schedules of `retract_schedules`
+    /// whose name contains the filter; default all.
+    pub schedule: Option<&'a str>,
 }
 
 impl Default for Cmdline<'_> {
@@ -69,6 +72,7 @@ impl Default for Cmdline<'_> {
             bench: false,
             mms: 4,
             rcu_check: true,
+            schedule: None,
         }
     }
 }
@@ -130,6 +134,7 @@ const OPTIONS: &[Opt] = &[
     Opt { name: "bench", accepted: "0|1", set: set_bench },
     Opt { name: "mms", accepted: "1..1000", set: set_mms },
     Opt { name: "rcu_check", accepted: "on|off", set: set_rcu_check },
+    Opt { name: "schedule", accepted: "<filter>", set: set_schedule },
 ];
 
 // Duplicate detection keeps one bit per row.
@@ -229,6 +234,11 @@ fn set_rcu_check<'a>(c: &mut Cmdline<'a>, v: &'a str) -> bool {
     true
 }
 
+fn set_schedule<'a>(c: &mut Cmdline<'a>, v: &'a str) -> bool {
+    c.schedule = Some(v);
+    !v.is_empty()
+}
+
 /// Plain ASCII decimal: digits only, no sign, no overflow.
 fn parse_decimal(s: &str) -> Option<u32> {
     if s.is_empty() {
@@ -282,7 +292,7 @@ mod tests {
                          selftest=off|fail|oops, \
                          pte_free_defer=naive|refcount|active|bitmap|bitmap_sketch|none, \
                          rcu_gp=normal|short, collapses=1..100000, bench=0|1, mms=1..1000, \
-                         rcu_check=on|off";
+                         rcu_check=on|off, schedule=<filter>";
 
     #[test]
     fn empty_and_blank_give_defaults() {
@@ -413,6 +423,13 @@ mod tests {
     }
 
     #[test]
+    fn schedule_filter_is_optional_and_not_empty() {
+        assert_eq!(parse("").unwrap().schedule, None);
+        assert_eq!(parse("schedule=hash_fault").unwrap().schedule, Some("hash_fault"));
+        assert!(parse("schedule=").is_err());
+    }
+
+    #[test]
     fn valid_options_come_from_the_table() {
         let v: std::vec::Vec<_> = valid_options().collect();
         assert_eq!(
@@ -428,6 +445,7 @@ mod tests {
                 ("bench", "0|1"),
                 ("mms", "1..1000"),
                 ("rcu_check", "on|off"),
+                ("schedule", "<filter>"),
             ]
         );
         // Every listed option parses with a value from its own description.

@@ -83,9 +83,13 @@ pub fn populate(mm: &Mm, caches: &mut PtCaches, ea: u64, write: bool) -> Result<
             if let Some(h) = huge {
                 if !crate::arch::mmu::radix_enabled() {
                     // Hash keeps the HPTE slots of a huge leaf's subpages in a deposited
-                    // table, as Linux deposits a PTE fragment with every THP PMD.
+                    // table, as Linux deposits a PTE fragment with every THP PMD, recorded
+                    // beside the PMD where the lockless `hash_page` finds it.
                     let dep = alloc_table(mm, caches, true)?;
-                    caches.deposits.insert(slot as u64, dep);
+                    // SAFETY: the deposit word of a live PMD slot of `mm`, under its lock.
+                    unsafe { pte::deposit_word(slot).write_volatile(dep) };
+                    // The deposit is visible before the leaf that needs it.
+                    core::sync::atomic::fence(Ordering::Release);
                 }
                 // SAFETY: as above.
                 unsafe { pte::write(slot, pte::mk_leaf(h, vma.writable)) };

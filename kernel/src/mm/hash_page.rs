@@ -1,12 +1,15 @@
 //! Hash-mode faults (Linux `hash_page`): a data storage interrupt means the hashed page
-//! table has no entry for the address. Walk (and if needed fill) the Linux-format tables,
-//! insert the HPTE through H_ENTER, and record its slot in the second half of the PTE
-//! fragment (or of the huge leaf's deposited table), so unmapping can remove it by slot.
+//! table has no entry for the address. Walk the Linux-format tables locklessly with
+//! interrupts off, as Linux does (`find_linux_pte()`), take the leaf BUSY, insert the HPTE
+//! through H_ENTER, and record its slot in the second half of the PTE fragment (or of the
+//! huge leaf's deposited table), so unmapping can remove it by slot. Only when the tables
+//! have no leaf does the fault take the page-table lock to fill them.
 
 use super::fault::{populate, FaultError, Leaf};
 use super::mm_types::Mm;
+use super::pgalloc::POISON;
 use crate::arch::mmu::{hash, pte};
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use ptfrag_core::pgtable::Level;
 
 /// Slot-word address for the 64K page at `ea` of `leaf`.
@@ -22,28 +25,181 @@ pub fn slot_word(mm_deposit: Option<u64>, leaf: &Leaf, ea: u64) -> Option<*mut u
     }
 }
 
+/// Why the lockless part did not finish the fault.
+enum Miss {
+    /// No table or no present leaf, or a store to a read-only leaf: the locked path.
+    Slow,
+    /// Another CPU holds the leaf BUSY, or it changed under us: try again.
+    Retry,
+    /// The HPTE could not be inserted.
+    Hpte(hash::HashError),
+}
+
+/// A schedule's pause point in the lockless walk, between reading the PMD and reading the PTE
+/// table it points to (where Linux's `__hash_page_64K` holds the `ptep` from
+/// `find_linux_pte()`): the CPU named in `PAUSE_CPU` stops there once, with interrupts off,
+/// records the table in `PAUSED_TABLE`, and goes on when `RESUME` is set, or when going on is
+/// the only way forward: another CPU waits for this one to answer an IPI it cannot take
+/// (`serialize_against_pte_lookup()`), or a grace period waits for this CPU alone.
+/// Disarmed (`usize::MAX`) it costs one relaxed load per walk.
+pub static PAUSE_CPU: AtomicUsize = AtomicUsize::new(usize::MAX);
+pub static PAUSED_TABLE: AtomicU64 = AtomicU64::new(0);
+pub static RESUME: AtomicBool = AtomicBool::new(false);
+
+fn pause_point(table: u64) {
+    let me = crate::arch::paca::cpu_id();
+    if PAUSE_CPU.load(Ordering::Relaxed) != me {
+        return;
+    }
+    PAUSE_CPU.store(usize::MAX, Ordering::Relaxed);
+    PAUSED_TABLE.store(table, Ordering::Release);
+    let irqs_off = !crate::arch::irq::enabled();
+    loop {
+        if RESUME.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        if irqs_off
+            && (crate::arch::mmu::tlb::ipi_waiting_for_this_cpu()
+                || crate::rcu::gp_waiting_mask() == 1 << me)
+        {
+            return;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// PTE reads of the lockless walk that found POISON: a freed page-table page.
+pub static POISON_READS: AtomicU64 = AtomicU64::new(0);
+
 // SAFETY: `hash_page` is the only symbol of that name in the kernel (Linux's name, so that
 // `break hash_page` works in gdb); never inlined, so every call stops there.
 #[unsafe(export_name = "hash_page")]
 #[inline(never)]
+/// Linux `hash_page_mm()`: the lockless walk and insert, with interrupts off; if the Linux
+/// tables have no present leaf (or the store needs a writable one), the locked fault path
+/// fills them (Linux `do_page_fault()` -> `handle_mm_fault()`) and the HPTE is preloaded
+/// (Linux `update_mmu_cache()` -> `hash_preload()`).
 pub fn hash_page(mm: &Mm, ea: u64, write: bool) -> Result<(), FaultError> {
-    let mut caches = mm.ptl.lock();
-    let leaf = populate(mm, &mut caches, ea, write)?;
-    let dep = caches.deposits.get(&(leaf.slot as u64)).copied();
-    let word = slot_word(dep, &leaf, ea).ok_or(FaultError::Hpte)?;
-    // SAFETY: the leaf and its slot word are in live tables of `mm`, under its ptl.
-    let (e, info) = unsafe { (pte::read(leaf.slot), word.read_volatile()) };
+    loop {
+        match hash_page_lockless(mm, ea, write) {
+            Ok(()) => return Ok(()),
+            Err(Miss::Retry) => core::hint::spin_loop(),
+            Err(Miss::Slow) => break,
+            Err(Miss::Hpte(e)) => return Err(hpte_error(ea, e)),
+        }
+    }
+    {
+        let mut caches = mm.ptl.lock();
+        populate(mm, &mut caches, ea, write)?;
+    }
+    // The preload: the access is retried anyway, so a miss here costs one more fault.
+    loop {
+        match hash_page_lockless(mm, ea, write) {
+            Ok(()) | Err(Miss::Slow) => return Ok(()),
+            Err(Miss::Retry) => core::hint::spin_loop(),
+            Err(Miss::Hpte(e)) => return Err(hpte_error(ea, e)),
+        }
+    }
+}
+
+fn hpte_error(ea: u64, e: hash::HashError) -> FaultError {
+    crate::println!("hash_page: no HPTE for {ea:#x}: {e:?}");
+    FaultError::Hpte
+}
+
+/// Linux `find_linux_pte()` then `__hash_page_64K()`/`__hash_page_thp()`, without the
+/// page-table lock and with interrupts off: the tables it walks cannot be freed meanwhile,
+/// because freeing one waits for a grace period (this CPU reports no quiescent state with
+/// interrupts off) or, at a collapse, for every CPU to answer `serialize_against_pte_lookup()`.
+fn hash_page_lockless(mm: &Mm, ea: u64, write: bool) -> Result<(), Miss> {
+    let was = crate::arch::irq::disable();
+    let r = insert_locklessly(mm, ea, write);
+    crate::arch::irq::restore(was);
+    r
+}
+
+fn insert_locklessly(mm: &Mm, ea: u64, write: bool) -> Result<(), Miss> {
+    let pmd = mm.pmd_slot(ea).ok_or(Miss::Slow)?;
+    // SAFETY: a PMD slot of `mm`: PMD tables live until teardown, which waits until the mm
+    // is active nowhere (this CPU has it active).
+    let pmd_e = unsafe { pte::read(pmd) };
+    if !pte::present(pmd_e) {
+        return Err(Miss::Slow);
+    }
+    let (leaf, dep) = if pte::is_leaf(pmd_e) {
+        fence(Ordering::Acquire);
+        // SAFETY: the deposit word beside that PMD slot, written before the leaf was.
+        let dep = unsafe { pte::deposit_word(pmd).read_volatile() };
+        let leaf = Leaf { slot: pmd, level: Level::Pmd, table: 0, writable: pte::writable(pmd_e) };
+        (leaf, Some(dep).filter(|&d| d != 0))
+    } else {
+        let table = pte::target(pmd_e);
+        pause_point(table);
+        let slot = pte::slot(table, Level::Pte, ea);
+        (Leaf { slot, level: Level::Pte, table, writable: false }, None)
+    };
+    // SAFETY: a PTE table reached through a PMD read with interrupts off (see above); if a
+    // broken strategy freed it anyway, the read is still memory-safe (the linear map covers
+    // every frame) and the check below reports it.
+    let e = unsafe { pte::read(leaf.slot) };
+    if e == POISON {
+        POISON_READS.fetch_add(1, Ordering::Relaxed);
+        crate::println!(
+            "BUG: hash_page: cpu {} read POISON from PTE table {:#x} (page {:#x}) for {ea:#x}: \
+             the table was freed while this lockless walk held it (strategy {})",
+            crate::arch::paca::cpu_id(),
+            leaf.table,
+            ptfrag_core::pgtable_frag::page_of(leaf.table),
+            super::pte_free::strategy().name()
+        );
+        return Err(Miss::Slow);
+    }
+    if !pte::present(e) || !pte::is_leaf(e) || (write && !pte::writable(e)) {
+        return Err(Miss::Slow);
+    }
+    if e & pte::BUSY != 0 {
+        return Err(Miss::Retry);
+    }
+    // SAFETY: as above; only a present leaf is taken BUSY, and whoever clears it waits.
+    if unsafe { pte::cmpxchg(leaf.slot, e, e | pte::BUSY) } != e {
+        return Err(Miss::Retry);
+    }
+    let leaf = Leaf { writable: pte::writable(e), ..leaf };
+    let r = insert_hpte(mm, &leaf, dep, e, ea, write);
+    let done = if r.is_ok() && leaf.level == Level::Pte { e | pte::HASHPTE } else { e };
+    // The slot word is written before the entry stops being BUSY.
+    fence(Ordering::Release);
+    // SAFETY: we hold the entry BUSY: nobody else changes it until this store.
+    unsafe { pte::write(leaf.slot, done) };
+    r.map_err(Miss::Hpte)
+}
+
+/// The HPTE for `ea` from the leaf `e` (held BUSY): reuses or upgrades the one recorded in
+/// its slot word if it still translates `ea`, else inserts one and records its slot.
+fn insert_hpte(
+    mm: &Mm,
+    leaf: &Leaf,
+    dep: Option<u64>,
+    e: u64,
+    ea: u64,
+    write: bool,
+) -> Result<(), hash::HashError> {
+    let Some(word) = slot_word(dep, leaf, ea) else {
+        return Err(hash::HashError::Hcall("no deposit for a huge leaf", 0));
+    };
+    // SAFETY: the slot word of a leaf we hold BUSY, in a live table of `mm`.
+    let info = unsafe { word.read_volatile() };
     let seg = hash::user_segment(mm.pid, ea);
     let page = ea & !((1 << hash::PAGE_SHIFT) - 1);
     if let Some(old) = hash::Slot::decode(info) {
         // Either another CPU inserted it since our miss (retry the access), or the HPTE is
-        // gone behind our back: then forget the slot and insert again.
+        // gone behind our back (evicted): then insert again.
         let (v, r) = hash::read(old.ptex);
         if hash::translates(v, seg, page) {
             // A store to an HPTE made read-only (H_PROTECT) while the Linux PTE allows
             // writing: upgrade it in place, as Linux does for dirty tracking.
             if write && leaf.writable && r & 3 != hash::PP_RW {
-                hash::protect(seg, page, old, hash::PP_RW).map_err(|_| FaultError::Hpte)?;
+                hash::protect(seg, page, old, hash::PP_RW)?;
                 mm.faults.fetch_add(1, Ordering::Relaxed);
             }
             return Ok(());
@@ -51,14 +207,9 @@ pub fn hash_page(mm: &Mm, ea: u64, write: bool) -> Result<(), FaultError> {
     }
     let pa = pte::target(e) + (page & (pte::geometry().entry_shift_mask(leaf.level)));
     let pp = if leaf.writable { hash::PP_RW } else { hash::PP_RO };
-    let slot = hash::insert(seg, page, pa, pp, false).map_err(|_| FaultError::Hpte)?;
+    let slot = hash::insert(seg, page, pa, pp, false)?;
     // SAFETY: as above.
-    unsafe {
-        word.write_volatile(slot.encode());
-        if leaf.level == Level::Pte {
-            pte::write(leaf.slot, e | pte::HASHPTE);
-        }
-    }
+    unsafe { word.write_volatile(slot.encode()) };
     mm.faults.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }

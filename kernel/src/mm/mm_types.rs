@@ -9,7 +9,6 @@ use super::frame;
 use super::pgalloc::KernelPages;
 use crate::arch::mmu::{pte, radix, tlb};
 use crate::arch::paca;
-use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -31,9 +30,6 @@ pub struct Vma {
 pub struct PtCaches {
     pub pte: FragCache,
     pub pmd: FragCache,
-    /// Hash: the table deposited with each huge PMD leaf (by PMD slot address), holding the
-    /// HPTE slots of its 64K subpages.
-    pub deposits: BTreeMap<u64, u64>,
 }
 
 pub struct Mm {
@@ -114,11 +110,7 @@ impl Mm {
         Ok(Arc::new(Mm {
             pid,
             pgd,
-            ptl: spin::Mutex::new(PtCaches {
-                pte: FragCache::new(),
-                pmd: FragCache::new(),
-                deposits: BTreeMap::new(),
-            }),
+            ptl: spin::Mutex::new(PtCaches { pte: FragCache::new(), pmd: FragCache::new() }),
             vmas: spin::RwLock::new(Vec::new()),
             faults: AtomicU64::new(0),
             active_cpus: AtomicU32::new(0),
@@ -211,16 +203,23 @@ impl Mm {
 
     /// Clears one leaf (hash: removes its HPTEs first; a huge leaf's deposit is freed).
     /// Caller holds the ptl and flushes other CPUs afterwards.
-    fn unmap_leaf(&self, caches: &mut PtCaches, leaf: &Leaf, ea: u64) {
+    fn unmap_leaf(&self, _caches: &mut PtCaches, leaf: &Leaf, ea: u64) {
+        // SAFETY: the slot is in a live table of this mm, under its ptl. Hash: the entry goes
+        // first (waiting for a `hash_page` that holds it BUSY), then its HPTEs, by the slots
+        // recorded for it; a `hash_page` that finds it gone takes the locked path.
+        unsafe { pte::clear_leaf(leaf.slot) };
         if !crate::arch::mmu::radix_enabled() {
-            let dep = caches.deposits.remove(&(leaf.slot as u64));
+            let dep = (leaf.level == Level::Pmd).then(|| {
+                let w = pte::deposit_word(leaf.slot);
+                // SAFETY: the deposit word beside a live PMD slot of this mm, under its ptl.
+                unsafe { w.replace(0) }
+            });
+            let dep = dep.filter(|&d| d != 0);
             super::hash_page::unhash_leaf(self, dep, leaf, ea);
             if let Some(d) = dep {
                 super::pte_free::pte_free(d);
             }
         }
-        // SAFETY: the slot is in a live table of this mm, under its ptl.
-        unsafe { pte::write(leaf.slot, 0) };
     }
 
     /// The leaf translating `ea` with the table that holds it, if its tables exist.

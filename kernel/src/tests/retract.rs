@@ -34,6 +34,40 @@ struct Round {
     mms: Vec<Arc<Mm>>,
     /// Where each mm maps the file.
     bases: Vec<u64>,
+    /// (mm index, file offset): that mm munmapped the file from this offset on (its PTE
+    /// tables there stay until teardown, which frees them plainly).
+    unmapped: Option<(usize, u64)>,
+}
+
+impl Round {
+    fn mapped(&self, m: usize, off: u64) -> bool {
+        self.unmapped.is_none_or(|(um, from)| um != m || off < from)
+    }
+
+    /// The same round without its last address space (which the caller tears down).
+    fn without_last(&self) -> Round {
+        let k = self.mms.len() - 1;
+        Round {
+            file: self.file.clone(),
+            mms: self.mms[..k].to_vec(),
+            bases: self.bases[..k].to_vec(),
+            unmapped: None,
+        }
+    }
+}
+
+/// What a round does besides the collapse: rounds of the torture take these in turn, so
+/// deferred tables meet plain frees of their page's other tables and teardowns.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum RoundKind {
+    /// Collapse every chunk; the address spaces are torn down once the walkers left.
+    Collapse,
+    /// The last address space munmaps the upper half of the file before the collapse, so
+    /// only its lower tables are retracted and the others are freed plainly at teardown.
+    Munmap,
+    /// As `Munmap`, and that address space is torn down right after the collapse, while the
+    /// deferrals of its retracted tables are still pending.
+    MunmapTeardown,
 }
 
 #[derive(Default)]
@@ -117,10 +151,11 @@ fn lockless_walk(mm: &Mm, ea: u64, round: &Round, off: u64, t: &Tally, hold_us: 
     }
 }
 
-/// The deterministic case: read mm 0's PMD for chunk 0 inside a read section, let CPU 0
-/// collapse and retract everything (`det` 2 → 3), and only then read the PTE table the PMD
-/// pointed to. Had the table been freed before our grace period ended, it reads POISON.
-fn deterministic_walk(round: &Round, det: &AtomicU32, stop: &AtomicBool, t: &Tally) {
+/// The deterministic case: read mm 0's PMD for chunk 0 inside a read section, let the
+/// round's retracting CPU collapse and retract everything (`wait` returns once it has), and
+/// only then read the PTE table the PMD pointed to. Had the table been freed before our grace
+/// period ended, it reads POISON.
+fn deterministic_walk(round: &Round, t: &Tally, wait: impl FnOnce()) {
     let mm = &round.mms[0];
     let ea = round.bases[0];
     let _r = rcu::read();
@@ -133,15 +168,12 @@ fn deterministic_walk(round: &Round, det: &AtomicU32, stop: &AtomicBool, t: &Tal
                 &t.bad_data,
                 format!("deterministic walker: no PTE table at {ea:#x} ({level:?})"),
             );
-            det.store(2, Ordering::Release);
+            wait();
             return;
         }
         table = pte::target(e);
     }
-    det.store(2, Ordering::Release);
-    while det.load(Ordering::Acquire) != 3 && !stop.load(Ordering::Acquire) {
-        core::hint::spin_loop();
-    }
+    wait();
     // SAFETY: linear-map read of a frame that must not have been freed (see lockless_walk).
     let e = unsafe { pte::read(pte::slot(table, Level::Pte, ea)) };
     t.lockless.fetch_add(1, Ordering::Relaxed);
@@ -193,17 +225,20 @@ fn xorshift(s: &mut u64) -> u64 {
     *s
 }
 
-fn make_round(round_no: u32, mms_n: usize) -> Result<Round, String> {
+fn make_round(round_no: u32, mms_n: usize, kind: RoundKind) -> Result<Round, String> {
     let g = pte::geometry();
     let pages = (g.pmd_size() * CHUNKS as u64 / FRAME_SIZE) as usize;
     let file =
         Arc::new(File::new(1000 + round_no, pages, g.pmd_size()).map_err(|e| format!("{e}"))?);
+    let half = g.pmd_size() * CHUNKS as u64 / 2;
     let mut mms = Vec::new();
     let mut bases = Vec::new();
     for i in 0..mms_n {
         let mm = Mm::new().map_err(|e| format!("{e:?}"))?;
         let base = BASE + i as u64 * (1 << 36);
-        mm.mmap(base, file.size(), &file, 0, false).map_err(|e| format!("{e:?}"))?;
+        // Two VMAs, so the upper one can go on its own.
+        mm.mmap(base, half, &file, 0, false).map_err(|e| format!("{e:?}"))?;
+        mm.mmap(base + half, half, &file, half, false).map_err(|e| format!("{e:?}"))?;
         // Fault a few small pages of every chunk: one PTE table per (mm, chunk).
         {
             let _g = activate(&mm);
@@ -220,7 +255,15 @@ fn make_round(round_no: u32, mms_n: usize) -> Result<Round, String> {
         mms.push(mm);
         bases.push(base);
     }
-    Ok(Round { file, mms, bases })
+    let mut unmapped = None;
+    if kind != RoundKind::Collapse {
+        let last = mms_n - 1;
+        if !mms[last].munmap(bases[last] + half) {
+            return Err(format!("munmap of {:#x} found no VMA", bases[last] + half));
+        }
+        unmapped = Some((last, half));
+    }
+    Ok(Round { file, mms, bases, unmapped })
 }
 
 /// One retract workload: `rounds` collapse rounds over `mms` address spaces, with or without
@@ -229,6 +272,9 @@ struct Params {
     mms: usize,
     rounds: u32,
     walkers: bool,
+    /// The torture's mix: the retracting CPU rotates over every CPU and the rounds take the
+    /// `RoundKind`s in turn. Without it (the bench), CPU 0 collapses every round alike.
+    mixed: bool,
 }
 
 /// What a workload measured; the checks and figure lines are the callers'.
@@ -251,6 +297,13 @@ struct Outcome {
     gp_latency_us: u64,
     walker_reads: u64,
     det_seen: u64,
+    /// Rounds retracted by each CPU, `a/b/c/...`.
+    retract_cpus: String,
+    /// Rounds with a munmap, and of those, with a teardown while deferrals were pending.
+    munmap_rounds: u64,
+    early_teardowns: u64,
+    /// POISON reads of hash_page's lockless walk (the MMU-driven walker, hash mode).
+    hash_page_poison: u64,
     poison: u64,
     det_poison: u64,
     bad_data: u64,
@@ -286,6 +339,19 @@ impl Outcome {
     }
 }
 
+/// A few lockless walks (and some MMU loads) of random places of `round`.
+fn walk_batch(round: &Round, seed: &mut u64, t: &Tally) {
+    for _ in 0..8 {
+        let m = (xorshift(seed) % round.mms.len() as u64) as usize;
+        let off = (xorshift(seed) % round.file.size()) & !7;
+        let ea = round.bases[m] + off;
+        lockless_walk(&round.mms[m], ea, round, off, t, hold_us(seed));
+        if xorshift(seed).is_multiple_of(4) && round.mapped(m, off) {
+            mmu_load(&round.mms[m], ea, round, off, t);
+        }
+    }
+}
+
 fn run_retract(p: &Params) -> Result<Outcome, String> {
     let rounds = p.rounds;
     let mms_n = p.mms;
@@ -296,6 +362,7 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
     let r0 = rcu::stats();
     let bugs0 = pte_free::bugs();
     let oracle0 = pte_free::oracle_bugs();
+    let hash_poison0 = crate::mm::hash_page::POISON_READS.load(Ordering::Relaxed);
     let tally = Tally::default();
     let current: spin::RwLock<Option<Arc<Round>>> = spin::RwLock::new(None);
     let generation = AtomicU64::new(0);
@@ -305,13 +372,34 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
     // 3 = retract returned.
     let det = AtomicU32::new(0);
     let det_seen = AtomicU64::new(0);
-    // The CPU whose deterministic walker holds the read section this round: every walker CPU
-    // in turn, so a grace period that forgets one CPU meets that CPU's reader.
+    // The CPU whose deterministic walker holds the read section this round: every CPU in
+    // turn, so a grace period that forgets one CPU meets that CPU's reader.
     let det_cpu = AtomicUsize::new(1);
+    // The collapse of a round, run by `job_cpu` when `job` is 1 (2 once done): every CPU in
+    // turn retracts, so deferrals, call_rcu and callbacks happen on every CPU.
+    let job = AtomicU32::new(0);
+    let job_cpu = AtomicUsize::new(0);
+    let retract_cpus: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
+    let (munmap_rounds, early_teardowns) = (AtomicU64::new(0), AtomicU64::new(0));
     let retract_time = AtomicU64::new(0);
     let retracts = AtomicU64::new(0);
     let setup_error = spin::Mutex::new(None::<String>);
     let gp_time = AtomicU64::new(0);
+    let collapse_all = |round: &Round| {
+        retract_cpus[paca::cpu_id()].fetch_add(1, Ordering::Relaxed);
+        for c in 0..CHUNKS as u64 {
+            // The collapse: copy and unmap (not timed), then the retract (timed).
+            if let Err(e) = khugepaged::collapse_begin(&round.file, c * g.pmd_size()) {
+                *setup_error.lock() = Some(format!("collapse: {e}"));
+                continue;
+            }
+            let t0 = timer::now();
+            let k = khugepaged::retract_page_tables(&round.file, c * g.pmd_size());
+            retract_time.fetch_add(timer::now() - t0, Ordering::Relaxed);
+            khugepaged::collapse_end(&round.file, c * g.pmd_size());
+            retracts.fetch_add(k as u64, Ordering::Relaxed);
+        }
+    };
     let t_start = timer::now();
     pte_free::reset_peak();
     smp::on_each_cpu(&|cpu| {
@@ -319,27 +407,30 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
             return;
         }
         if cpu != 0 {
-            // Walkers: until told to stop, walk the published round's address spaces.
+            // Walkers: until told to stop, walk the published round's address spaces, and
+            // collapse it when it is this CPU's turn.
             let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ (cpu as u64 * 0x1234_5678);
             let mut seen_gen = 0;
             while !stop.load(Ordering::Acquire) {
                 let gen = generation.load(Ordering::Acquire);
                 let round = current.read().clone();
                 if let Some(round) = &round {
+                    if job_cpu.load(Ordering::Acquire) == cpu && job.load(Ordering::Acquire) == 1 {
+                        collapse_all(round);
+                        job.store(2, Ordering::Release);
+                    }
                     if cpu == det_cpu.load(Ordering::Acquire) && det.load(Ordering::Acquire) == 1 {
-                        deterministic_walk(round, &det, &stop, &tally);
+                        deterministic_walk(round, &tally, || {
+                            det.store(2, Ordering::Release);
+                            while det.load(Ordering::Acquire) != 3 && !stop.load(Ordering::Acquire)
+                            {
+                                core::hint::spin_loop();
+                            }
+                        });
                         det_seen.fetch_add(1, Ordering::Relaxed);
                         det.store(0, Ordering::Release);
                     }
-                    for _ in 0..8 {
-                        let m = (xorshift(&mut seed) % mms_n as u64) as usize;
-                        let off = (xorshift(&mut seed) % round.file.size()) & !7;
-                        let ea = round.bases[m] + off;
-                        lockless_walk(&round.mms[m], ea, round, off, &tally, hold_us(&mut seed));
-                        if xorshift(&mut seed).is_multiple_of(4) {
-                            mmu_load(&round.mms[m], ea, round, off, &tally);
-                        }
-                    }
+                    walk_batch(round, &mut seed, &tally);
                 }
                 drop(round);
                 if gen != seen_gen {
@@ -352,19 +443,65 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
             acks[cpu].store(u64::MAX, Ordering::Release);
             return;
         }
-        // CPU 0: collapse rounds.
+        // CPU 0: sets up, publishes, retires and tears down the rounds; the collapse runs on
+        // the round's retracting CPU.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let retire = |gen_of: &AtomicU64| {
+            let gen = gen_of.fetch_add(1, Ordering::AcqRel) + 1;
+            let t0 = timer::now();
+            while p.walkers
+                && (1..n).any(|c| acks[c].load(Ordering::Acquire) < gen)
+                && timer::tb_to_us(timer::now() - t0) < 5_000_000
+            {
+                let _ = rcu::quiescent_state();
+                rcu::run_callbacks();
+                core::hint::spin_loop();
+            }
+        };
         for rno in 0..rounds {
-            let round = match make_round(rno, mms_n) {
+            let kind = match (p.mixed && mms_n >= 2, rno % 3) {
+                (false, _) | (true, 0) => RoundKind::Collapse,
+                (true, 1) => RoundKind::Munmap,
+                _ => RoundKind::MunmapTeardown,
+            };
+            let mut round = match make_round(rno, mms_n, kind) {
                 Ok(r) => Arc::new(r),
                 Err(e) => {
                     *setup_error.lock() = Some(e);
                     break;
                 }
             };
+            if kind != RoundKind::Collapse {
+                munmap_rounds.fetch_add(1, Ordering::Relaxed);
+            }
             *current.write() = Some(round.clone());
             let deterministic = n > 1 && p.walkers;
-            if deterministic {
-                det_cpu.store(1 + rno as usize % (n - 1), Ordering::Release);
+            let rc = if deterministic && p.mixed { rno as usize % n } else { 0 };
+            let dc = if rc == 0 { 1 + rno as usize % (n - 1).max(1) } else { (rc + 1) % n };
+            // Runs the collapse on CPU `rc` and waits for it; CPU 0 walks meanwhile unless
+            // it holds the deterministic read section (then it waits inside it).
+            let run_job = |walk: bool, seed: &mut u64| {
+                if rc == 0 {
+                    collapse_all(&round);
+                    return;
+                }
+                job_cpu.store(rc, Ordering::Release);
+                job.store(1, Ordering::Release);
+                while job.load(Ordering::Acquire) != 2 {
+                    if walk {
+                        walk_batch(&round, seed, &tally);
+                        let _ = rcu::quiescent_state();
+                        rcu::run_callbacks();
+                    }
+                    core::hint::spin_loop();
+                }
+                job.store(0, Ordering::Release);
+            };
+            if deterministic && dc == 0 {
+                deterministic_walk(&round, &tally, || run_job(false, &mut seed));
+                det_seen.fetch_add(1, Ordering::Relaxed);
+            } else if deterministic {
+                det_cpu.store(dc, Ordering::Release);
                 det.store(1, Ordering::Release);
                 let t0 = timer::now();
                 while det.load(Ordering::Acquire) != 2
@@ -372,20 +509,7 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
                 {
                     core::hint::spin_loop();
                 }
-            }
-            for c in 0..CHUNKS as u64 {
-                // The collapse: copy into a huge frame (not timed), then the retract (timed).
-                if let Err(e) = khugepaged::collapse_begin(&round.file, c * g.pmd_size()) {
-                    *setup_error.lock() = Some(format!("collapse: {e}"));
-                    continue;
-                }
-                let t0 = timer::now();
-                let k = khugepaged::retract_page_tables(&round.file, c * g.pmd_size());
-                retract_time.fetch_add(timer::now() - t0, Ordering::Relaxed);
-                khugepaged::collapse_end(&round.file, c * g.pmd_size());
-                retracts.fetch_add(k as u64, Ordering::Relaxed);
-            }
-            if deterministic {
+                run_job(true, &mut seed);
                 det.store(3, Ordering::Release);
                 let t0 = timer::now();
                 while det.load(Ordering::Acquire) != 0
@@ -395,6 +519,20 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
                     rcu::run_callbacks();
                     core::hint::spin_loop();
                 }
+            } else {
+                run_job(false, &mut seed);
+            }
+            if kind == RoundKind::MunmapTeardown {
+                // Tear the last address space down now, its deferrals still pending: first
+                // every walker must have left it.
+                let old = round;
+                round = Arc::new(old.without_last());
+                *current.write() = Some(round.clone());
+                retire(&generation);
+                let last = old.mms[old.mms.len() - 1].clone();
+                drop(old);
+                last.destroy();
+                early_teardowns.fetch_add(1, Ordering::Relaxed);
             }
             // A grace period while the walkers run: its latency is a figure.
             let t0 = timer::now();
@@ -404,6 +542,9 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
             for (m, mm) in round.mms.iter().enumerate() {
                 for c in 0..CHUNKS as u64 {
                     let off = c * g.pmd_size() + 0x1238;
+                    if !round.mapped(m, off) {
+                        continue;
+                    }
                     mmu_load(mm, round.bases[m] + off, &round, off, &tally);
                     if mm.lookup_slot(round.bases[m] + off).map(|(_, l)| l) != Some(Level::Pmd) {
                         tally.error(
@@ -415,16 +556,7 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
             }
             // Retire the round: every walker must have moved past it before teardown.
             *current.write() = None;
-            let gen = generation.fetch_add(1, Ordering::AcqRel) + 1;
-            let t0 = timer::now();
-            while p.walkers
-                && (1..n).any(|c| acks[c].load(Ordering::Acquire) < gen)
-                && timer::tb_to_us(timer::now() - t0) < 5_000_000
-            {
-                let _ = rcu::quiescent_state();
-                rcu::run_callbacks();
-                core::hint::spin_loop();
-            }
+            retire(&generation);
             if let Ok(r) = Arc::try_unwrap(round) {
                 for mm in r.mms {
                     mm.destroy();
@@ -470,6 +602,14 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
         walker_reads: tally.lockless.load(Ordering::Relaxed)
             + tally.mmu_loads.load(Ordering::Relaxed),
         det_seen: det_seen.load(Ordering::Relaxed),
+        retract_cpus: retract_cpus
+            .iter()
+            .map(|c| format!("{}", c.load(Ordering::Relaxed)))
+            .collect::<Vec<_>>()
+            .join("/"),
+        munmap_rounds: munmap_rounds.load(Ordering::Relaxed),
+        early_teardowns: early_teardowns.load(Ordering::Relaxed),
+        hash_page_poison: crate::mm::hash_page::POISON_READS.load(Ordering::Relaxed) - hash_poison0,
         poison: tally.poison.load(Ordering::Relaxed),
         det_poison: tally.det_poison.load(Ordering::Relaxed),
         bad_data: tally.bad_data.load(Ordering::Relaxed),
@@ -488,7 +628,7 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
 
 ktest! {
 fn retract_torture() -> TestResult {
-    let o = run_retract(&Params { mms: 4, rounds: crate::config().collapses, walkers: true })?;
+    let o = run_retract(&Params { mms: 4, rounds: crate::config().collapses, walkers: true, mixed: true })?;
     println!(
         "figure: retract mmu={} strategy={} cpus={} rounds={} retracts={} deferrals={} pages_freed_after_gp={} \
          pages_freed_now={} call_rcu_per_page={:.2} gp_per_page={:.2} head_already_queued={} redefers={} \
@@ -496,7 +636,8 @@ fn retract_torture() -> TestResult {
          walker_reads_per_s={:.0} gp_latency_us={} deterministic_checks={} poison_reads={} \
          deterministic_poison_reads={} bad_data={} \
          double_call_rcu={} rcu_check={} rcu_check_bugs={} leaked_frames={} pending_callbacks={} \
-         catches_by_cpu={}",
+         catches_by_cpu={} retract_cpus={} munmap_rounds={} early_teardowns={} \
+         hash_page_poison_reads={}",
         Outcome::mmu(),
         pte_free::strategy().name(),
         o.n,
@@ -524,10 +665,19 @@ fn retract_torture() -> TestResult {
         o.oracle_bugs,
         o.leaked,
         o.pending,
-        o.by_cpu
+        o.by_cpu,
+        o.retract_cpus,
+        o.munmap_rounds,
+        o.early_teardowns,
+        o.hash_page_poison
     );
     let first = o.first_error.clone().unwrap_or_default();
     check!(o.poison == 0, "walkers read POISON from freed page tables: {first}");
+    check!(
+        o.hash_page_poison == 0,
+        "hash_page's lockless walk read POISON {} time(s) from freed page tables",
+        o.hash_page_poison
+    );
     check!(
         o.bugs == 0,
         "pte_free_defer reported {} BUG(s) (double call_rcu: {}, rcu_check: {} table(s) freed before their grace period or misused)",
@@ -553,16 +703,16 @@ bench fn retract_bench() -> TestResult {
     let cfg = crate::config();
     let original = pte_free::strategy();
     // Warm-up round (allocator, caches), not measured.
-    run_retract(&Params { mms: cfg.mms, rounds: 1, walkers: false })?;
+    run_retract(&Params { mms: cfg.mms, rounds: 1, walkers: false, mixed: false })?;
     let mut none_cost = 0.0;
     for st in [Strategy::None, Strategy::Refcount, Strategy::Active, Strategy::Bitmap] {
         pte_free::set_strategy(st).map_err(|e| format!("switching to {}: {e}", st.name()))?;
-        let quiet = run_retract(&Params { mms: cfg.mms, rounds: cfg.collapses, walkers: false })?;
+        let quiet = run_retract(&Params { mms: cfg.mms, rounds: cfg.collapses, walkers: false, mixed: false })?;
         let us_per_table = timer::tb_to_us(quiet.retract_time) as f64 / quiet.retracts.max(1) as f64;
         let o = if st == Strategy::None {
             quiet
         } else {
-            run_retract(&Params { mms: cfg.mms, rounds: cfg.collapses, walkers: true })?
+            run_retract(&Params { mms: cfg.mms, rounds: cfg.collapses, walkers: true, mixed: false })?
         };
         if st == Strategy::None {
             none_cost = us_per_table;

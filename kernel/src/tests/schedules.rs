@@ -38,6 +38,12 @@
 //!   through the MMU (its TLB now holds the translation), the collapse unmaps and frees the
 //!   small pages (poisoned), and the reader loads again: only the collapse's flush stands
 //!   between it and the freed page.
+//! - `hash_fault` (hash only): the reader's load faults into `hash_page`, whose lockless walk
+//!   (interrupts off, no lock, as Linux `find_linux_pte()`) stops between reading the PMD and
+//!   reading the PTE table; the driver retracts that table meanwhile. The walk goes on when
+//!   `serialize_against_pte_lookup()` waits for its CPU (or when a grace period waits for its
+//!   CPU alone, or the table has been freed): a collapse without the IPI, or a `hash_page`
+//!   with interrupts on, under which the table is freed, reads POISON.
 
 use super::gup_fast::{self, Walk};
 use crate::arch::mmu::pte;
@@ -46,7 +52,7 @@ use crate::arch::{smp, timer};
 use crate::mm::file::{pattern, File};
 use crate::mm::mm_types::activate;
 use crate::mm::pgalloc::POISON;
-use crate::mm::{frame, khugepaged, pte_free, Mm};
+use crate::mm::{frame, hash_page, khugepaged, pte_free, Mm};
 use crate::{check, ktest, println, rcu};
 use alloc::format;
 use alloc::string::String;
@@ -54,6 +60,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use ptfrag_core::frame_alloc::FRAME_SIZE;
+use ptfrag_core::gp_oracle;
 use ptfrag_core::pgtable::Level;
 use ptfrag_core::pgtable_frag::page_of;
 
@@ -73,10 +80,11 @@ enum Kind {
     StaleTranslation,
     ConcurrentRetract,
     GupFastRecheck,
+    HashFault,
 }
 
 impl Kind {
-    const ALL: [Kind; 7] = [
+    const ALL: [Kind; 8] = [
         Kind::SoleDeferral,
         Kind::LateDeferral,
         Kind::TeardownPlainFree,
@@ -84,7 +92,14 @@ impl Kind {
         Kind::StaleTranslation,
         Kind::ConcurrentRetract,
         Kind::GupFastRecheck,
+        Kind::HashFault,
     ];
+
+    /// Whether the schedule means anything in the running MMU mode: only hash has a
+    /// software walker in the fault path.
+    fn applies(self) -> bool {
+        self != Kind::HashFault || !crate::arch::mmu::radix_enabled()
+    }
 
     fn name(self) -> &'static str {
         match self {
@@ -95,6 +110,7 @@ impl Kind {
             Kind::StaleTranslation => "stale_translation",
             Kind::ConcurrentRetract => "concurrent_retract",
             Kind::GupFastRecheck => "gup_fast_recheck",
+            Kind::HashFault => "hash_fault",
         }
     }
 
@@ -104,6 +120,7 @@ impl Kind {
             Kind::StaleTranslation => (stale_driver, stale_reader),
             Kind::ConcurrentRetract => (racing_collapser, paused_retractor),
             Kind::GupFastRecheck => (gup_driver, gup_reader),
+            Kind::HashFault => (hash_fault_driver, hash_fault_reader),
             Kind::SoleDeferral
             | Kind::LateDeferral
             | Kind::TeardownPlainFree
@@ -118,7 +135,8 @@ impl Kind {
             | Kind::TeardownUnusedFrags
             | Kind::StaleTranslation
             | Kind::ConcurrentRetract
-            | Kind::GupFastRecheck => 1,
+            | Kind::GupFastRecheck
+            | Kind::HashFault => 1,
             Kind::LateDeferral | Kind::TeardownPlainFree => 2,
         }
     }
@@ -362,7 +380,10 @@ fn driver(ch: &Choreo, stage: &Stage, kind: Kind, cpu: usize, _: &AtomicU64) -> 
     match kind {
         Kind::LateDeferral => ch.check(cpu, collapse(stage, 1))?,
         Kind::SoleDeferral => ch.check(cpu, collapse(stage, 0))?,
-        Kind::StaleTranslation | Kind::ConcurrentRetract | Kind::GupFastRecheck => {
+        Kind::StaleTranslation
+        | Kind::ConcurrentRetract
+        | Kind::GupFastRecheck
+        | Kind::HashFault => {
             // They have drivers of their own (`Kind::roles`).
             ch.fail(format!("cpu {cpu}: {kind:?} is not a grace-period schedule"));
             return Err(());
@@ -551,6 +572,107 @@ fn racing_collapser(
     ch.wait(cpu, Ev::ReaderDone, true)
 }
 
+/// `hash_fault`, the reader: one load through the MMU that faults into `hash_page`, whose
+/// lockless walk stops at its pause point (interrupts off) until it may go on.
+fn hash_fault_reader(
+    ch: &Choreo,
+    stage: &Stage,
+    _: Kind,
+    cpu: usize,
+    poison: &AtomicU64,
+) -> Result<(), ()> {
+    ch.wait(cpu, Ev::SetUp, true)?;
+    ch.wait(cpu, Ev::GpRunning, true)?;
+    let bit = 1u32 << cpu;
+    ch.wait_until(cpu, "its own quiescent state for the running grace period", true, || {
+        rcu::gp_waiting_mask() & bit == 0
+    })?;
+    let Some(mm) = stage.mm.lock().clone() else {
+        ch.fail(format!("cpu {cpu}: no address space"));
+        return Err(());
+    };
+    let ea = BASE + 8;
+    let want = pattern(stage.file.id, 8);
+    let poison0 = hash_page::POISON_READS.load(Ordering::Acquire);
+    hash_page::PAUSE_CPU.store(cpu, Ordering::Release);
+    let f0 = mm.faults.load(Ordering::Relaxed);
+    let v = {
+        let _g = activate(&mm);
+        load_u64(ea)
+    };
+    let f1 = mm.faults.load(Ordering::Relaxed);
+    hash_page::PAUSE_CPU.store(usize::MAX, Ordering::Release);
+    let table = hash_page::PAUSED_TABLE.load(Ordering::Acquire);
+    stage.held.store(table, Ordering::Release);
+    if table == 0 {
+        ch.fail(format!(
+            "cpu {cpu}: the load of {ea:#x} never stopped in hash_page's walk ({} faults)",
+            f1 - f0
+        ));
+        return Err(());
+    }
+    let read_poison = hash_page::POISON_READS.load(Ordering::Acquire) - poison0;
+    if read_poison > 0 {
+        poison.fetch_add(read_poison, Ordering::Relaxed);
+        ch.fail(format!(
+            "cpu {cpu}: hash_page's lockless walk read POISON from PTE table {table:#x} \
+             (page {:#x}) it had reached through the PMD before the collapse (strategy {})",
+            page_of(table),
+            pte_free::strategy().name()
+        ));
+    }
+    if v != Ok(want) {
+        ch.fail(format!("cpu {cpu}: load of {ea:#x} read {v:x?}, file has {want:#x}"));
+    }
+    ch.signal(Ev::ReaderDone);
+    Ok(())
+}
+
+/// `hash_fault`, the driver: unmap the range (so the reader's load faults), keep a grace
+/// period running, retract the table the stopped walk holds, let the deferral's grace period
+/// end and its callback run, then let the walk go on if it still waits.
+fn hash_fault_driver(
+    ch: &Choreo,
+    stage: &Stage,
+    _: Kind,
+    cpu: usize,
+    _: &AtomicU64,
+) -> Result<(), ()> {
+    ch.check(cpu, set_up(stage, Kind::HashFault))?;
+    if let Err(e) = khugepaged::collapse_begin(&stage.file, 0) {
+        ch.fail(format!("cpu {cpu}: collapse: {e}"));
+        return Err(());
+    }
+    hash_page::RESUME.store(false, Ordering::Release);
+    hash_page::PAUSED_TABLE.store(0, Ordering::Release);
+    ch.signal(Ev::SetUp);
+    let hold = rcu::read();
+    rcu::request_grace_period();
+    ch.wait_until(cpu, "a grace period to start", false, || rcu::gp_seq() & 1 == 1)?;
+    ch.signal(Ev::GpRunning);
+    ch.wait_until(cpu, "the reader to stop in hash_page", false, || {
+        hash_page::PAUSED_TABLE.load(Ordering::Acquire) != 0
+    })?;
+    let (calls0, cb0) = (pte_free::stats().call_rcu, pte_free::stats().callbacks);
+    let n = khugepaged::retract_page_tables(&stage.file, 0);
+    let need = gp_oracle::needed_gp(rcu::gp_seq_for_snapshot());
+    khugepaged::collapse_end(&stage.file, 0);
+    drop(hold);
+    if n != 1 {
+        ch.fail(format!("cpu {cpu}: retract detached {n} tables, not 1"));
+    }
+    if pte_free::stats().call_rcu > calls0 {
+        ch.wait_until(cpu, "the deferral's grace period to end", true, || {
+            rcu::completed() >= need
+        })?;
+        ch.wait_until(cpu, "the deferral's callback to run", true, || {
+            pte_free::stats().callbacks > cb0
+        })?;
+    }
+    hash_page::RESUME.store(true, Ordering::Release);
+    ch.wait(cpu, Ev::ReaderDone, true)
+}
+
 /// Runs one schedule with `reader_cpu` reading and `driver_cpu` driving.
 fn run_one(
     kind: Kind,
@@ -604,7 +726,11 @@ fn retract_schedules() -> TestResult {
     let poison = AtomicU64::new(0);
     let mut errors = Vec::new();
     let mut runs = 0;
+    let only = crate::config().schedule.as_deref();
     for kind in Kind::ALL {
+        if !kind.applies() || only.is_some_and(|f| !kind.name().contains(f)) {
+            continue;
+        }
         for reader in 0..n {
             runs += 1;
             if let Err(e) = run_one(kind, reader, (reader + 1) % n, &poison) {

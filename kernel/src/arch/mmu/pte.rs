@@ -20,6 +20,25 @@ pub fn geometry() -> &'static Geometry {
 /// Its slot is in the PTE table's second half (`slot_info`).
 pub const HASHPTE: u64 = 0x400;
 
+/// Hash mode: `hash_page` is inserting or changing this entry's HPTE (Linux H_PAGE_BUSY).
+/// Set with a compare-and-swap on a present leaf by the lockless `hash_page` only; whoever
+/// clears a leaf waits until it is gone (`clear_leaf`), so an HPTE inserted meanwhile has its
+/// slot recorded before the entry is taken away. A software bit, as HASHPTE: in hash mode no
+/// hardware reads these tables.
+pub const BUSY: u64 = 0x800;
+
+/// Hash mode: the word in the second half of a PMD fragment where a huge leaf's deposited
+/// table is recorded (Linux `pgtable_trans_huge_deposit()` on hash keeps it at
+/// `pmdp + PTRS_PER_PMD`, book3s64/hash_pgtable.c; the PMD fragment is twice the table).
+pub fn deposit_word(pmd_slot: *mut BeEntry) -> *mut u64 {
+    (pmd_slot as *mut u64).wrapping_add(geometry().entries(Level::Pmd))
+}
+
+/// Whether a leaf allows stores.
+pub fn writable(e: u64) -> bool {
+    e & r::WRITE != 0
+}
+
 /// Address of the HPTE slot word for entry `idx` of the PTE table (or deposited table) at
 /// physical address `table` (hash mode: the second half of the 4K fragment).
 pub fn slot_info(table: u64, idx: usize) -> *mut u64 {
@@ -64,6 +83,41 @@ pub fn slot(table: u64, level: Level, ea: u64) -> *mut BeEntry {
 pub unsafe fn read(slot: *const BeEntry) -> u64 {
     // SAFETY: per the contract.
     unsafe { slot.read_volatile().get() }
+}
+
+/// Replaces `old` by `new` if the entry still holds `old`; returns the value found.
+///
+/// # Safety
+/// `slot` must point into a live page-table page.
+pub unsafe fn cmpxchg(slot: *mut BeEntry, old: u64, new: u64) -> u64 {
+    use core::sync::atomic::{AtomicU64, Ordering};
+    // SAFETY: an entry is an aligned u64 in a live page-table page (per the contract); every
+    // concurrent writer of a leaf that `hash_page` may change uses this or `clear_leaf`.
+    let a = unsafe { AtomicU64::from_ptr(slot as *mut u64) };
+    let r = match a.compare_exchange(old.to_be(), new.to_be(), Ordering::AcqRel, Ordering::Acquire)
+    {
+        Ok(v) | Err(v) => u64::from_be(v),
+    };
+    // SAFETY: a barrier only.
+    unsafe { core::arch::asm!("ptesync", options(nostack)) };
+    r
+}
+
+/// Clears a leaf once no `hash_page` holds it BUSY (Linux `pte_update()` on hash spins on
+/// H_PAGE_BUSY the same way); returns the entry it held.
+///
+/// # Safety
+/// `slot` must point into a live page-table page whose lock the caller holds.
+pub unsafe fn clear_leaf(slot: *mut BeEntry) -> u64 {
+    loop {
+        // SAFETY: per the contract.
+        let e = unsafe { read(slot) };
+        // SAFETY: per the contract.
+        if e & BUSY == 0 && unsafe { cmpxchg(slot, e, 0) } == e {
+            return e;
+        }
+        core::hint::spin_loop();
+    }
 }
 
 /// Writes an entry and orders it before later translations (`ptesync`).

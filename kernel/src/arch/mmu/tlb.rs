@@ -89,8 +89,6 @@ pub fn flush_all_cpus(pid: u32) {
 /// `flush_all_cpus` for several address spaces with one handshake (a collapse unmapping a
 /// range from every mm that maps it).
 pub fn flush_all_cpus_pids(pids: &[u32]) {
-    use crate::arch::{paca, smp, timer, xics};
-    use core::sync::atomic::Ordering;
     assert!(crate::arch::irq::enabled(), "flush_all_cpus with interrupts disabled");
     // Hash: the hcalls that removed HPTEs already flushed (asynchronously); guest tlbie is
     // privileged without GTSE, so only the IPI handshake below remains.
@@ -100,6 +98,34 @@ pub fn flush_all_cpus_pids(pids: &[u32]) {
         }
     }
     local_flush_all();
+    ipi_handshake();
+}
+
+/// Linux `serialize_against_pte_lookup()` (book3s64/pgtable.c): returns once every other
+/// online CPU has taken an interrupt since the call, so none is still inside a walk it began
+/// with interrupts off (the lockless `hash_page`) before the caller changed a PMD. The same
+/// handshake as the flush (each CPU also drops its cached translations, which costs nothing
+/// here).
+// SAFETY: `serialize_against_pte_lookup` is the only symbol of that name in the kernel (Linux's
+// name, so that `break serialize_against_pte_lookup` works in gdb); never inlined.
+#[unsafe(export_name = "serialize_against_pte_lookup")]
+#[inline(never)]
+pub fn serialize_against_pte_lookup() {
+    assert!(crate::arch::irq::enabled(), "serialize_against_pte_lookup with interrupts disabled");
+    ipi_handshake();
+}
+
+/// Whether another CPU waits for this one to answer a flush or serialize IPI.
+pub fn ipi_waiting_for_this_cpu() -> bool {
+    use core::sync::atomic::Ordering;
+    let p = crate::arch::paca::this();
+    FLUSH_GEN.load(Ordering::Acquire) > p.tlb_flush_ack.load(Ordering::Acquire)
+}
+
+/// Sends every other online CPU the flush IPI and waits until each has acknowledged it.
+fn ipi_handshake() {
+    use crate::arch::{paca, smp, timer, xics};
+    use core::sync::atomic::Ordering;
     let _g = FLUSH_LOCK.lock();
     let gen = FLUSH_GEN.fetch_add(1, Ordering::AcqRel) + 1;
     let me = paca::cpu_id();
