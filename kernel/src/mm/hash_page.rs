@@ -35,27 +35,36 @@ enum Miss {
     Hpte(hash::HashError),
 }
 
-/// A schedule's pause point in the lockless walk, between reading the PMD and reading the PTE
-/// table it points to (where Linux's `__hash_page_64K` holds the `ptep` from
-/// `find_linux_pte()`): the CPU named in `PAUSE_CPU` stops there once, with interrupts off,
+/// A schedule's pause points in the lockless walk: `AT_PTE_READ`, between reading the PMD and
+/// reading the PTE table it points to (where Linux's `__hash_page_64K` holds the `ptep` from
+/// `find_linux_pte()`), and `AT_BUSY`, with the leaf taken BUSY before the HPTE goes in. The
+/// CPU named in `PAUSE_CPU` stops at the point named in `PAUSE_AT` once, with interrupts off,
 /// records the table in `PAUSED_TABLE`, and goes on when `RESUME` is set, or when going on is
 /// the only way forward: another CPU waits for this one to answer an IPI it cannot take
-/// (`serialize_against_pte_lookup()`), or a grace period waits for this CPU alone.
-/// Disarmed (`usize::MAX`) it costs one relaxed load per walk.
+/// (`serialize_against_pte_lookup()`, a flush), a grace period waits for this CPU alone, or
+/// (at `AT_BUSY`) a CPU clearing the leaf waits for the BUSY bit. Disarmed (`usize::MAX`) it
+/// costs one relaxed load per walk.
 pub static PAUSE_CPU: AtomicUsize = AtomicUsize::new(usize::MAX);
+pub static PAUSE_AT: AtomicUsize = AtomicUsize::new(AT_PTE_READ);
 pub static PAUSED_TABLE: AtomicU64 = AtomicU64::new(0);
 pub static RESUME: AtomicBool = AtomicBool::new(false);
+pub const AT_PTE_READ: usize = 0;
+pub const AT_BUSY: usize = 1;
 
-fn pause_point(table: u64) {
+fn pause_point(at: usize, table: u64) {
     let me = crate::arch::paca::cpu_id();
-    if PAUSE_CPU.load(Ordering::Relaxed) != me {
+    if PAUSE_CPU.load(Ordering::Relaxed) != me || PAUSE_AT.load(Ordering::Relaxed) != at {
         return;
     }
     PAUSE_CPU.store(usize::MAX, Ordering::Relaxed);
+    let busy0 = pte::BUSY_WAITS.load(Ordering::Acquire);
     PAUSED_TABLE.store(table, Ordering::Release);
     let irqs_off = !crate::arch::irq::enabled();
     loop {
         if RESUME.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        if at == AT_BUSY && pte::BUSY_WAITS.load(Ordering::Acquire) != busy0 {
             return;
         }
         if irqs_off
@@ -134,7 +143,7 @@ fn insert_locklessly(mm: &Mm, ea: u64, write: bool) -> Result<(), Miss> {
         (leaf, Some(dep).filter(|&d| d != 0))
     } else {
         let table = pte::target(pmd_e);
-        pause_point(table);
+        pause_point(AT_PTE_READ, table);
         let slot = pte::slot(table, Level::Pte, ea);
         (Leaf { slot, level: Level::Pte, table, writable: false }, None)
     };
@@ -164,6 +173,7 @@ fn insert_locklessly(mm: &Mm, ea: u64, write: bool) -> Result<(), Miss> {
     if unsafe { pte::cmpxchg(leaf.slot, e, e | pte::BUSY) } != e {
         return Err(Miss::Retry);
     }
+    pause_point(AT_BUSY, leaf.table);
     let leaf = Leaf { writable: pte::writable(e), ..leaf };
     let r = insert_hpte(mm, &leaf, dep, e, ea, write);
     let done = if r.is_ok() && leaf.level == Level::Pte { e | pte::HASHPTE } else { e };

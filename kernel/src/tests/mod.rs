@@ -3,6 +3,7 @@
 mod gup_fast;
 mod mem;
 mod mmu;
+mod pwc;
 mod rcu;
 mod retract;
 mod schedules;

@@ -216,11 +216,13 @@ pub const MUTANTS: &[Mutant] = &[
         quick: None,
     },
     Mutant {
-        name: "rcu_call_rcu_no_fence",
-        what: "call_rcu reads gp_seq without the full fence after the unlink",
+        name: "rcu_call_rcu_unordered_snapshot",
+        what: "call_rcu reads gp_seq with neither the fence nor a SeqCst load after the unlink \
+               (removing the fence alone is an equivalent mutant on ppc64: the SeqCst load of \
+               gp_seq is compiled with its own sync)",
         file: RCU,
-        old: "        // starts after the `gp_seq` read below is ordered after this fence; a CPU reporting\n        // for it fences after its report, so its later readers see the unpublish.\n        fence(Ordering::SeqCst);",
-        new: "        // starts after the `gp_seq` read below is ordered after this fence; a CPU reporting\n        // for it fences after its report, so its later readers see the unpublish.",
+        old: "        fence(Ordering::SeqCst);\n        let c = &self.cpus[cpu];\n        c.lock();\n        // Read under the lock so snapshots never decrease along the list.\n        let snap = rcu_seq_snap(self.gp_seq.load(Ordering::SeqCst));",
+        new: "        let c = &self.cpus[cpu];\n        c.lock();\n        // Read under the lock so snapshots never decrease along the list.\n        let snap = rcu_seq_snap(self.gp_seq.load(Ordering::Relaxed));",
         boots: &[r!("refcount")],
         quick: None,
     },
@@ -236,11 +238,11 @@ pub const MUTANTS: &[Mutant] = &[
     },
     Mutant {
         name: "collapse_flush_before_clear",
-        what: "pmdp_collapse_flush flushes every CPU before clearing the PMD",
+        what: "radix pmdp_collapse_flush flushes every CPU before clearing the PMD",
         file: KHUGEPAGED,
-        old: "    unsafe { pte::write(pmd, 0) };\n    if crate::arch::mmu::radix_enabled() {\n        tlb::flush_all_cpus(mm.pid);\n        return;\n    }\n    tlb::serialize_against_pte_lookup();",
-        new: "    tlb::flush_all_cpus(mm.pid);\n    unsafe { pte::write(pmd, 0) };\n    if crate::arch::mmu::radix_enabled() {\n        return;\n    }",
-        boots: &[r!("active"), h!("active")],
+        old: "    unsafe { pte::write(pmd, 0) };\n    if crate::arch::mmu::radix_enabled() {\n        tlb::flush_all_cpus(mm.pid);\n        return;\n    }",
+        new: "    if crate::arch::mmu::radix_enabled() {\n        tlb::flush_all_cpus(mm.pid);\n        unsafe { pte::write(pmd, 0) };\n        return;\n    }\n    unsafe { pte::write(pmd, 0) };",
+        boots: &[r!("active")],
         quick: None,
     },
     Mutant {

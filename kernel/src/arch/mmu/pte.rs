@@ -109,6 +109,7 @@ pub unsafe fn cmpxchg(slot: *mut BeEntry, old: u64, new: u64) -> u64 {
 /// # Safety
 /// `slot` must point into a live page-table page whose lock the caller holds.
 pub unsafe fn clear_leaf(slot: *mut BeEntry) -> u64 {
+    let mut counted = false;
     loop {
         // SAFETY: per the contract.
         let e = unsafe { read(slot) };
@@ -116,9 +117,16 @@ pub unsafe fn clear_leaf(slot: *mut BeEntry) -> u64 {
         if e & BUSY == 0 && unsafe { cmpxchg(slot, e, 0) } == e {
             return e;
         }
+        if e & BUSY != 0 && !counted {
+            counted = true;
+            BUSY_WAITS.fetch_add(1, core::sync::atomic::Ordering::AcqRel);
+        }
         core::hint::spin_loop();
     }
 }
+
+/// Times `clear_leaf` found a leaf BUSY and had to wait for `hash_page`.
+pub static BUSY_WAITS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// Writes an entry and orders it before later translations (`ptesync`).
 ///

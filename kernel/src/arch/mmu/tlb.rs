@@ -32,8 +32,21 @@ macro_rules! tlbiel_all {
     };
 }
 
+/// Local flushes each CPU has done (`local_flush_all`, the flush IPI included): the test's
+/// page-walk-cache model (tests/pwc.rs) drops what a CPU cached when its count moves.
+static LOCAL_FLUSHES: [core::sync::atomic::AtomicU64; crate::arch::paca::MAX_CPUS] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; crate::arch::paca::MAX_CPUS];
+
+pub fn local_flushes(cpu: usize) -> u64 {
+    LOCAL_FLUSHES[cpu].load(core::sync::atomic::Ordering::Acquire)
+}
+
 /// Drops every translation this CPU has cached.
 pub fn local_flush_all() {
+    if crate::arch::paca::installed() {
+        let me = crate::arch::paca::cpu_id();
+        LOCAL_FLUSHES[me].fetch_add(1, core::sync::atomic::Ordering::AcqRel);
+    }
     if super::radix_enabled() {
         tlbiel_all!(TLBIEL_ALL_PRS_RIC2_RB10);
     } else {
