@@ -67,8 +67,15 @@ use ptfrag_core::pgtable::Level;
 use ptfrag_core::pgtable_frag::page_of;
 
 const BASE: u64 = 0x0000_3000_0000_0000;
-/// How long any one wait may take before the schedule reports which event never came.
-const WAIT_US: u64 = 3_000_000;
+/// How long any one wait may take before the schedule reports which event never came: every
+/// event comes within milliseconds (a grace period at hz=1000 takes a few), so a second is
+/// a wide margin on a loaded 2-core host.
+const WAIT_US: u64 = 1_000_000;
+/// A schedule whose runs timed out this often (over its reader CPUs) has made its point:
+/// its other runs are skipped, so a broken kernel does not spend a timeout on each of them.
+const TIMEOUTS_PER_KIND: u64 = 2;
+/// Waits that timed out, over all schedules.
+static TIMEOUTS: AtomicU64 = AtomicU64::new(0);
 /// After the grace period a broken strategy would free in has ended, the driver keeps
 /// running callbacks this long (or until a callback ran) before it lets the reader read.
 const SETTLE_US: u64 = 20_000;
@@ -259,10 +266,11 @@ impl Choreo {
                 return Err(());
             }
             if timer::tb_to_us(timer::now() - t0) > WAIT_US {
+                TIMEOUTS.fetch_add(1, Ordering::Relaxed);
                 self.fail(format!(
-                    "cpu {cpu} waited {} s for: {what} (gp_seq {}, waiting for cpus {:#x}, {} \
+                    "cpu {cpu} waited {} ms for: {what} (gp_seq {}, waiting for cpus {:#x}, {} \
                      callbacks run, {} pending)",
-                    WAIT_US / 1_000_000,
+                    WAIT_US / 1_000,
                     rcu::gp_seq(),
                     rcu::gp_waiting_mask(),
                     pte_free::stats().callbacks,
@@ -948,7 +956,9 @@ fn run_one(
     }
     name += ")";
     let ch = Choreo::new(name);
-    let pages = (pmd_size() * 2 / FRAME_SIZE) as usize;
+    // One PMD range of file per table: under hash a range is 16M, filled, copied and
+    // poisoned once per run, the bulk of a run's time.
+    let pages = (pmd_size() * kind.tables() as u64 / FRAME_SIZE) as usize;
     let file = Arc::new(File::new(2000, pages, pmd_size()).map_err(|e| format!("file: {e}"))?);
     let stage = Stage { file, mm: spin::Mutex::new(None), held: AtomicU64::new(0) };
     smp::on_each_cpu(&|cpu| {
@@ -969,7 +979,7 @@ fn run_one(
     if let Some(mm) = stage.mm.lock().take() {
         mm.destroy();
     }
-    for c in 0..2 {
+    for c in 0..kind.tables() as u64 {
         stage.file.unhuge(c * pmd_size());
     }
     rcu::rcu_barrier();
@@ -994,6 +1004,7 @@ fn retract_schedules() -> TestResult {
     let poison = AtomicU64::new(0);
     let mut errors = Vec::new();
     let mut runs = 0;
+    let mut skipped = 0;
     let only = crate::config().schedule.as_deref();
     for kind in Kind::ALL {
         if !kind.applies() || only.is_some_and(|f| !kind.name().contains(f)) {
@@ -1003,7 +1014,19 @@ fn retract_schedules() -> TestResult {
             println!("retract_schedules: {} needs 3 CPUs, skipped on {n}", kind.name());
             continue;
         }
+        let timeouts0 = TIMEOUTS.load(Ordering::Relaxed);
+        let t0 = timer::now();
         for reader in 0..n {
+            let timeouts = TIMEOUTS.load(Ordering::Relaxed) - timeouts0;
+            if timeouts >= TIMEOUTS_PER_KIND {
+                skipped += n - reader;
+                println!(
+                    "schedule: {} timed out {timeouts} times: its {} other run(s) skipped",
+                    kind.name(),
+                    n - reader
+                );
+                break;
+            }
             runs += 1;
             let helper = kind.helper().map(|_| (reader + 2) % n);
             if let Err(e) = run_one(kind, reader, (reader + 1) % n, helper, &poison) {
@@ -1011,10 +1034,11 @@ fn retract_schedules() -> TestResult {
                 errors.push(e);
             }
         }
+        println!("schedule: {} took {} ms", kind.name(), timer::tb_to_us(timer::now() - t0) / 1000);
     }
     let oracle = pte_free::oracle_bugs() - oracle0;
     println!(
-        "figure: schedules mmu={} strategy={} runs={runs} failed={} poison_reads={} rcu_check_bugs={oracle}",
+        "figure: schedules mmu={} strategy={} runs={runs} failed={} skipped={skipped} poison_reads={} rcu_check_bugs={oracle}",
         if crate::arch::mmu::radix_enabled() { "radix" } else { "hash" },
         pte_free::strategy().name(),
         errors.len(),

@@ -36,6 +36,10 @@ pub struct Mutant {
     pub boots: &'static [Boot],
     /// Cheap and reliably caught: `make test` also runs it, in this one short boot.
     pub quick: Option<Boot>,
+    /// Why no boot can tell this mutant from the original (an equivalent mutant on the
+    /// emulated machine): it is still built and booted, and listed, but a miss is not
+    /// counted as one.
+    pub equivalent: Option<&'static str>,
 }
 
 const fn boot(args: &'static str) -> Boot {
@@ -75,6 +79,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "if old + (D - 1) < u32::MAX {",
         boots: &[r!("refcount"), h!("refcount")],
         quick: None,
+        equivalent: None,
     },
     Mutant {
         name: "refcount_cb_reruns",
@@ -84,6 +89,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "    bump(&env.stats().redefers);\n    refcount_callback(page, env)\n}",
         boots: &[r!("refcount"), h!("refcount")],
         quick: None,
+        equivalent: None,
     },
     Mutant {
         name: "refcount_cb_one_late_is_nothing",
@@ -93,6 +99,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "    if refcount < 2 * D {\n        env.desc(page).pt_frag_refcount.fetch_and(D - 1, Ordering::AcqRel);\n",
         boots: &[r!("refcount"), h!("refcount")],
         quick: None,
+        equivalent: None,
     },
     Mutant {
         name: "refcount_plain_free_ignores_tokens",
@@ -103,6 +110,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "    if old % D == n {\n        free_page(page, env, after_gp);",
         boots: &[r!("refcount"), h!("refcount")],
         quick: None,
+        equivalent: None,
     },
     Mutant {
         name: "frag_destroy_off_by_one",
@@ -112,6 +120,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "let unused = (geo.frags_per_page - frag_index(next, geo)) as u32 + 1;",
         boots: &[r!("refcount"), r!("active")],
         quick: None,
+        equivalent: None,
     },
     // --- active (Linux v6.6) ---
     Mutant {
@@ -122,6 +131,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "            Strategy::Active => {\n",
         boots: &[r!("active"), h!("active")],
         quick: None,
+        equivalent: None,
     },
     Mutant {
         name: "active_plain_free_skips_gp",
@@ -131,6 +141,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "            Strategy::Active => put_and_free_now(page, 1, env),\n            Strategy::Bitmap",
         boots: &[r!("active"), h!("active")],
         quick: None,
+        equivalent: None,
     },
     Mutant {
         name: "active_teardown_frees_now",
@@ -140,6 +151,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "            Strategy::Active => put_and_free_now(page, unused, env),",
         boots: &[r!("active")],
         quick: None,
+        equivalent: None,
     },
     // --- bitmap (two phases) ---
     Mutant {
@@ -150,6 +162,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "} else if s & WAIT == s & WAIT {",
         boots: &[r!("bitmap"), h!("bitmap")],
         quick: q!("bitmap"),
+        equivalent: None,
     },
     Mutant {
         name: "bitmap_cb_frees_next_too",
@@ -159,6 +172,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "put_and_free_after_gp(page, (old & WAIT).count_ones() + (old >> 32).count_ones(), env)",
         boots: &[r!("bitmap"), h!("bitmap")],
         quick: None,
+        equivalent: None,
     },
     Mutant {
         name: "bitmap_cb_forgets_next",
@@ -168,6 +182,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "(s & WAIT != 0).then_some(0)",
         boots: &[r!("bitmap")],
         quick: None,
+        equivalent: None,
     },
     // --- the RCU core ---
     Mutant {
@@ -178,6 +193,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "pub const fn rcu_seq_snap(s: u64) -> u64 {\n    (s + 1) & !1",
         boots: &[r!("refcount"), h!("active")],
         quick: None,
+        equivalent: None,
     },
     Mutant {
         name: "rcu_gp_ignores_cpu2",
@@ -187,6 +203,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "self.qs_mask.swap(online & !4, Ordering::SeqCst)",
         boots: &[r!("refcount"), h!("active")],
         quick: q!("refcount"),
+        equivalent: None,
     },
     Mutant {
         name: "rcu_any_report_ends_gp",
@@ -196,6 +213,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "if prev & bit != 0 {",
         boots: &[r!("active"), h!("refcount")],
         quick: None,
+        equivalent: None,
     },
     Mutant {
         name: "rcu_callbacks_one_gp_early",
@@ -205,6 +223,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "let completed = self.completed() + 2;",
         boots: &[r!("active"), h!("bitmap")],
         quick: None,
+        equivalent: None,
     },
     Mutant {
         name: "rcu_qs_inside_read_section",
@@ -214,6 +233,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "        let _ = nesting;",
         boots: &[r!("active")],
         quick: None,
+        equivalent: None,
     },
     Mutant {
         name: "rcu_call_rcu_unordered_snapshot",
@@ -225,6 +245,13 @@ pub const MUTANTS: &[Mutant] = &[
         new: "        let c = &self.cpus[cpu];\n        c.lock();\n        // Read under the lock so snapshots never decrease along the list.\n        let snap = rcu_seq_snap(self.gp_seq.load(Ordering::Relaxed));",
         boots: &[r!("refcount")],
         quick: None,
+        equivalent: Some(
+            "under TCG on an x86 host every path from the unlink to the gp_seq load passes a \
+             stdcx. (the head's compare-and-swap, the callback-list lock), which QEMU turns \
+             into a locked host cmpxchg, a full barrier; on the retract path the PMD store is \
+             also followed by ptesync and the flush handshake. Only real POWER hardware or a \
+             weak-memory model can tell it apart",
+        ),
     },
     // --- retract and collapse ---
     Mutant {
@@ -235,6 +262,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "    if crate::arch::mmu::radix_enabled() {\n        let _ = mm.pid;",
         boots: &[r!("active")],
         quick: None,
+        equivalent: None,
     },
     Mutant {
         name: "collapse_flush_before_clear",
@@ -244,6 +272,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "    if crate::arch::mmu::radix_enabled() {\n        tlb::flush_all_cpus(mm.pid);\n        unsafe { pte::write(pmd, 0) };\n        return;\n    }\n    unsafe { pte::write(pmd, 0) };",
         boots: &[r!("active")],
         quick: None,
+        equivalent: None,
     },
     Mutant {
         name: "collapse_keeps_hptes",
@@ -253,6 +282,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "            let _ = (&leaf, ea);",
         boots: &[h!("active")],
         quick: None,
+        equivalent: None,
     },
     Mutant {
         name: "hash_collapse_no_serialize",
@@ -268,6 +298,7 @@ pub const MUTANTS: &[Mutant] = &[
             judge: Judge::Clean,
         }],
         quick: None,
+        equivalent: None,
     },
     Mutant {
         name: "hash_page_irqs_on",
@@ -277,6 +308,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "    let r = insert_locklessly(mm, ea, write);",
         boots: &[h!("active"), h!("refcount")],
         quick: None,
+        equivalent: None,
     },
     Mutant {
         name: "unmap_ignores_busy",
@@ -286,6 +318,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "        if unsafe { cmpxchg(slot, e, 0) } == e {",
         boots: &[h!("active")],
         quick: None,
+        equivalent: None,
     },
     Mutant {
         name: "collapse_unmap_no_flush",
@@ -296,6 +329,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "    let _ = pids;\n    Ok(zapped)",
         boots: &[r!("active")],
         quick: None,
+        equivalent: None,
     },
     Mutant {
         name: "collapse_frees_before_unmap",
@@ -305,6 +339,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "    file.make_huge(off)?;\n    file.free_small_pages(off);\n",
         boots: &[r!("active"), h!("active")],
         quick: None,
+        equivalent: None,
     },
     Mutant {
         name: "retract_no_recheck",
@@ -314,6 +349,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "            let _ = seen;",
         boots: &[r!("active"), h!("active")],
         quick: None,
+        equivalent: None,
     },
     Mutant {
         name: "retract_defers_twice",
@@ -323,6 +359,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "        super::pte_free::pte_free_defer(&mm, table);\n        super::pte_free::pte_free_defer(&mm, table);",
         boots: &[r!("refcount")],
         quick: None,
+        equivalent: None,
     },
     // --- the walkers' own re-check ---
     Mutant {
@@ -333,6 +370,7 @@ pub const MUTANTS: &[Mutant] = &[
         new: "    if false && !still {\n        return Walk::Discarded;",
         boots: &[r!("active"), h!("active")],
         quick: None,
+        equivalent: None,
     },
     // --- the checks themselves: each weakens one, so its negative control must notice ---
     Mutant {
@@ -347,6 +385,7 @@ pub const MUTANTS: &[Mutant] = &[
             judge: Judge::Control("POISON"),
         }],
         quick: None,
+        equivalent: None,
     },
     Mutant {
         name: "oracle_blind",
@@ -360,6 +399,7 @@ pub const MUTANTS: &[Mutant] = &[
             judge: Judge::Control("rcu_check"),
         }],
         quick: None,
+        equivalent: None,
     },
     Mutant {
         name: "oracle_snapshot_too_early",
@@ -373,6 +413,7 @@ pub const MUTANTS: &[Mutant] = &[
             judge: Judge::Control("rcu_check"),
         }],
         quick: None,
+        equivalent: None,
     },
 ];
 

@@ -288,10 +288,15 @@ pub fn run_selected(opts: &Options) -> Result<Vec<Outcome>, String> {
         .collect())
 }
 
+fn is_equivalent(o: &Outcome) -> bool {
+    MUTANTS.iter().any(|m| m.name == o.name && m.equivalent.is_some())
+}
+
 fn verdict(o: &Outcome) -> &'static str {
     match (&o.error, o.caught) {
         (Some(_), _) => "ERROR",
         (None, true) => "caught",
+        (None, false) if is_equivalent(o) => "equivalent",
         (None, false) => "MISSED",
     }
 }
@@ -348,13 +353,21 @@ pub fn run(opts: &Options) -> bool {
     }
     let caught = outcomes.iter().filter(|o| o.error.is_none() && o.caught).count();
     let broken = outcomes.iter().filter(|o| o.error.is_some()).count();
+    let equivalent: Vec<&Outcome> =
+        outcomes.iter().filter(|o| verdict(o) == "equivalent").collect();
+    for o in &equivalent {
+        let why = MUTANTS.iter().find(|m| m.name == o.name).and_then(|m| m.equivalent);
+        println!("\nequivalent on the emulated machine: {}: {}", o.name, why.unwrap_or(""));
+    }
+    let missed = outcomes.len() - caught - broken - equivalent.len();
     println!(
-        "\n{caught} of {} mutants caught by the kernel, {} missed, {broken} did not apply or build ({})",
+        "\n{caught} of {} mutants caught by the kernel, {missed} missed, {} equivalent, {broken} \
+         did not apply or build ({})",
         outcomes.len(),
-        outcomes.len() - caught - broken,
+        equivalent.len(),
         secs(t0.elapsed())
     );
-    caught == outcomes.len()
+    missed == 0 && broken == 0
 }
 
 #[cfg(test)]
