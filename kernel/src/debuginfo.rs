@@ -44,6 +44,8 @@ pub enum Field {
     BitmapSides,
     BitmapSideSize,
     Strategy,
+    /// Offset of the phase counts in a bitmap side struct (the fragment bits are at 0).
+    BitmapPhases,
     Count,
 }
 
@@ -58,6 +60,7 @@ pub fn set(f: Field, v: u64) {
 /// Fills the table once the MMU, memory and RCU are up.
 pub fn fill() {
     use core::mem::{offset_of, size_of};
+    use ptfrag_core::cmdline::MmuMode;
     use ptfrag_core::page_desc::PageDesc;
     use ptfrag_core::pgtable::LEVELS;
     let rl = ptfrag_core::rcu::debug_layout();
@@ -72,7 +75,14 @@ pub fn fill() {
         (Field::DescOwner, offset_of!(PageDesc, owner) as u64),
         (Field::DescRcuHead, offset_of!(PageDesc, rcu_head) as u64),
         (Field::FrameSize, ptfrag_core::frame_alloc::FRAME_SIZE),
-        (Field::MmuMode, if crate::arch::mmu::radix_enabled() { 1 } else { 2 }),
+        (
+            Field::MmuMode,
+            match crate::arch::mmu::mode() {
+                MmuMode::Radix => 1,
+                MmuMode::Hash => 2,
+                MmuMode::Radix64 => 3,
+            },
+        ),
         (Field::ProcessTable, crate::arch::mmu::radix::process_table()),
         (Field::MmPgds, crate::mm::mm_types::pgd_table_addr()),
         (Field::MaxPid, crate::arch::mmu::radix::MAX_PID as u64),
@@ -85,7 +95,7 @@ pub fn fill() {
         (Field::RcuCpuNesting, rl.cpu_nesting as u64),
         (Field::RcuCpuHead, rl.cpu_head as u64),
         (Field::RcuMaxCpus, rl.max_cpus as u64),
-        (Field::PteFragSize, ptfrag_core::pgtable_frag::PTE_FRAG.frag_size as u64),
+        (Field::PteFragSize, crate::mm::pte_free::pte_frag_geometry().frag_size as u64),
         (Field::PteIndexBits0, g.index_bits[LEVELS[0] as usize] as u64),
         (Field::PteIndexBits1, g.index_bits[LEVELS[1] as usize] as u64),
         (Field::PteIndexBits2, g.index_bits[LEVELS[2] as usize] as u64),
@@ -93,6 +103,7 @@ pub fn fill() {
         (Field::PageShift, g.page_shift as u64),
         (Field::BitmapSides, crate::mm::pte_free::sides_addr()),
         (Field::BitmapSideSize, size_of::<ptfrag_core::pte_free_defer::BitmapSide>() as u64),
+        (Field::BitmapPhases, ptfrag_core::pte_free_defer::BitmapSide::PHASES_OFFSET as u64),
     ];
     for (f, v) in fields {
         set(f, v);

@@ -90,7 +90,15 @@ pub fn run_all(filter: Option<&str>, negative_controls: bool, bench: bool) -> (u
     crate::println!("running {n} tests");
     let (mut passed, mut failed) = (0, 0);
     for t in all().iter().filter(selected) {
-        match (t.run)() {
+        let t0 = crate::arch::timer::now();
+        let r = (t.run)();
+        // Before the verdict line, so the harness's parse of that line stays as it was.
+        crate::println!(
+            "ktest: {} took {} ms",
+            t.name,
+            crate::arch::timer::tb_to_us(crate::arch::timer::now() - t0) / 1000
+        );
+        match r {
             Ok(()) => {
                 passed += 1;
                 crate::println!("test {} ... ok", t.name);

@@ -132,7 +132,11 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
 
     let mi = mm::frame::init(dt.mem());
     mm::heap::init();
-    mm::pte_free::init(cmd.pte_free_defer, cmd.rcu_check);
+    let pte_geo = match cmd.mmu {
+        cmdline::MmuMode::Radix64 => ptfrag_core::pgtable_frag::RADIX64_PTE_FRAG,
+        cmdline::MmuMode::Radix | cmdline::MmuMode::Hash => ptfrag_core::pgtable_frag::PTE_FRAG,
+    };
+    mm::pte_free::init(cmd.pte_free_defer, cmd.rcu_check, pte_geo);
     CONFIG.call_once(|| Config {
         collapses: cmd.collapses,
         bench: cmd.bench,
@@ -200,19 +204,28 @@ fn mm_banner(mode: cmdline::MmuMode) {
     use arch::mmu::radix;
     let on = arch::mmu::this_cpu_is_on();
     match mode {
-        cmdline::MmuMode::Radix => {
+        cmdline::MmuMode::Radix | cmdline::MmuMode::Radix64 => {
             let (dw0, dw1) = radix::process_table_entry(0);
+            let g = arch::mmu::pte::geometry();
             println!(
-                "mmu: radix, MSR[IR|DR]={} MSR={:#x} PIDR={}; process table at {:#x} registered \
+                "mmu: {}, MSR[IR|DR]={} MSR={:#x} PIDR={}; process table at {:#x} registered \
                  (H_REGISTER_PROC_TBL sets LPCR[UPRT|HR|GTSE], which a guest cannot read); \
-                 PRTB[0]={:#018x}_{:016x} (kernel PGD {:#x}, 52-bit, 13/9/9/9)",
+                 PRTB[0]={:#018x}_{:016x} (kernel PGD {:#x}, 52-bit, 13/9/9/9); address spaces \
+                 {}/{}/{}/{} with {}K pages, {} PTE tables per 64K page",
+                mode.name(),
                 on as u8,
                 arch::regs::mfmsr(),
                 arch::regs::mfpidr(),
                 radix::process_table(),
                 dw0,
                 dw1,
-                radix::kernel_pgd()
+                radix::kernel_pgd(),
+                g.index_bits[0],
+                g.index_bits[1],
+                g.index_bits[2],
+                g.index_bits[3],
+                g.page_size() >> 10,
+                mm::mm_types::pte_frag().frags_per_page
             );
         }
         cmdline::MmuMode::Hash => {

@@ -23,6 +23,7 @@ FIELDS = [
     "Rcu", "RcuGpSeq", "RcuQsMask", "RcuOnline", "RcuCpus", "RcuCpuStride", "RcuCpuNesting",
     "RcuCpuHead", "RcuMaxCpus", "PteFragSize", "PteIndexBits0", "PteIndexBits1",
     "PteIndexBits2", "PteIndexBits3", "PageShift", "BitmapSides", "BitmapSideSize", "Strategy",
+    "BitmapPhases",
 ]
 MAGIC = 0x7074667261676462
 VERSION = 1
@@ -147,7 +148,7 @@ class PtfragInfo(gdb.Command):
 
     def invoke(self, arg, from_tty):
         d = debug_table()
-        mode = {1: "radix", 2: "hash"}.get(d["MmuMode"], "?")
+        mode = {1: "radix", 2: "hash", 3: "radix64"}.get(d["MmuMode"], "?")
         st = d["Strategy"]
         print("mmu=%s strategy=%s frames=%d mem_map=0x%x" % (
             mode, STRATEGIES[st] if st < len(STRATEGIES) else "?", d["NrFrames"], d["MemMap"]))
@@ -199,9 +200,15 @@ class PtfragPage(gdb.Command):
         else:
             print("  rcu_head 0x%x    not queued" % head)
         if d["BitmapSides"]:
-            side = u64(d["BitmapSides"] + idx * d["BitmapSideSize"])
-            print("  bitmap side      waiting-for-current-gp 0x%x, for-next-gp 0x%x"
-                  % (side & 0xFFFFFFFF, side >> 32))
+            base = d["BitmapSides"] + idx * d["BitmapSideSize"]
+            phases = u64(base + d["BitmapPhases"])
+            words = (d["BitmapPhases"]) // 8
+            bits = 0
+            for w in range(words):
+                bits |= u64(base + 8 * w) << (64 * w)
+            print("  bitmap side      %d fragment(s) covered by the queued call_rcu, %d for the "
+                  "next; deferred since the page was allocated: %#x"
+                  % (phases & 0xFFFFFFFF, phases >> 32, bits))
         if flags & 4:
             live_fragments(d, page)
         if u64(virt(page)) == POISON:

@@ -11,10 +11,29 @@ use core::fmt;
 /// Which MMU the kernel runs with (`mmu=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MmuMode {
-    /// Radix tree (ISA v3.0), chosen through CAS; the default.
+    /// Radix tree (ISA v3.0), chosen through CAS; the default. Address spaces use 4K pages
+    /// (13/9/9/9).
     Radix,
+    /// Radix with 64K pages in address spaces, Linux's distribution layout (13/9/9/5): 256
+    /// PTE tables of 256 bytes share one 64K page.
+    Radix64,
     /// Hashed page table owned by the hypervisor.
     Hash,
+}
+
+impl MmuMode {
+    /// Either radix layout.
+    pub fn is_radix(self) -> bool {
+        matches!(self, MmuMode::Radix | MmuMode::Radix64)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MmuMode::Radix => "radix",
+            MmuMode::Radix64 => "radix64",
+            MmuMode::Hash => "hash",
+        }
+    }
 }
 
 /// Deliberately failing kernel test (`selftest=`), the harness's negative control.
@@ -31,7 +50,7 @@ pub enum Selftest {
 /// The parsed command line; borrows filter strings from the input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cmdline<'a> {
-    /// `mmu=radix|hash`, default radix.
+    /// `mmu=radix|radix64|hash`, default radix.
     pub mmu: MmuMode,
     /// `hz=1..10000`: decrementer tick rate, default 100.
     pub hz: u32,
@@ -54,8 +73,8 @@ pub struct Cmdline<'a> {
     /// `rcu_check=on|off`: the grace-period oracle (every deferred table's grace period is
     /// checked at the real free of its page), default on; `off` to measure without it.
     pub rcu_check: bool,
-    /// `schedule=<filter>`: run only the deterministic schedules of `retract_schedules`
-    /// whose name contains the filter; default all.
+    /// `schedule=<filter>[,<filter>...]`: run only the deterministic schedules of
+    /// `retract_schedules` whose name contains one of the filters; default all.
     pub schedule: Option<&'a str>,
 }
 
@@ -120,7 +139,7 @@ struct Opt {
 
 /// Every option the kernel understands, in the order error messages list them.
 const OPTIONS: &[Opt] = &[
-    Opt { name: "mmu", accepted: "radix|hash", set: set_mmu },
+    Opt { name: "mmu", accepted: "radix|radix64|hash", set: set_mmu },
     Opt { name: "hz", accepted: "1..10000", set: set_hz },
     Opt { name: "test", accepted: "<filter>", set: set_test },
     Opt { name: "selftest", accepted: "off|fail|oops", set: set_selftest },
@@ -146,6 +165,7 @@ const KEY_VALUE: &str = "key=value";
 fn set_mmu<'a>(c: &mut Cmdline<'a>, v: &'a str) -> bool {
     c.mmu = match v {
         "radix" => MmuMode::Radix,
+        "radix64" => MmuMode::Radix64,
         "hash" => MmuMode::Hash,
         _ => return false,
     };
@@ -288,7 +308,7 @@ mod tests {
     use super::*;
     use std::string::ToString;
 
-    const VALID: &str = "valid options: mmu=radix|hash, hz=1..10000, test=<filter>, \
+    const VALID: &str = "valid options: mmu=radix|radix64|hash, hz=1..10000, test=<filter>, \
                          selftest=off|fail|oops, \
                          pte_free_defer=naive|refcount|active|bitmap|bitmap_sketch|none, \
                          rcu_gp=normal|short, collapses=1..100000, bench=0|1, mms=1..1000, \
@@ -306,9 +326,15 @@ mod tests {
     fn mmu_option() {
         assert_eq!(parse("mmu=hash").unwrap().mmu, MmuMode::Hash);
         assert_eq!(parse("mmu=radix").unwrap().mmu, MmuMode::Radix);
+        assert_eq!(parse("mmu=radix64").unwrap().mmu, MmuMode::Radix64);
+        assert!(MmuMode::Radix64.is_radix() && !MmuMode::Hash.is_radix());
         assert_eq!(
             parse("mmu=Radix"),
-            Err(CmdlineError::Malformed { option: "mmu", value: "Radix", expected: "radix|hash" })
+            Err(CmdlineError::Malformed {
+                option: "mmu",
+                value: "Radix",
+                expected: "radix|radix64|hash"
+            })
         );
     }
 
@@ -374,7 +400,11 @@ mod tests {
     fn word_without_equals_is_malformed() {
         assert_eq!(
             parse("mmu"),
-            Err(CmdlineError::Malformed { option: "mmu", value: "", expected: "radix|hash" })
+            Err(CmdlineError::Malformed {
+                option: "mmu",
+                value: "",
+                expected: "radix|radix64|hash"
+            })
         );
         assert_eq!(
             parse("quiet"),
@@ -435,7 +465,7 @@ mod tests {
         assert_eq!(
             v,
             [
-                ("mmu", "radix|hash"),
+                ("mmu", "radix|radix64|hash"),
                 ("hz", "1..10000"),
                 ("test", "<filter>"),
                 ("selftest", "off|fail|oops"),

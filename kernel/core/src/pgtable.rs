@@ -31,6 +31,15 @@ pub struct Geometry {
 /// 13 at the root and 9 below, target/ppc/mmu-radix64.c).
 pub const RADIX_4K: Geometry = Geometry { index_bits: [13, 9, 9, 9], page_shift: 12, pte_extra: 0 };
 
+/// Radix with 64K pages, Linux's distribution layout (radix-64K: `RADIX_PTE_INDEX_SIZE` 5,
+/// PMD 9, PUD 9, PGD 13; arch/powerpc/include/asm/book3s/64/radix-64k.h): 13/9/9/5 + 16 = 52
+/// bits. A PTE table is 32 entries, 256 bytes (`RADIX_PTE_FRAG_NR` = 256 of them share a
+/// 64K page); a PMD leaf maps 2M, one PTE table's worth. QEMU's walker accepts NLS 5 (its
+/// minimum) and takes the page size from the bits left below the last level
+/// (target/ppc/mmu-radix64.c, `ppc_radix64_walk_tree`).
+pub const RADIX_64K: Geometry =
+    Geometry { index_bits: [13, 9, 9, 5], page_shift: 16, pte_extra: 0 };
+
 /// Hash with 64K pages: 8/10/10/8 + 16 = 52 bits (Linux hash-64K); each PTE table is followed
 /// by as many bytes again for the HPTE slot of each entry (Linux keeps it in the second half
 /// of the PTE fragment).
@@ -99,8 +108,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn both_modes_cover_52_bits() {
+    fn every_mode_covers_52_bits() {
         assert_eq!(RADIX_4K.ea_bits(), 52);
+        assert_eq!(RADIX_64K.ea_bits(), 52);
         assert_eq!(HASH_64K.ea_bits(), 52);
     }
 
@@ -114,6 +124,20 @@ mod tests {
         assert_eq!(RADIX_4K.table_bytes(Level::Pgd), 64 * 1024);
         assert_eq!(RADIX_4K.table_bytes(Level::Pte), 4096);
         assert_eq!(RADIX_4K.table_bytes(Level::Pmd), 4096);
+    }
+
+    #[test]
+    fn radix64_shifts_and_sizes() {
+        assert_eq!(RADIX_64K.entry_shift(Level::Pte), 16);
+        assert_eq!(RADIX_64K.entry_shift(Level::Pmd), 21);
+        assert_eq!(RADIX_64K.entry_shift(Level::Pud), 30);
+        assert_eq!(RADIX_64K.entry_shift(Level::Pgd), 39);
+        assert_eq!(RADIX_64K.pmd_size(), 2 << 20);
+        assert_eq!(RADIX_64K.table_bytes(Level::Pte), 256);
+        assert_eq!(RADIX_64K.table_bytes(Level::Pmd), 4096);
+        assert_eq!(RADIX_64K.table_bytes(Level::Pgd), 64 * 1024);
+        // The PTE table's entries, each one 64K page, cover the 2M of a PMD entry.
+        assert_eq!(RADIX_64K.entries(Level::Pte) as u64 * RADIX_64K.page_size(), 2 << 20);
     }
 
     #[test]

@@ -35,8 +35,9 @@ use crate::sync::const_new;
 /// pending deferral tokens and `refcount % PTE_FREE_DEFERRED` the plain references.
 pub const PTE_FREE_DEFERRED: u32 = 0x10000;
 
-/// Fragments per page the `bitmap` strategies can track (two phases in one `u64`).
-pub const BITMAP_MAX_FRAGS: usize = 32;
+/// Fragments per page the `bitmap` strategies can track: radix64's 256 (`RADIX_PTE_FRAG_NR`).
+pub const BITMAP_MAX_FRAGS: usize = 256;
+const BITMAP_WORDS: usize = BITMAP_MAX_FRAGS / 64;
 
 /// How deferred page-table frees share a page's single `rcu_head`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,30 +167,65 @@ impl fmt::Display for DeferError {
 }
 
 /// `bitmap`'s per-page side state, preallocated next to the page descriptors so the retract
-/// path never allocates. Low half: fragments covered by the queued `call_rcu` (`wait`); high
-/// half: fragments deferred after it was queued, for the next one (`next`). The head is
-/// queued exactly while `wait != 0`. `bitmap_sketch` uses the low half as its `pending`.
-#[derive(Default)]
+/// path never allocates. `deferred` has a bit per fragment, set by its deferral and cleared
+/// when the page is really freed (a fragment is never handed out again before that), so a
+/// second deferral or a plain free of a deferred table is refused. `phases` counts the
+/// deferred fragments by the `call_rcu` that frees them: low half `wait`, those the queued
+/// callback covers; high half `next`, those deferred after it was queued. The head is queued
+/// exactly while `wait != 0`; one atomic word decides, whatever the fragment count.
+/// `bitmap_sketch` uses the low half as its `pending` count.
 pub struct BitmapSide {
-    state: AtomicU64,
+    deferred: [AtomicU64; BITMAP_WORDS],
+    phases: AtomicU64,
+}
+
+impl Default for BitmapSide {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl BitmapSide {
+    /// Where the phase counts sit, for debuggers (the fragment bits come first).
+    pub const PHASES_OFFSET: usize = core::mem::offset_of!(BitmapSide, phases);
+
     const_new! {
         pub fn new() -> Self {
-            BitmapSide { state: AtomicU64::new(0) }
+            #[cfg(not(all(test, loom)))]
+            let deferred = [const { AtomicU64::new(0) }; BITMAP_WORDS];
+            #[cfg(all(test, loom))]
+            let deferred = core::array::from_fn(|_| AtomicU64::new(0));
+            BitmapSide { deferred, phases: AtomicU64::new(0) }
         }
     }
 
     /// No fragment of the page waits for a grace period.
     pub fn is_idle(&self) -> bool {
-        self.state.load(Ordering::Acquire) == 0
+        self.phases.load(Ordering::Acquire) == 0
     }
 
     /// Fragments covered by the queued callback, and those waiting for the next one.
     pub fn phases(&self) -> (u32, u32) {
-        let s = self.state.load(Ordering::Acquire);
+        let s = self.phases.load(Ordering::Acquire);
         (s as u32, (s >> 32) as u32)
+    }
+
+    /// Whether fragment `i` has been deferred since the page was last freed.
+    pub fn is_deferred(&self, i: usize) -> bool {
+        self.deferred[i / 64].load(Ordering::Acquire) & (1 << (i % 64)) != 0
+    }
+
+    /// Marks fragment `i` deferred; false if it already was.
+    fn mark(&self, i: usize) -> bool {
+        let bit = 1 << (i % 64);
+        self.deferred[i / 64].fetch_or(bit, Ordering::AcqRel) & bit == 0
+    }
+
+    /// The page is being freed: no fragment of it is deferred any more.
+    fn clear(&self) {
+        for w in &self.deferred {
+            w.store(0, Ordering::Release);
+        }
     }
 }
 
@@ -311,9 +347,8 @@ impl Strategy {
             Strategy::Refcount => refcount_put_plain(page, 1, env, false),
             Strategy::Active => put_active(page, 1, env),
             Strategy::Bitmap | Strategy::BitmapSketch => {
-                let bit = bitmap_bit(table, page, &geo)?;
-                let state = env.bitmap_side(page).state.load(Ordering::Acquire);
-                if (state | state >> 32) & bit != 0 {
+                let i = bitmap_frag(table, page, &geo)?;
+                if env.bitmap_side(page).is_deferred(i) {
                     return Err(DeferError::AlreadyDeferred { table });
                 }
                 put_and_free_now(page, 1, env)
@@ -415,6 +450,7 @@ fn queue(page: u64, env: &impl DeferEnv) -> Result<(), DeferError> {
 /// Really frees `page` (its count is 0 and nothing of it is pending): exactly once.
 fn free_page(page: u64, env: &impl DeferEnv, after_gp: bool) {
     env.desc(page).clear_flag(flags::ACTIVE);
+    env.bitmap_side(page).clear();
     frag::pte_free_now(page, env);
     let stats = env.stats();
     bump(if after_gp { &stats.pages_freed } else { &stats.pages_freed_now });
@@ -507,15 +543,16 @@ fn refcount_callback(page: u64, env: &impl DeferEnv) -> Result<(), DeferError> {
     queue(page, env)
 }
 
-/// The bit of `table` in the side word.
-fn bitmap_bit(table: u64, page: u64, geo: &FragGeometry) -> Result<u64, DeferError> {
+/// The fragment index of `table` in the side state.
+fn bitmap_frag(table: u64, page: u64, geo: &FragGeometry) -> Result<usize, DeferError> {
     if geo.frags_per_page > BITMAP_MAX_FRAGS {
         return Err(DeferError::TooManyFragments { page, frags_per_page: geo.frags_per_page });
     }
-    Ok(1 << frag_index(table, geo))
+    Ok(frag_index(table, geo))
 }
 
 const WAIT: u64 = 0xffff_ffff;
+const NEXT_ONE: u64 = 1 << 32;
 
 /// `bitmap` deferral: the first deferral of a quiet page starts the `wait` phase and queues
 /// the head; while it is queued, deferrals collect in `next`, which the callback turns into
@@ -527,20 +564,19 @@ fn bitmap_defer(
     geo: &FragGeometry,
     env: &impl DeferEnv,
 ) -> Result<(), DeferError> {
-    let bit = bitmap_bit(table, page, geo)?;
+    let i = bitmap_frag(table, page, geo)?;
     let side = env.bitmap_side(page);
-    let old = side
-        .state
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-            if (s | s >> 32) & bit != 0 {
-                None
-            } else if s & WAIT == 0 {
-                Some(s | bit)
-            } else {
-                Some(s | bit << 32)
-            }
-        })
-        .map_err(|_| DeferError::AlreadyDeferred { table })?;
+    if !side.mark(i) {
+        return Err(DeferError::AlreadyDeferred { table });
+    }
+    let old = side.phases.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+        if s & WAIT == 0 {
+            Some(s + 1)
+        } else {
+            Some(s + NEXT_ONE)
+        }
+    });
+    let old = old.unwrap_or_else(|s| s);
     if old & WAIT == 0 {
         queue(page, env)
     } else {
@@ -556,14 +592,14 @@ fn bitmap_defer(
 fn bitmap_callback(page: u64, env: &impl DeferEnv) -> Result<(), DeferError> {
     let side = env.bitmap_side(page);
     let old = side
-        .state
+        .phases
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| (s & WAIT != 0).then_some(s >> 32))
         .map_err(|_| DeferError::NotDeferred { page })?;
     if old >> 32 != 0 {
         bump(&env.stats().redefers);
         queue(page, env)?;
     }
-    put_and_free_after_gp(page, (old & WAIT).count_ones(), env)
+    put_and_free_after_gp(page, (old & WAIT) as u32, env)
 }
 
 /// Drops the references of fragments whose grace period is over; frees the page if last.
@@ -574,19 +610,20 @@ fn put_and_free_after_gp(page: u64, n: u32, env: &impl DeferEnv) -> Result<(), D
     Ok(())
 }
 
-/// `bitmap_sketch` deferral, as in the mail (with its inverted test put right).
+/// `bitmap_sketch` deferral, as in the mail (with its inverted test put right): mark the
+/// fragment pending, queue if nothing was.
 fn sketch_defer(
     table: u64,
     page: u64,
     geo: &FragGeometry,
     env: &impl DeferEnv,
 ) -> Result<(), DeferError> {
-    let bit = bitmap_bit(table, page, geo)?;
-    let old = env.bitmap_side(page).state.fetch_or(bit, Ordering::AcqRel);
-    if old & bit != 0 {
+    let i = bitmap_frag(table, page, geo)?;
+    let side = env.bitmap_side(page);
+    if !side.mark(i) {
         return Err(DeferError::AlreadyDeferred { table });
     }
-    if old == 0 {
+    if side.phases.fetch_add(1, Ordering::AcqRel) == 0 {
         queue(page, env)
     } else {
         bump(&env.stats().head_already_queued);
@@ -597,11 +634,11 @@ fn sketch_defer(
 /// `bitmap_sketch` callback: frees whatever is pending now, including deferrals that came
 /// after the grace period ended (the race).
 fn sketch_callback(page: u64, env: &impl DeferEnv) -> Result<(), DeferError> {
-    let pending = env.bitmap_side(page).state.swap(0, Ordering::AcqRel);
+    let pending = env.bitmap_side(page).phases.swap(0, Ordering::AcqRel);
     if pending == 0 {
         return Err(DeferError::NotDeferred { page });
     }
-    put_and_free_after_gp(page, pending.count_ones(), env)
+    put_and_free_after_gp(page, pending as u32, env)
 }
 
 #[cfg(all(test, not(loom)))]

@@ -41,7 +41,7 @@ fn build(mode: MmuMode, buf: &mut [u8; 64]) -> usize {
     put(&[0, 0]);
     put(&[0, 0]);
     let mut ov5 = [0u8; OV5_BYTES];
-    if mode == MmuMode::Radix {
+    if mode.is_radix() {
         ov5[24 - 1] = 0x40;
         ov5[26 - 1] = 0x40;
     }

@@ -43,9 +43,10 @@ pub struct Mm {
     pub active_cpus: AtomicU32,
 }
 
-/// PTE tables: 4K fragments, 16 per 64K page. PUD/PMD tables: fragments of their size.
+/// PTE tables: 4K fragments, 16 per 64K page (radix64: 256-byte ones, 256 per page).
+/// PUD/PMD tables: fragments of their size.
 pub fn pte_frag() -> &'static FragGeometry {
-    &frag::PTE_FRAG
+    super::pte_free::pte_frag_geometry()
 }
 
 pub fn pmd_frag() -> &'static FragGeometry {

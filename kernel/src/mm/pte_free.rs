@@ -10,7 +10,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use ptfrag_core::frame_alloc::FRAME_SIZE;
 use ptfrag_core::gp_oracle::{needed_gp, GpOracle, OracleError};
 use ptfrag_core::page_desc::{PageDesc, RcuHead};
-use ptfrag_core::pgtable_frag::{FragCache, FragGeometry, PageSource, PTE_FRAG};
+use ptfrag_core::pgtable_frag::{FragCache, FragGeometry, PageSource};
 use ptfrag_core::pte_free_defer::{
     BitmapSide, DeferCounts, DeferEnv, DeferError, DeferStats, Strategy,
 };
@@ -60,12 +60,26 @@ fn prealloc<T>(n: usize, what: &str, init: impl Fn() -> T) -> &'static [T] {
     unsafe { core::slice::from_raw_parts(ptr, n) }
 }
 
+/// The PTE fragment geometry of the MMU mode (known before the MMU is on).
+static PTE_GEO: spin::Once<FragGeometry> = spin::Once::new();
+
+fn pte_geo() -> FragGeometry {
+    *pte_frag_geometry()
+}
+
+/// PTE tables' fragment geometry: 4K fragments, 16 per page (radix64: 256 bytes, 256).
+pub fn pte_frag_geometry() -> &'static FragGeometry {
+    PTE_GEO.get().expect("pte_free::init not called")
+}
+
 /// Chooses the strategy, preallocates `bitmap`'s side state (one per frame) and, with
-/// `rcu_check`, the grace-period oracle's slots (one per PTE fragment of every frame).
-pub fn init(strategy: Strategy, rcu_check: bool) {
+/// `rcu_check`, the grace-period oracle's slots (one per PTE fragment of every frame, `geo`
+/// being the PTE fragments of the MMU mode).
+pub fn init(strategy: Strategy, rcu_check: bool, geo: FragGeometry) {
     store_strategy(strategy);
+    PTE_GEO.call_once(|| geo);
     if rcu_check {
-        let n = GpOracle::slots_for(frame::nr_frames(), &PTE_FRAG);
+        let n = GpOracle::slots_for(frame::nr_frames(), &geo);
         ORACLE_SLOTS.call_once(|| prealloc(n, "grace-period oracle slots", || AtomicU64::new(0)));
         RCU_CHECK.store(true, Ordering::Release);
     }
@@ -80,7 +94,7 @@ pub fn oracle() -> Option<GpOracle<'static>> {
     if !RCU_CHECK.load(Ordering::Acquire) {
         return None;
     }
-    ORACLE_SLOTS.get().map(|s| GpOracle::new(s, PTE_FRAG))
+    ORACLE_SLOTS.get().map(|s| GpOracle::new(s, pte_geo()))
 }
 
 /// Whether the oracle is on.
@@ -212,7 +226,7 @@ impl DeferEnv for KernelEnv {
     }
 
     fn pte_geometry(&self) -> FragGeometry {
-        PTE_FRAG
+        pte_geo()
     }
 }
 
@@ -281,7 +295,7 @@ pub fn pte_free(table: u64) {
 
 /// Returns an address space's unused PTE fragments at teardown.
 pub fn pte_frag_destroy(cache: &mut FragCache) {
-    if let Err(e) = strategy().pte_frag_destroy(cache, &PTE_FRAG, &KernelEnv) {
+    if let Err(e) = strategy().pte_frag_destroy(cache, &pte_geo(), &KernelEnv) {
         report("pte_frag_destroy", cache.peek().unwrap_or(0), e);
     }
 }

@@ -16,7 +16,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use ptfrag_core::frame_alloc::FRAME_SIZE;
 use ptfrag_core::pgtable::Level;
-use ptfrag_core::pgtable_frag::{page_of, PTE_FRAG_NR};
+use ptfrag_core::pgtable_frag::page_of;
 
 /// Where tests map things: PMD-aligned in both MMU modes, far from zero.
 const BASE: u64 = 0x0000_1000_0000_0000;
@@ -162,11 +162,13 @@ fn mm_all_cpus_share_file() -> TestResult {
 }
 
 ktest! {
-fn pte_frag_16_per_page() -> TestResult {
+fn pte_frag_per_page() -> TestResult {
     let file = new_file(1)?;
     let mm = new_mm()?;
     let pmd = pte::geometry().pmd_size();
-    let n = PTE_FRAG_NR as u64 + 1;
+    // 16 tables per page (256 under radix64), and one more.
+    let per_page = crate::mm::mm_types::pte_frag().frags_per_page;
+    let n = per_page as u64 + 1;
     for i in 0..n {
         mm.mmap(BASE + i * pmd, file.size(), &file, 0, false).map_err(|e| format!("{e:?}"))?;
     }
@@ -184,10 +186,42 @@ fn pte_frag_16_per_page() -> TestResult {
     let same = tables.iter().filter(|&&p| p == first).count();
     let refc = frame::desc(first).pt_frag_refcount.load(Ordering::Acquire);
     mm.destroy();
-    check!(same == PTE_FRAG_NR as usize, "{same} of the first PTE tables share page {first:#x}, expected 16");
-    check!(tables[16] != first, "the 17th PTE table is in the full page {first:#x}");
-    check!(refc == PTE_FRAG_NR, "pt_frag_refcount {refc} with 16 live tables");
+    check!(same == per_page, "{same} of the first PTE tables share page {first:#x}, expected {per_page}");
+    check!(tables[per_page] != first, "table {} is in the full page {first:#x}", per_page + 1);
+    check!(refc == per_page as u32, "pt_frag_refcount {refc} with {per_page} live tables");
     Ok(())
+}
+}
+
+ktest! {
+fn mm_one_translation_per_page() -> TestResult {
+    // One fault maps a whole base page of the mode (4K radix, 64K radix64 and hash): a load
+    // at the page's last word then needs no fault and reads the file's bytes there. Under
+    // radix64 this is the check that QEMU's walker gives a PTE-level leaf of a 5-bit table
+    // a 64K page (target/ppc/mmu-radix64.c: each level takes its NLS bits off the page
+    // size, so 52 - 13 - 9 - 9 - 5 = 16 bits are left for the page offset); with a 4K page
+    // the last word would come from the wrong place in the frame.
+    let file = new_file(2)?;
+    let mm = new_mm()?;
+    mm.mmap(BASE, file.size(), &file, 0, false).map_err(|e| format!("{e:?}"))?;
+    let r = (|| {
+        let _a = activate(&mm);
+        let v = load_u64(BASE + 8).map_err(|e| format!("{e:?}"))?;
+        check!(v == pattern(file.id, 8), "first word read {v:#x}");
+        let f = mm.faults.load(Ordering::Relaxed);
+        let last = page() - 8;
+        let v = load_u64(BASE + last).map_err(|e| format!("{e:?}"))?;
+        check!(v == pattern(file.id, last), "word {last:#x} read {v:#x}, file has {:#x}", pattern(file.id, last));
+        let f2 = mm.faults.load(Ordering::Relaxed);
+        check!(f2 == f, "the page's last word faulted ({} faults): pages are smaller than {:#x}", f2 - f, page());
+        let v = load_u64(BASE + page() + 8).map_err(|e| format!("{e:?}"))?;
+        check!(v == pattern(file.id, page() + 8), "next page read {v:#x}");
+        let f3 = mm.faults.load(Ordering::Relaxed);
+        check!(f3 == f + 1, "the next page took {} faults, not 1", f3 - f);
+        Ok(())
+    })();
+    mm.destroy();
+    r
 }
 }
 
@@ -465,7 +499,7 @@ fn figures_fault_rate() -> TestResult {
     let rn = rate(total.load(Ordering::Relaxed), dtn);
     println!(
         "figure: mmu={} faults_per_s_1cpu={} faults_per_s_all{}cpu={} pt_frames_per_1000_pages={:.2} (page {} KiB, cpu {})",
-        if crate::arch::mmu::radix_enabled() { "radix" } else { "hash" },
+        crate::arch::mmu::mode().name(),
         r1,
         n,
         rn,

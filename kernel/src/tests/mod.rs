@@ -1,5 +1,6 @@
 //! In-kernel tests, registered with `ktest!` and run at the end of boot.
 
+mod full_page;
 mod gup_fast;
 mod mem;
 mod mmu;

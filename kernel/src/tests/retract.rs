@@ -331,11 +331,7 @@ impl Outcome {
         self.walker_reads as f64 / Self::secs(self.elapsed.max(1))
     }
     fn mmu() -> &'static str {
-        if crate::arch::mmu::radix_enabled() {
-            "radix"
-        } else {
-            "hash"
-        }
+        crate::arch::mmu::mode().name()
     }
 }
 

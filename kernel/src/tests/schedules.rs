@@ -1007,7 +1007,8 @@ fn retract_schedules() -> TestResult {
     let mut skipped = 0;
     let only = crate::config().schedule.as_deref();
     for kind in Kind::ALL {
-        if !kind.applies() || only.is_some_and(|f| !kind.name().contains(f)) {
+        if !kind.applies() || only.is_some_and(|f| !f.split(',').any(|p| kind.name().contains(p)))
+        {
             continue;
         }
         if kind.helper().is_some() && n < 3 {
@@ -1039,7 +1040,7 @@ fn retract_schedules() -> TestResult {
     let oracle = pte_free::oracle_bugs() - oracle0;
     println!(
         "figure: schedules mmu={} strategy={} runs={runs} failed={} skipped={skipped} poison_reads={} rcu_check_bugs={oracle}",
-        if crate::arch::mmu::radix_enabled() { "radix" } else { "hash" },
+        crate::arch::mmu::mode().name(),
         pte_free::strategy().name(),
         errors.len(),
         poison.load(Ordering::Relaxed)

@@ -1,4 +1,4 @@
-//! `harness bench`: the retract benchmark. One QEMU boot per cell of {radix, hash} x vCPUs x
+//! `harness bench`: the retract benchmark. One QEMU boot per cell of {radix, radix64, hash} x vCPUs x
 //! address spaces runs the kernel test `retract_bench`, which runs the retract workload once per
 //! pte_free_defer strategy and prints one `figure: bench ...` line for each. The harness
 //! gathers them into `results.json` and `results.csv`, prints tables and draws SVG plots.
@@ -31,7 +31,7 @@ guest timebase and vary between boots.";
 const TEST: &str = "retract_bench";
 const REQUIRED: &[&str] = &[TEST];
 
-const MODES: [&str; 2] = ["radix", "hash"];
+const MODES: [&str; 3] = ["radix", "radix64", "hash"];
 const CPUS: [u32; 4] = [1, 2, 4, 8];
 const CPUS_QUICK: [u32; 2] = [1, 4];
 const MMS: [u32; 4] = [1, 10, 100, 1000];
@@ -238,11 +238,12 @@ mod tests {
     #[test]
     fn matrix_sizes_and_order() {
         let full = matrix(false);
-        assert_eq!(full.len(), 2 * 4 * 4);
+        assert_eq!(full.len(), 3 * 4 * 4);
         assert_eq!(full[0], Cell { mode: "radix", cpus: 1, mms: 1 });
-        assert_eq!(full[31], Cell { mode: "hash", cpus: 8, mms: 1000 });
+        assert_eq!(full[16], Cell { mode: "radix64", cpus: 1, mms: 1 });
+        assert_eq!(full[47], Cell { mode: "hash", cpus: 8, mms: 1000 });
         let quick = matrix(true);
-        assert_eq!(quick.len(), 2 * 2 * 3);
+        assert_eq!(quick.len(), 3 * 2 * 3);
         assert!(quick.iter().all(|c| [1, 4].contains(&c.cpus) && c.mms <= 100));
     }
 

@@ -46,10 +46,10 @@ const fn boot(args: &'static str) -> Boot {
     Boot { smp: 4, args, judge: Judge::Clean }
 }
 
-/// `make test`'s short boot of a quick mutant: radix, the retract tests only, 4 rounds.
+/// `make test`'s short boot of a quick mutant: radix, the deterministic schedules only.
 macro_rules! q {
     ($st:literal) => {
-        Some(boot(concat!("pte_free_defer=", $st, " hz=1000 collapses=4 test=retract")))
+        Some(boot(concat!("pte_free_defer=", $st, " hz=1000 test=retract_schedules")))
     };
 }
 
@@ -57,6 +57,11 @@ macro_rules! q {
 macro_rules! r {
     ($st:literal) => {
         boot(concat!("pte_free_defer=", $st, " hz=1000 collapses=16 test=rcu_,retract"))
+    };
+}
+macro_rules! r64 {
+    ($st:literal) => {
+        boot(concat!("mmu=radix64 pte_free_defer=", $st, " hz=1000 collapses=8 test=rcu_,retract"))
     };
 }
 macro_rules! h {
@@ -97,7 +102,7 @@ pub const MUTANTS: &[Mutant] = &[
         file: PFD,
         old: "    if refcount < D {\n        // Nothing came meanwhile: free our table like pte_fragment_free.\n",
         new: "    if refcount < 2 * D {\n        env.desc(page).pt_frag_refcount.fetch_and(D - 1, Ordering::AcqRel);\n",
-        boots: &[r!("refcount"), h!("refcount")],
+        boots: &[r!("refcount"), h!("refcount"), r64!("refcount")],
         quick: None,
         equivalent: None,
     },
@@ -129,7 +134,7 @@ pub const MUTANTS: &[Mutant] = &[
         file: PFD,
         old: "            Strategy::Active => {\n                env.desc(page).set_flag(flags::ACTIVE);\n",
         new: "            Strategy::Active => {\n",
-        boots: &[r!("active"), h!("active")],
+        boots: &[r!("active"), h!("active"), r64!("active")],
         quick: None,
         equivalent: None,
     },
@@ -158,9 +163,9 @@ pub const MUTANTS: &[Mutant] = &[
         name: "bitmap_late_joins_wait",
         what: "bitmap: a deferral while the head is queued joins the running phase",
         file: PFD,
-        old: "} else if s & WAIT == 0 {",
-        new: "} else if s & WAIT == s & WAIT {",
-        boots: &[r!("bitmap"), h!("bitmap")],
+        old: "        } else {\n            Some(s + NEXT_ONE)\n        }",
+        new: "        } else {\n            Some(s + 1)\n        }",
+        boots: &[r!("bitmap"), h!("bitmap"), r64!("bitmap")],
         quick: q!("bitmap"),
         equivalent: None,
     },
@@ -168,9 +173,9 @@ pub const MUTANTS: &[Mutant] = &[
         name: "bitmap_cb_frees_next_too",
         what: "bitmap callback drops the references of the next phase as well",
         file: PFD,
-        old: "put_and_free_after_gp(page, (old & WAIT).count_ones(), env)",
-        new: "put_and_free_after_gp(page, (old & WAIT).count_ones() + (old >> 32).count_ones(), env)",
-        boots: &[r!("bitmap"), h!("bitmap")],
+        old: "put_and_free_after_gp(page, (old & WAIT) as u32, env)",
+        new: "put_and_free_after_gp(page, (old & WAIT) as u32 + (old >> 32) as u32, env)",
+        boots: &[r!("bitmap"), h!("bitmap"), r64!("bitmap")],
         quick: None,
         equivalent: None,
     },
@@ -180,7 +185,7 @@ pub const MUTANTS: &[Mutant] = &[
         file: PFD,
         old: "(s & WAIT != 0).then_some(s >> 32)",
         new: "(s & WAIT != 0).then_some(0)",
-        boots: &[r!("bitmap")],
+        boots: &[r!("bitmap"), r64!("bitmap")],
         quick: None,
         equivalent: None,
     },
@@ -260,7 +265,7 @@ pub const MUTANTS: &[Mutant] = &[
         file: KHUGEPAGED,
         old: "    if crate::arch::mmu::radix_enabled() {\n        tlb::flush_all_cpus(mm.pid);",
         new: "    if crate::arch::mmu::radix_enabled() {\n        let _ = mm.pid;",
-        boots: &[r!("active")],
+        boots: &[r!("active"), r64!("active")],
         quick: None,
         equivalent: None,
     },

@@ -158,6 +158,16 @@ pub fn checks_fired(log: &str, exit: Option<&Exit>) -> Vec<&'static str> {
     by
 }
 
+/// The test a mutant boot must run and pass to count as "missed": the schedules when the
+/// boot runs only those, else the torture (a boot that merely skips it is not a catch).
+fn required_tests(args: &str) -> &'static [&'static str] {
+    if args.split_whitespace().any(|w| w == "test=retract_schedules") {
+        &["retract_schedules"]
+    } else {
+        &["retract_torture"]
+    }
+}
+
 fn boot(m: &Mutant, i: usize, b: &Boot, kernel: &Path) -> (bool, String) {
     let name: &'static str = Box::leak(format!("mutant-{}-{i}", m.name).into_boxed_str());
     let expect = match b.judge {
@@ -165,13 +175,13 @@ fn boot(m: &Mutant, i: usize, b: &Boot, kernel: &Path) -> (bool, String) {
         Judge::Control(word) => Expect::TestFailsBecause("retract_torture", word),
     };
     let s = Scenario::new(name, Firmware::Vof, b.smp, b.args)
-        .base_required(&["retract_torture"])
+        .base_required(required_tests(b.args))
         .expect(expect)
         .timeout(Duration::from_secs(120));
     let v = run_scenario(&s, kernel, &paths::target_dir().join("mutants").join("logs"));
     let log =
         v.run.as_ref().map(|r| String::from_utf8_lossy(&r.stdout).into_owned()).unwrap_or_default();
-    let mode = if b.args.contains("mmu=hash") { "hash" } else { "radix" };
+    let mode = b.args.split_whitespace().find_map(|w| w.strip_prefix("mmu=")).unwrap_or("radix");
     let strategy = b.args.split_whitespace().find_map(|w| w.strip_prefix("pte_free_defer="));
     let mode = format!("{mode} {}", strategy.unwrap_or("active"));
     let caught = !v.why.is_empty();
@@ -401,6 +411,24 @@ test retract_torture ... FAILED: pte_free_defer reported 3 BUG(s)
         let other = "test retract_torture ... FAILED: walkers saw wrong data\n";
         assert_eq!(checks_fired(other, None), ["test failed"]);
         assert!(checks_fired("test x ... ok\n", None).is_empty());
+    }
+
+    #[test]
+    fn a_boot_requires_the_test_it_runs() {
+        assert_eq!(required_tests("hz=1000 test=retract_schedules"), ["retract_schedules"]);
+        assert_eq!(required_tests("collapses=16 test=rcu_,retract"), ["retract_torture"]);
+        for m in MUTANTS {
+            for b in m.boots.iter().chain(m.quick.as_slice()) {
+                let t = required_tests(b.args)[0];
+                let filter = b.args.split_whitespace().find_map(|w| w.strip_prefix("test="));
+                assert!(
+                    filter.is_none_or(|f| f.split(',').any(|p| t.contains(p))),
+                    "{}: boot {:?} would not run {t}",
+                    m.name,
+                    b.args
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Turning translation on: the mode chosen on the command line (`mmu=radix|hash`), the
+//! Turning translation on: the mode chosen on the command line (`mmu=radix|radix64|hash`), the
 //! per-CPU switch into virtual mode, and the relocation-on interrupt vectors (AIL=3).
 
 pub mod hash;
@@ -13,11 +13,22 @@ use ptfrag_core::cmdline::MmuMode;
 const OFF: u8 = 0;
 const RADIX: u8 = 1;
 const HASH: u8 = 2;
+const RADIX64: u8 = 3;
 
 static MODE: AtomicU8 = AtomicU8::new(OFF);
 
+/// Either radix layout (the hardware walks the tree).
 pub fn radix_enabled() -> bool {
-    MODE.load(Ordering::Acquire) == RADIX
+    matches!(MODE.load(Ordering::Acquire), RADIX | RADIX64)
+}
+
+/// The mode translation runs in (radix before `init`).
+pub fn mode() -> MmuMode {
+    match MODE.load(Ordering::Acquire) {
+        HASH => MmuMode::Hash,
+        RADIX64 => MmuMode::Radix64,
+        _ => MmuMode::Radix,
+    }
 }
 
 /// What the device tree says about the MMU.
@@ -29,9 +40,16 @@ pub struct MmuInfo {
 
 /// Builds the kernel's translation for `mode` and turns it on on the boot CPU.
 pub fn init(mode: MmuMode, info: &MmuInfo) {
-    MODE.store(if mode == MmuMode::Radix { RADIX } else { HASH }, Ordering::Release);
+    let m = match mode {
+        MmuMode::Radix => RADIX,
+        MmuMode::Radix64 => RADIX64,
+        MmuMode::Hash => HASH,
+    };
+    MODE.store(m, Ordering::Release);
     match mode {
-        MmuMode::Radix => radix::init(info.mem_end),
+        // The kernel's own tree is the same in both radix layouts; only address spaces use
+        // 64K pages under radix64 (each tree's layout is its own: the NLS of every PDE).
+        MmuMode::Radix | MmuMode::Radix64 => radix::init(info.mem_end),
         MmuMode::Hash => {
             let Some(pft) = info.pft_shift else {
                 crate::fatal!("mmu=hash: the device tree has no cpu ibm,pft-size (no HPT)")

@@ -2,17 +2,17 @@
 //! (Linux dispatches `radix__`/`hash__` variants on `radix_enabled()` the same way).
 //! Entries are stored big-endian in both modes, as on Linux book3s64.
 
-use ptfrag_core::pgtable::{Geometry, Level, HASH_64K, RADIX_4K};
+use ptfrag_core::pgtable::{Geometry, Level, HASH_64K, RADIX_4K, RADIX_64K};
 use ptfrag_core::radix as r;
 
 pub use ptfrag_core::radix::BeEntry;
 
 /// The page-table geometry of the running MMU mode.
 pub fn geometry() -> &'static Geometry {
-    if super::radix_enabled() {
-        &RADIX_4K
-    } else {
-        &HASH_64K
+    match super::mode() {
+        ptfrag_core::cmdline::MmuMode::Radix => &RADIX_4K,
+        ptfrag_core::cmdline::MmuMode::Radix64 => &RADIX_64K,
+        ptfrag_core::cmdline::MmuMode::Hash => &HASH_64K,
     }
 }
 
