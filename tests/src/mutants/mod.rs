@@ -161,10 +161,10 @@ pub fn checks_fired(log: &str, exit: Option<&Exit>) -> Vec<&'static str> {
 /// The test a mutant boot must run and pass to count as "missed": the schedules when the
 /// boot runs only those, else the torture (a boot that merely skips it is not a catch).
 fn required_tests(args: &str) -> &'static [&'static str] {
-    if args.split_whitespace().any(|w| w == "test=retract_schedules") {
-        &["retract_schedules"]
-    } else {
-        &["retract_torture"]
+    let filter = args.split_whitespace().find_map(|w| w.strip_prefix("test="));
+    match filter.and_then(|f| crate::scenario::REQUIRED_TESTS.iter().position(|t| *t == f)) {
+        Some(i) => std::slice::from_ref(&crate::scenario::REQUIRED_TESTS[i]),
+        None => &["retract_torture"],
     }
 }
 
@@ -417,6 +417,10 @@ test retract_torture ... FAILED: pte_free_defer reported 3 BUG(s)
     fn a_boot_requires_the_test_it_runs() {
         assert_eq!(required_tests("hz=1000 test=retract_schedules"), ["retract_schedules"]);
         assert_eq!(required_tests("collapses=16 test=rcu_,retract"), ["retract_torture"]);
+        assert_eq!(
+            required_tests("test=mm_one_translation_per_page"),
+            ["mm_one_translation_per_page"]
+        );
         for m in MUTANTS {
             for b in m.boots.iter().chain(m.quick.as_slice()) {
                 let t = required_tests(b.args)[0];
