@@ -56,17 +56,17 @@ macro_rules! q {
 // The retract workload with the RCU tests beside it; hash pays more per round.
 macro_rules! r {
     ($st:literal) => {
-        boot(concat!("pte_free_defer=", $st, " hz=1000 collapses=16 test=rcu_,retract"))
+        boot(concat!("pte_free_defer=", $st, " hz=1000 collapses=8 test=rcu_,retract"))
     };
 }
 macro_rules! r64 {
     ($st:literal) => {
-        boot(concat!("mmu=radix64 pte_free_defer=", $st, " hz=1000 collapses=8 test=rcu_,retract"))
+        boot(concat!("mmu=radix64 pte_free_defer=", $st, " hz=1000 collapses=4 test=rcu_,retract"))
     };
 }
 macro_rules! h {
     ($st:literal) => {
-        boot(concat!("mmu=hash pte_free_defer=", $st, " hz=1000 collapses=8 test=rcu_,retract"))
+        boot(concat!("mmu=hash pte_free_defer=", $st, " hz=1000 collapses=4 test=rcu_,retract"))
     };
 }
 
