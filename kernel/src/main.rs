@@ -132,10 +132,7 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
 
     let mi = mm::frame::init(dt.mem());
     mm::heap::init();
-    let pte_geo = match cmd.mmu {
-        cmdline::MmuMode::Radix64 => ptfrag_core::pgtable_frag::RADIX64_PTE_FRAG,
-        cmdline::MmuMode::Radix | cmdline::MmuMode::Hash => ptfrag_core::pgtable_frag::PTE_FRAG,
-    };
+    let pte_geo = arch::mmu::book3s64::pte_frag_for(cmd.mmu);
     mm::pte_free::init(cmd.pte_free_defer, cmd.rcu_check, pte_geo);
     CONFIG.call_once(|| Config {
         collapses: cmd.collapses,

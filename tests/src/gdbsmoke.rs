@@ -99,7 +99,10 @@ pub const CHECKS: &[GdbCheck] = &[
             "continue",
         ],
         expect: &[
-            ("ptfrag::mm::hash_page::hash_page (mm=", "`break hash_page` stops in the hash fault"),
+            (
+                "ptfrag::arch::mmu::hash_utils::hash_page (mm=",
+                "`break hash_page` stops in the hash fault",
+            ),
             (
                 "ptfrag::mm::khugepaged::retract_page_tables (file=",
                 "`break retract_page_tables` stops in the retract",

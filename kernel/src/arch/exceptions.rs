@@ -109,11 +109,7 @@ fn handle_page_fault(tf: &TrapFrame) -> bool {
         if enable {
             super::irq::enable();
         }
-        let ok = if super::mmu::radix_enabled() {
-            crate::mm::fault::handle_mm_fault(mm, tf.dar, write).is_ok()
-        } else {
-            crate::mm::hash_page::hash_page(mm, tf.dar, write).is_ok()
-        };
+        let ok = super::mmu::book3s64::handle_fault(mm, tf.dar, write).is_ok();
         if enable {
             super::irq::disable();
         }

@@ -1,11 +1,11 @@
 //! Page faults on address-space addresses: find the VMA, allocate missing tables (PUD, PMD
 //! and PTE tables are fragments from the mm's caches) and install the translation of the
-//! file's page; a PMD-aligned range whose file chunk is huge gets one PMD leaf. Under hash
-//! the same Linux-format tables are filled, then `hash_page` puts the HPTE in.
+//! file's page; a PMD-aligned range whose file chunk is huge gets one PMD leaf. Which MMU
+//! takes the fault first is `arch::mmu::book3s64::handle_fault`'s business.
 
 use super::mm_types::{pmd_frag, pte_frag, Mm, PtCaches};
 use super::pgalloc::KernelPages;
-use crate::arch::mmu::pte;
+use crate::arch::mmu::{book3s64, pte};
 use core::sync::atomic::Ordering;
 use ptfrag_core::pgtable::Level;
 use ptfrag_core::pgtable_frag::{self as frag, FragError};
@@ -32,7 +32,8 @@ pub struct Leaf {
     pub writable: bool,
 }
 
-/// Radix: the whole fault. Hash faults go through `hash_page`.
+/// The locked fault path: fills the tables (the whole fault where the hardware walks them;
+/// hash's `hash_page` comes here only when its lockless walk found no leaf).
 // SAFETY: `handle_mm_fault` is the only symbol of that name in the kernel (Linux's name, so that
 // `break handle_mm_fault` works in gdb); never inlined, so every call stops there.
 #[unsafe(export_name = "handle_mm_fault")]
@@ -81,15 +82,10 @@ pub fn populate(mm: &Mm, caches: &mut PtCaches, ea: u64, write: bool) -> Result<
         }
         if level == Level::Pmd && !pte::present(e) {
             if let Some(h) = huge {
-                if !crate::arch::mmu::radix_enabled() {
-                    // Hash keeps the HPTE slots of a huge leaf's subpages in a deposited
-                    // table, as Linux deposits a PTE fragment with every THP PMD, recorded
-                    // beside the PMD where the lockless `hash_page` finds it.
+                if book3s64::huge_leaf_needs_deposit() {
                     let dep = alloc_table(mm, caches, true)?;
-                    // SAFETY: the deposit word of a live PMD slot of `mm`, under its lock.
-                    unsafe { pte::deposit_word(slot).write_volatile(dep) };
-                    // The deposit is visible before the leaf that needs it.
-                    core::sync::atomic::fence(Ordering::Release);
+                    // SAFETY: a live PMD slot of `mm`, under its lock.
+                    unsafe { book3s64::deposit(slot, dep) };
                 }
                 // SAFETY: as above.
                 unsafe { pte::write(slot, pte::mk_leaf(h, vma.writable)) };

@@ -18,11 +18,9 @@
 //! `&mm->page_table_lock` and retract takes one lock, not two.
 
 use super::file::File;
-use super::mm_types::Mm;
 use crate::arch::mmu::{pte, tlb};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use ptfrag_core::frame_alloc::FrameError;
-use ptfrag_core::pgtable::Level;
 
 pub static RETRACTS: AtomicU64 = AtomicU64::new(0);
 
@@ -128,7 +126,7 @@ pub fn retract_page_tables(file: &File, off: u64) -> usize {
                 continue;
             }
             let table = pte::target(seen);
-            pmdp_collapse_flush(&mm, pmd, table, addr);
+            crate::arch::mmu::book3s64::pmdp_collapse_flush(&mm, pmd, table, addr);
             table
         };
         super::pte_free::pte_free_defer(&mm, table);
@@ -136,43 +134,4 @@ pub fn retract_page_tables(file: &File, off: u64) -> usize {
         RETRACTS.fetch_add(1, Ordering::Relaxed);
     }
     retracted
-}
-
-/// Clears the PMD and makes every CPU forget translations through it before returning.
-/// Radix: the cross-CPU flush (tlbie RIC=2 for the PID, then the IPI handshake) drops TLB
-/// and page-walk-cache entries. Hash, as Linux `hash__pmdp_collapse_flush()`: clear the PMD;
-/// `serialize_against_pte_lookup()`, so no lockless `hash_page` that read the old PMD with
-/// interrupts off still holds the table; only then remove the HPTEs of the table's entries
-/// (a `hash_page` still inside could otherwise insert one after the removal); and, if any
-/// went, the handshake again, because under MTTCG the hcalls' own flush reaches the other
-/// vCPUs late (see `tlb::flush_all_cpus`).
-// SAFETY: `pmdp_collapse_flush` is the only symbol of that name in the kernel (Linux's name, so that
-// `break pmdp_collapse_flush` works in gdb); never inlined, so every call stops there.
-#[unsafe(export_name = "pmdp_collapse_flush")]
-#[inline(never)]
-fn pmdp_collapse_flush(mm: &Mm, pmd: *mut pte::BeEntry, table: u64, addr: u64) {
-    // SAFETY: a live PMD slot of `mm`, under its PMD lock.
-    unsafe { pte::write(pmd, 0) };
-    if crate::arch::mmu::radix_enabled() {
-        tlb::flush_all_cpus(mm.pid);
-        return;
-    }
-    tlb::serialize_against_pte_lookup();
-    let g = pte::geometry();
-    let mut removed = 0;
-    for i in 0..g.entries(Level::Pte) {
-        let ea = addr + ((i as u64) << g.page_shift);
-        let slot = pte::slot(table, Level::Pte, ea);
-        // SAFETY: entries of the table just detached, under the PMD lock: no walker that
-        // could still change them is left (serialized above), every other writer holds
-        // the lock.
-        if unsafe { pte::read(slot) } & pte::HASHPTE != 0 {
-            let leaf = super::fault::Leaf { slot, level: Level::Pte, table, writable: false };
-            super::hash_page::unhash_leaf(mm, None, &leaf, ea);
-            removed += 1;
-        }
-    }
-    if removed > 0 {
-        tlb::flush_all_cpus(mm.pid);
-    }
 }

@@ -7,7 +7,7 @@ use super::fault::Leaf;
 use super::file::File;
 use super::frame;
 use super::pgalloc::KernelPages;
-use crate::arch::mmu::{pte, radix, tlb};
+use crate::arch::mmu::{book3s64, pte, tlb};
 use crate::arch::paca;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -50,29 +50,25 @@ pub fn pte_frag() -> &'static FragGeometry {
 }
 
 pub fn pmd_frag() -> &'static FragGeometry {
-    if crate::arch::mmu::radix_enabled() {
-        &frag::RADIX_PMD_FRAG
-    } else {
-        &frag::HASH_PMD_FRAG
-    }
+    book3s64::pmd_frag()
 }
 
 /// PGD of every live address space, by PID (0 = none): how a debugger finds an mm's tables
 /// in either MMU mode (radix also has them in the process table).
-static MM_PGDS: [AtomicU64; radix::MAX_PID as usize + 1] =
-    [const { AtomicU64::new(0) }; radix::MAX_PID as usize + 1];
+static MM_PGDS: [AtomicU64; book3s64::MAX_CONTEXT as usize + 1] =
+    [const { AtomicU64::new(0) }; book3s64::MAX_CONTEXT as usize + 1];
 
 pub fn pgd_table_addr() -> u64 {
     MM_PGDS.as_ptr() as u64
 }
 
-static PIDS: spin::Mutex<[u64; (radix::MAX_PID as usize + 1) / 64]> =
-    spin::Mutex::new([0; (radix::MAX_PID as usize + 1) / 64]);
+static PIDS: spin::Mutex<[u64; (book3s64::MAX_CONTEXT as usize + 1) / 64]> =
+    spin::Mutex::new([0; (book3s64::MAX_CONTEXT as usize + 1) / 64]);
 
 fn alloc_pid() -> Option<u32> {
     let mut map = PIDS.lock();
     // PID 0 is the kernel's tree, NULL_PID the empty one.
-    for pid in (radix::NULL_PID + 1)..=radix::MAX_PID {
+    for pid in book3s64::FIRST_USER_CONTEXT..=book3s64::MAX_CONTEXT {
         let (w, b) = (pid as usize / 64, pid % 64);
         if map[w] & (1 << b) == 0 {
             map[w] |= 1 << b;
@@ -104,9 +100,7 @@ impl Mm {
             }
         };
         frame::desc(pgd).set_flag(ptfrag_core::page_desc::flags::PAGE_TABLE);
-        if crate::arch::mmu::radix_enabled() {
-            radix::set_prtb_entry(pid, pgd);
-        }
+        book3s64::init_new_context(pid, pgd);
         MM_PGDS[pid as usize].store(pgd, Ordering::Release);
         Ok(Arc::new(Mm {
             pid,
@@ -205,21 +199,8 @@ impl Mm {
     /// Clears one leaf (hash: removes its HPTEs first; a huge leaf's deposit is freed).
     /// Caller holds the ptl and flushes other CPUs afterwards.
     fn unmap_leaf(&self, _caches: &mut PtCaches, leaf: &Leaf, ea: u64) {
-        // SAFETY: the slot is in a live table of this mm, under its ptl. Hash: the entry goes
-        // first (waiting for a `hash_page` that holds it BUSY), then its HPTEs, by the slots
-        // recorded for it; a `hash_page` that finds it gone takes the locked path.
-        unsafe { pte::clear_leaf(leaf.slot) };
-        if !crate::arch::mmu::radix_enabled() {
-            let dep = (leaf.level == Level::Pmd).then(|| {
-                let w = pte::deposit_word(leaf.slot);
-                // SAFETY: the deposit word beside a live PMD slot of this mm, under its ptl.
-                unsafe { w.replace(0) }
-            });
-            let dep = dep.filter(|&d| d != 0);
-            super::hash_page::unhash_leaf(self, dep, leaf, ea);
-            if let Some(d) = dep {
-                super::pte_free::pte_free(d);
-            }
+        if let Some(deposit) = book3s64::clear_leaf(self, leaf, ea) {
+            super::pte_free::pte_free(deposit);
         }
     }
 
@@ -274,9 +255,8 @@ impl Mm {
         }
         let mut guard = self.ptl.lock();
         let caches = &mut *guard;
-        if crate::arch::mmu::radix_enabled() {
-            radix::set_prtb_entry(self.pid, 0);
-        } else {
+        book3s64::destroy_context(self.pid);
+        if book3s64::translations_outside_tables() {
             let mut leaves = Vec::new();
             walk_leaves(self.pgd, Level::Pgd, 0, &mut |leaf, ea| leaves.push((leaf, ea)));
             for (leaf, ea) in leaves {
@@ -359,11 +339,7 @@ pub fn activate(mm: &Mm) -> ActiveGuard<'_> {
     assert_eq!(p.current_mm.load(Ordering::Acquire), 0, "an mm is already active on this CPU");
     mm.active_cpus.fetch_add(1, Ordering::AcqRel);
     p.current_mm.store(mm as *const Mm as u64, Ordering::Release);
-    if crate::arch::mmu::radix_enabled() {
-        radix::set_pid(mm.pid);
-    } else {
-        crate::arch::mmu::hash::slb_flush_user();
-    }
+    book3s64::switch_mmu_context(Some(mm.pid));
     ActiveGuard { mm }
 }
 
@@ -373,11 +349,7 @@ pub struct ActiveGuard<'a> {
 
 impl Drop for ActiveGuard<'_> {
     fn drop(&mut self) {
-        if crate::arch::mmu::radix_enabled() {
-            radix::set_pid(radix::NULL_PID);
-        } else {
-            crate::arch::mmu::hash::slb_flush_user();
-        }
+        book3s64::switch_mmu_context(None);
         paca::this().current_mm.store(0, Ordering::Release);
         self.mm.active_cpus.fetch_sub(1, Ordering::AcqRel);
     }

@@ -4,7 +4,6 @@
 pub mod fault;
 pub mod file;
 pub mod frame;
-pub mod hash_page;
 pub mod heap;
 pub mod khugepaged;
 pub mod mm_types;

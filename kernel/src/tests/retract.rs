@@ -358,7 +358,7 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
     let r0 = rcu::stats();
     let bugs0 = pte_free::bugs();
     let oracle0 = pte_free::oracle_bugs();
-    let hash_poison0 = crate::mm::hash_page::POISON_READS.load(Ordering::Relaxed);
+    let hash_poison0 = crate::arch::mmu::hash_utils::POISON_READS.load(Ordering::Relaxed);
     let tally = Tally::default();
     let current: spin::RwLock<Option<Arc<Round>>> = spin::RwLock::new(None);
     let generation = AtomicU64::new(0);
@@ -605,7 +605,8 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
             .join("/"),
         munmap_rounds: munmap_rounds.load(Ordering::Relaxed),
         early_teardowns: early_teardowns.load(Ordering::Relaxed),
-        hash_page_poison: crate::mm::hash_page::POISON_READS.load(Ordering::Relaxed) - hash_poison0,
+        hash_page_poison: crate::arch::mmu::hash_utils::POISON_READS.load(Ordering::Relaxed)
+            - hash_poison0,
         poison: tally.poison.load(Ordering::Relaxed),
         det_poison: tally.det_poison.load(Ordering::Relaxed),
         bad_data: tally.bad_data.load(Ordering::Relaxed),

@@ -47,6 +47,7 @@
 
 use super::gup_fast::{self, Walk};
 use super::pwc::{self, PwcWalk};
+use crate::arch::mmu::hash_utils;
 use crate::arch::mmu::pte;
 use crate::arch::mmu::tlb;
 use crate::arch::uaccess::load_u64;
@@ -54,7 +55,7 @@ use crate::arch::{smp, timer};
 use crate::mm::file::{pattern, File};
 use crate::mm::mm_types::activate;
 use crate::mm::pgalloc::POISON;
-use crate::mm::{frame, hash_page, khugepaged, pte_free, Mm};
+use crate::mm::{frame, khugepaged, pte_free, Mm};
 use crate::{check, ktest, println, rcu};
 use alloc::format;
 use alloc::string::String;
@@ -677,16 +678,16 @@ fn hash_fault_reader(
     };
     let ea = BASE + 8;
     let want = pattern(stage.file.id, 8);
-    let poison0 = hash_page::POISON_READS.load(Ordering::Acquire);
-    hash_page::PAUSE_CPU.store(cpu, Ordering::Release);
+    let poison0 = hash_utils::POISON_READS.load(Ordering::Acquire);
+    hash_utils::PAUSE_CPU.store(cpu, Ordering::Release);
     let f0 = mm.faults.load(Ordering::Relaxed);
     let v = {
         let _g = activate(&mm);
         load_u64(ea)
     };
     let f1 = mm.faults.load(Ordering::Relaxed);
-    hash_page::PAUSE_CPU.store(usize::MAX, Ordering::Release);
-    let table = hash_page::PAUSED_TABLE.load(Ordering::Acquire);
+    hash_utils::PAUSE_CPU.store(usize::MAX, Ordering::Release);
+    let table = hash_utils::PAUSED_TABLE.load(Ordering::Acquire);
     stage.held.store(table, Ordering::Release);
     if table == 0 {
         ch.fail(format!(
@@ -695,7 +696,7 @@ fn hash_fault_reader(
         ));
         return Err(());
     }
-    let read_poison = hash_page::POISON_READS.load(Ordering::Acquire) - poison0;
+    let read_poison = hash_utils::POISON_READS.load(Ordering::Acquire) - poison0;
     if read_poison > 0 {
         poison.fetch_add(read_poison, Ordering::Relaxed);
         ch.fail(format!(
@@ -727,15 +728,15 @@ fn hash_fault_driver(
         ch.fail(format!("cpu {cpu}: collapse: {e}"));
         return Err(());
     }
-    hash_page::RESUME.store(false, Ordering::Release);
-    hash_page::PAUSED_TABLE.store(0, Ordering::Release);
+    hash_utils::RESUME.store(false, Ordering::Release);
+    hash_utils::PAUSED_TABLE.store(0, Ordering::Release);
     ch.signal(Ev::SetUp);
     let hold = rcu::read();
     rcu::request_grace_period();
     ch.wait_until(cpu, "a grace period to start", false, || rcu::gp_seq() & 1 == 1)?;
     ch.signal(Ev::GpRunning);
     ch.wait_until(cpu, "the reader to stop in hash_page", false, || {
-        hash_page::PAUSED_TABLE.load(Ordering::Acquire) != 0
+        hash_utils::PAUSED_TABLE.load(Ordering::Acquire) != 0
     })?;
     let (calls0, cb0) = (pte_free::stats().call_rcu, pte_free::stats().callbacks);
     let n = khugepaged::retract_page_tables(&stage.file, 0);
@@ -753,7 +754,7 @@ fn hash_fault_driver(
             pte_free::stats().callbacks > cb0
         })?;
     }
-    hash_page::RESUME.store(true, Ordering::Release);
+    hash_utils::RESUME.store(true, Ordering::Release);
     ch.wait(cpu, Ev::ReaderDone, true)
 }
 
@@ -885,12 +886,12 @@ fn hash_busy_reader(
     let ea = BASE + BUSY_OFF;
     let want = pattern(stage.file.id, BUSY_OFF);
     let _g = activate(&mm);
-    hash_page::PAUSE_AT.store(hash_page::AT_BUSY, Ordering::Release);
-    hash_page::PAUSE_CPU.store(cpu, Ordering::Release);
+    hash_utils::PAUSE_AT.store(hash_utils::AT_BUSY, Ordering::Release);
+    hash_utils::PAUSE_CPU.store(cpu, Ordering::Release);
     let v = load_u64(ea);
-    hash_page::PAUSE_CPU.store(usize::MAX, Ordering::Release);
-    hash_page::PAUSE_AT.store(hash_page::AT_PTE_READ, Ordering::Release);
-    let table = hash_page::PAUSED_TABLE.load(Ordering::Acquire);
+    hash_utils::PAUSE_CPU.store(usize::MAX, Ordering::Release);
+    hash_utils::PAUSE_AT.store(hash_utils::AT_PTE_READ, Ordering::Release);
+    let table = hash_utils::PAUSED_TABLE.load(Ordering::Acquire);
     stage.held.store(table, Ordering::Release);
     if table == 0 {
         ch.fail(format!("cpu {cpu}: the load of {ea:#x} never held its leaf BUSY"));
@@ -927,17 +928,17 @@ fn hash_busy_driver(
     _: &AtomicU64,
 ) -> Result<(), ()> {
     ch.check(cpu, set_up(stage, Kind::HashBusy))?;
-    hash_page::RESUME.store(false, Ordering::Release);
-    hash_page::PAUSED_TABLE.store(0, Ordering::Release);
+    hash_utils::RESUME.store(false, Ordering::Release);
+    hash_utils::PAUSED_TABLE.store(0, Ordering::Release);
     ch.signal(Ev::SetUp);
     ch.wait_until(cpu, "the reader to hold its leaf BUSY in hash_page", true, || {
-        hash_page::PAUSED_TABLE.load(Ordering::Acquire) != 0
+        hash_utils::PAUSED_TABLE.load(Ordering::Acquire) != 0
     })?;
     if let Err(e) = khugepaged::collapse_begin(&stage.file, 0) {
         ch.fail(format!("cpu {cpu}: collapse: {e}"));
     }
     khugepaged::collapse_end(&stage.file, 0);
-    hash_page::RESUME.store(true, Ordering::Release);
+    hash_utils::RESUME.store(true, Ordering::Release);
     ch.signal(Ev::MayRead);
     ch.wait(cpu, Ev::ReaderDone, true)
 }

@@ -73,6 +73,7 @@ macro_rules! h {
 const PFD: &str = "kernel/core/src/pte_free_defer.rs";
 const RCU: &str = "kernel/core/src/rcu.rs";
 const KHUGEPAGED: &str = "kernel/src/mm/khugepaged.rs";
+const SEAM: &str = "kernel/src/arch/mmu/book3s64.rs";
 
 pub const MUTANTS: &[Mutant] = &[
     // --- refcount (Hugh's v2) ---
@@ -262,9 +263,9 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "collapse_no_flush",
         what: "pmdp_collapse_flush clears the PMD but flushes no CPU (radix)",
-        file: KHUGEPAGED,
-        old: "    if crate::arch::mmu::radix_enabled() {\n        tlb::flush_all_cpus(mm.pid);",
-        new: "    if crate::arch::mmu::radix_enabled() {\n        let _ = mm.pid;",
+        file: SEAM,
+        old: "    if radix_enabled() {\n        tlb::flush_all_cpus(mm.pid);\n        return;",
+        new: "    if radix_enabled() {\n        let _ = mm.pid;\n        return;",
         boots: &[r!("active"), r64!("active")],
         quick: None,
         equivalent: None,
@@ -272,9 +273,9 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "collapse_flush_before_clear",
         what: "radix pmdp_collapse_flush flushes every CPU before clearing the PMD",
-        file: KHUGEPAGED,
-        old: "    unsafe { pte::write(pmd, 0) };\n    if crate::arch::mmu::radix_enabled() {\n        tlb::flush_all_cpus(mm.pid);\n        return;\n    }",
-        new: "    if crate::arch::mmu::radix_enabled() {\n        tlb::flush_all_cpus(mm.pid);\n        unsafe { pte::write(pmd, 0) };\n        return;\n    }\n    unsafe { pte::write(pmd, 0) };",
+        file: SEAM,
+        old: "    unsafe { pte::write(pmd, 0) };\n    if radix_enabled() {\n        tlb::flush_all_cpus(mm.pid);\n        return;\n    }",
+        new: "    if radix_enabled() {\n        tlb::flush_all_cpus(mm.pid);\n        unsafe { pte::write(pmd, 0) };\n        return;\n    }\n    unsafe { pte::write(pmd, 0) };",
         boots: &[r!("active")],
         quick: None,
         equivalent: None,
@@ -282,8 +283,8 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "collapse_keeps_hptes",
         what: "hash pmdp_collapse_flush leaves the HPTEs of the detached table's entries",
-        file: KHUGEPAGED,
-        old: "            super::hash_page::unhash_leaf(mm, None, &leaf, ea);",
+        file: SEAM,
+        old: "            hash_utils::unhash_leaf(mm, None, &leaf, ea);",
         new: "            let _ = (&leaf, ea);",
         boots: &[h!("active")],
         quick: None,
@@ -293,7 +294,7 @@ pub const MUTANTS: &[Mutant] = &[
         name: "hash_collapse_no_serialize",
         what: "hash pmdp_collapse_flush does not serialize_against_pte_lookup() (caught where \
                nothing else protects the lockless hash_page: no grace period, pre-6.5 Linux)",
-        file: KHUGEPAGED,
+        file: SEAM,
         old: "    tlb::serialize_against_pte_lookup();\n",
         new: "",
         boots: &[Boot {
@@ -308,7 +309,7 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "hash_page_irqs_on",
         what: "hash_page walks the Linux tables locklessly with interrupts on",
-        file: "kernel/src/mm/hash_page.rs",
+        file: "kernel/src/arch/mmu/hash_utils.rs",
         old: "    let was = crate::arch::irq::disable();\n    let r = insert_locklessly(mm, ea, write);\n    crate::arch::irq::restore(was);",
         new: "    let r = insert_locklessly(mm, ea, write);",
         boots: &[h!("active"), h!("refcount")],

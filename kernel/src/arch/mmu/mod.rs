@@ -1,7 +1,9 @@
 //! Turning translation on: the mode chosen on the command line (`mmu=radix|radix64|hash`), the
 //! per-CPU switch into virtual mode, and the relocation-on interrupt vectors (AIL=3).
 
+pub mod book3s64;
 pub mod hash;
+pub mod hash_utils;
 pub mod pte;
 pub mod radix;
 pub mod tlb;

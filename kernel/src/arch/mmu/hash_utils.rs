@@ -1,14 +1,15 @@
-//! Hash-mode faults (Linux `hash_page`): a data storage interrupt means the hashed page
+//! Hash-mode faults and HPTE removal (Linux `hash_page`, arch/powerpc/mm/book3s64/
+//! hash_utils.c): a data storage interrupt means the hashed page
 //! table has no entry for the address. Walk the Linux-format tables locklessly with
 //! interrupts off, as Linux does (`find_linux_pte()`), take the leaf BUSY, insert the HPTE
 //! through H_ENTER, and record its slot in the second half of the PTE fragment (or of the
 //! huge leaf's deposited table), so unmapping can remove it by slot. Only when the tables
 //! have no leaf does the fault take the page-table lock to fill them.
 
-use super::fault::{populate, FaultError, Leaf};
-use super::mm_types::Mm;
-use super::pgalloc::POISON;
-use crate::arch::mmu::{hash, pte};
+use super::{hash, pte};
+use crate::mm::fault::{populate, FaultError, Leaf};
+use crate::mm::pgalloc::POISON;
+use crate::mm::Mm;
 use core::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use ptfrag_core::pgtable::Level;
 
@@ -159,7 +160,7 @@ fn insert_locklessly(mm: &Mm, ea: u64, write: bool) -> Result<(), Miss> {
             crate::arch::paca::cpu_id(),
             leaf.table,
             ptfrag_core::pgtable_frag::page_of(leaf.table),
-            super::pte_free::strategy().name()
+            crate::mm::pte_free::strategy().name()
         );
         return Err(Miss::Slow);
     }
