@@ -371,10 +371,13 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
     // The CPU whose deterministic walker holds the read section this round: every CPU in
     // turn, so a grace period that forgets one CPU meets that CPU's reader.
     let det_cpu = AtomicUsize::new(1);
-    // The collapse of a round, run by `job_cpu` when `job` is 1 (2 once done): every CPU in
+    // The collapse of a round, run by CPU c when `job` is JOB_FOR + c (JOB_DONE once done;
+    // one word, so a CPU cannot pair an old target with a new request): every CPU in
     // turn retracts, so deferrals, call_rcu and callbacks happen on every CPU.
-    let job = AtomicU32::new(0);
-    let job_cpu = AtomicUsize::new(0);
+    const JOB_IDLE: usize = 0;
+    const JOB_FOR: usize = 1;
+    const JOB_DONE: usize = usize::MAX;
+    let job = AtomicUsize::new(JOB_IDLE);
     let retract_cpus: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
     let (munmap_rounds, early_teardowns) = (AtomicU64::new(0), AtomicU64::new(0));
     let retract_time = AtomicU64::new(0);
@@ -411,9 +414,9 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
                 let gen = generation.load(Ordering::Acquire);
                 let round = current.read().clone();
                 if let Some(round) = &round {
-                    if job_cpu.load(Ordering::Acquire) == cpu && job.load(Ordering::Acquire) == 1 {
+                    if job.load(Ordering::Acquire) == JOB_FOR + cpu {
                         collapse_all(round);
-                        job.store(2, Ordering::Release);
+                        job.store(JOB_DONE, Ordering::Release);
                     }
                     if cpu == det_cpu.load(Ordering::Acquire) && det.load(Ordering::Acquire) == 1 {
                         deterministic_walk(round, &tally, || {
@@ -481,9 +484,8 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
                     collapse_all(&round);
                     return;
                 }
-                job_cpu.store(rc, Ordering::Release);
-                job.store(1, Ordering::Release);
-                while job.load(Ordering::Acquire) != 2 {
+                job.store(JOB_FOR + rc, Ordering::Release);
+                while job.load(Ordering::Acquire) != JOB_DONE {
                     if walk {
                         walk_batch(&round, seed, &tally);
                         let _ = rcu::quiescent_state();
@@ -491,7 +493,7 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
                     }
                     core::hint::spin_loop();
                 }
-                job.store(0, Ordering::Release);
+                job.store(JOB_IDLE, Ordering::Release);
             };
             if deterministic && dc == 0 {
                 deterministic_walk(&round, &tally, || run_job(false, &mut seed));
