@@ -3,7 +3,7 @@
 //! file's page; a PMD-aligned range whose file chunk is huge gets one PMD leaf. Which MMU
 //! takes the fault first is `arch::mmu::book3s64::handle_fault`'s business.
 
-use super::mm_types::{pmd_frag, pte_frag, Mm, PtCaches};
+use super::mm_types::{pmd_frag, pte_frag, Mm, PtCaches, Vma};
 use super::pgalloc::KernelPages;
 use crate::arch::mmu::{book3s64, pte};
 use core::sync::atomic::Ordering;
@@ -39,10 +39,19 @@ pub struct Leaf {
 #[unsafe(export_name = "handle_mm_fault")]
 #[inline(never)]
 pub fn handle_mm_fault(mm: &Mm, ea: u64, write: bool) -> Result<(), FaultError> {
-    let mut caches = mm.ptl.lock();
-    populate(mm, &mut caches, ea, write)?;
+    fault_in(mm, ea, write)?;
     mm.faults.fetch_add(1, Ordering::Relaxed);
     Ok(())
+}
+
+/// Fills the tables for `ea`: the VMA list is held for reading across the whole fault and
+/// taken before the page-table lock, as Linux holds `mmap_lock` around `handle_mm_fault`
+/// (the lock order in `mm/mod.rs`), so a munmap cannot remove the VMA in between.
+pub fn fault_in(mm: &Mm, ea: u64, write: bool) -> Result<Leaf, FaultError> {
+    let vmas = mm.vmas.read();
+    let vma = vmas.iter().find(|v| v.start <= ea && ea < v.end).ok_or(FaultError::NoVma)?;
+    let mut caches = mm.ptl.lock();
+    populate(mm, &mut caches, vma, ea, write)
 }
 
 fn alloc_table(mm: &Mm, caches: &mut PtCaches, for_pte: bool) -> Result<u64, FaultError> {
@@ -57,9 +66,15 @@ fn alloc_table(mm: &Mm, caches: &mut PtCaches, for_pte: bool) -> Result<u64, Fau
 }
 
 /// Makes sure a leaf translates `ea` in the Linux-format tables (allocating tables and
-/// filling the entry from the VMA's file); returns it. Caller holds `mm.ptl`.
-pub fn populate(mm: &Mm, caches: &mut PtCaches, ea: u64, write: bool) -> Result<Leaf, FaultError> {
-    let vma = mm.find_vma(ea).ok_or(FaultError::NoVma)?;
+/// filling the entry from `vma`'s file); returns it. Caller holds the VMA list (for `vma`)
+/// and `mm.ptl`.
+fn populate(
+    mm: &Mm,
+    caches: &mut PtCaches,
+    vma: &Vma,
+    ea: u64,
+    write: bool,
+) -> Result<Leaf, FaultError> {
     if write && !vma.writable {
         return Err(FaultError::Protection);
     }

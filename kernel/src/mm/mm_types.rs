@@ -136,10 +136,6 @@ impl Mm {
         Ok(())
     }
 
-    pub fn find_vma(&self, ea: u64) -> Option<Vma> {
-        self.vmas.read().iter().find(|v| v.start <= ea && ea < v.end).cloned()
-    }
-
     /// Removes the VMA starting at `start`, clears its translations and flushes every CPU.
     /// Page tables stay until teardown (as Linux keeps them unless the range is freed).
     pub fn munmap(&self, start: u64) -> bool {

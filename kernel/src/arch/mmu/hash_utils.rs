@@ -7,7 +7,7 @@
 //! have no leaf does the fault take the page-table lock to fill them.
 
 use super::{hash, pte};
-use crate::mm::fault::{populate, FaultError, Leaf};
+use crate::mm::fault::{fault_in, FaultError, Leaf};
 use crate::mm::pgalloc::POISON;
 use crate::mm::Mm;
 use core::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -98,10 +98,7 @@ pub fn hash_page(mm: &Mm, ea: u64, write: bool) -> Result<(), FaultError> {
             Err(Miss::Hpte(e)) => return Err(hpte_error(ea, e)),
         }
     }
-    {
-        let mut caches = mm.ptl.lock();
-        populate(mm, &mut caches, ea, write)?;
-    }
+    fault_in(mm, ea, write)?;
     // The preload: the access is retried anyway, so a miss here costs one more fault.
     loop {
         match hash_page_lockless(mm, ea, write) {
