@@ -392,6 +392,31 @@ mod tests {
     use crate::qemu::MAX_SMP;
     use std::collections::HashSet;
 
+    /// Every strategy a row or a mutant boots is one the kernel knows, and the gdb script's
+    /// list is the kernel's `Strategy::CHOICES`, in order (the debug table stores an index).
+    #[test]
+    fn strategy_names_come_from_the_kernel() {
+        use ptfrag_core::pte_free_defer::Strategy;
+        let boots = SCENARIOS.iter().map(|s| s.bootargs).chain(
+            crate::mutants::catalogue::MUTANTS
+                .iter()
+                .flat_map(|m| m.boots.iter().chain(m.quick.as_slice()))
+                .map(|b| b.args),
+        );
+        for args in boots {
+            for st in args.split_whitespace().filter_map(|w| w.strip_prefix("pte_free_defer=")) {
+                assert!(Strategy::parse(st).is_some(), "{args:?}: unknown strategy {st}");
+            }
+        }
+        let script =
+            std::fs::read_to_string(crate::paths::workspace_root().join("tests/gdb/ptfrag.py"))
+                .unwrap();
+        let line = script.lines().find(|l| l.starts_with("STRATEGIES = [")).expect("STRATEGIES");
+        let names: Vec<String> =
+            Strategy::CHOICES.iter().map(|s| format!("\"{}\"", s.name())).collect();
+        assert_eq!(line, format!("STRATEGIES = [{}]", names.join(", ")));
+    }
+
     #[test]
     fn table_is_sane() {
         let mut names = HashSet::new();

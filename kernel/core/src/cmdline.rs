@@ -453,6 +453,13 @@ mod tests {
     }
 
     #[test]
+    fn strategy_values_are_the_strategy_list() {
+        let names: std::vec::Vec<&str> = Strategy::CHOICES.iter().map(|s| s.name()).collect();
+        let accepted = valid_options().find(|(n, _)| *n == "pte_free_defer").unwrap().1;
+        assert_eq!(accepted, names.join("|"));
+    }
+
+    #[test]
     fn schedule_filter_is_optional_and_not_empty() {
         assert_eq!(parse("").unwrap().schedule, None);
         assert_eq!(parse("schedule=hash_fault").unwrap().schedule, Some("hash_fault"));
