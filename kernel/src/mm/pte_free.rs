@@ -63,10 +63,6 @@ fn prealloc<T>(n: usize, what: &str, init: impl Fn() -> T) -> &'static [T] {
 /// The PTE fragment geometry of the MMU mode (known before the MMU is on).
 static PTE_GEO: spin::Once<FragGeometry> = spin::Once::new();
 
-fn pte_geo() -> FragGeometry {
-    *pte_frag_geometry()
-}
-
 /// PTE tables' fragment geometry: 4K fragments, 16 per page (radix64: 256 bytes, 256).
 pub fn pte_frag_geometry() -> &'static FragGeometry {
     PTE_GEO.get().expect("pte_free::init not called")
@@ -94,7 +90,7 @@ pub fn oracle() -> Option<GpOracle<'static>> {
     if !RCU_CHECK.load(Ordering::Acquire) {
         return None;
     }
-    ORACLE_SLOTS.get().map(|s| GpOracle::new(s, pte_geo()))
+    ORACLE_SLOTS.get().map(|s| GpOracle::new(s, *pte_frag_geometry()))
 }
 
 /// Whether the oracle is on.
@@ -226,7 +222,7 @@ impl DeferEnv for KernelEnv {
     }
 
     fn pte_geometry(&self) -> FragGeometry {
-        pte_geo()
+        *pte_frag_geometry()
     }
 }
 
@@ -295,7 +291,7 @@ pub fn pte_free(table: u64) {
 
 /// Returns an address space's unused PTE fragments at teardown.
 pub fn pte_frag_destroy(cache: &mut FragCache) {
-    if let Err(e) = strategy().pte_frag_destroy(cache, &pte_geo(), &KernelEnv) {
+    if let Err(e) = strategy().pte_frag_destroy(cache, pte_frag_geometry(), &KernelEnv) {
         report("pte_frag_destroy", cache.peek().unwrap_or(0), e);
     }
 }

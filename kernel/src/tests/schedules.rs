@@ -63,7 +63,6 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use ptfrag_core::frame_alloc::FRAME_SIZE;
-use ptfrag_core::gp_oracle;
 use ptfrag_core::pgtable::Level;
 use ptfrag_core::pgtable_frag::page_of;
 
@@ -303,6 +302,41 @@ struct Stage {
     held: AtomicU64,
 }
 
+impl Stage {
+    /// The address space the driver set up, or the schedule fails.
+    fn mm(&self, ch: &Choreo, cpu: usize) -> Result<Arc<Mm>, ()> {
+        let mm = self.mm.lock().clone();
+        ch.check(cpu, mm.ok_or_else(|| String::from("no address space")))
+    }
+}
+
+/// The reader's start: the address space is set up and a grace period runs, which this
+/// CPU has already reported its quiescent state for. A section begun now is not waited for
+/// by that grace period: only the one after it may free what the section holds.
+fn after_own_qs(ch: &Choreo, cpu: usize) -> Result<(), ()> {
+    ch.wait(cpu, Ev::SetUp, true)?;
+    ch.wait(cpu, Ev::GpRunning, true)?;
+    let bit = 1u32 << cpu;
+    ch.wait_until(cpu, "its own quiescent state for the running grace period", true, || {
+        rcu::gp_waiting_mask() & bit == 0
+    })
+}
+
+/// Waits until the callback of a deferral made since `calls0`/`cb0` was sampled has run
+/// (its grace period is then over); nothing to wait for if the strategy queued nothing.
+fn wait_deferral_callback(
+    ch: &Choreo,
+    cpu: usize,
+    what: &str,
+    calls0: u64,
+    cb0: u64,
+) -> Result<(), ()> {
+    if pte_free::stats().call_rcu == calls0 {
+        return Ok(());
+    }
+    ch.wait_until(cpu, what, true, || pte_free::stats().callbacks > cb0)
+}
+
 fn pmd_size() -> u64 {
     pte::geometry().pmd_size()
 }
@@ -361,20 +395,9 @@ fn reader(
         Kind::LateDeferral | Kind::CallbacksTwoCpus | Kind::LateDeferralOtherCpu => 1,
         _ => 0,
     };
-    ch.wait(cpu, Ev::SetUp, true)?;
-    ch.wait(cpu, Ev::GpRunning, true)?;
-    // Our section must begin after our quiescent state for the running grace period, so that
-    // grace period does not wait for us: only the one after it may free what we hold.
-    let bit = 1u32 << cpu;
-    ch.wait_until(cpu, "its own quiescent state for the running grace period", true, || {
-        rcu::gp_waiting_mask() & bit == 0
-    })?;
+    after_own_qs(ch, cpu)?;
     let guard = rcu::read();
-    let mm = stage.mm.lock().clone();
-    let Some(mm) = mm else {
-        ch.fail(format!("cpu {cpu}: no address space"));
-        return Err(());
-    };
+    let mm = stage.mm(ch, cpu)?;
     let ea = BASE + c * pmd_size() + 8;
     let Some(pmd) = mm.pmd_slot(ea) else {
         ch.fail(format!("cpu {cpu}: no PMD for {ea:#x}"));
@@ -437,11 +460,7 @@ fn driver(ch: &Choreo, stage: &Stage, kind: Kind, cpu: usize, _: &AtomicU64) -> 
         // helper CPU defers the second one: the page's callbacks run on two CPUs.
         let (calls0, cb0) = (pte_free::stats().call_rcu, pte_free::stats().callbacks);
         ch.check(cpu, collapse(stage, 0))?;
-        if pte_free::stats().call_rcu > calls0 {
-            ch.wait_until(cpu, "the first deferral's callback to run", true, || {
-                pte_free::stats().callbacks > cb0
-            })?;
-        }
+        wait_deferral_callback(ch, cpu, "the first deferral's callback to run", calls0, cb0)?;
     }
     let hold = rcu::read();
     if matches!(kind, Kind::LateDeferral | Kind::LateDeferralOtherCpu) {
@@ -509,10 +528,7 @@ fn stale_reader(
     poison: &AtomicU64,
 ) -> Result<(), ()> {
     ch.wait(cpu, Ev::SetUp, true)?;
-    let Some(mm) = stage.mm.lock().clone() else {
-        ch.fail(format!("cpu {cpu}: no address space"));
-        return Err(());
-    };
+    let mm = stage.mm(ch, cpu)?;
     let ea = BASE + 0x1238;
     let want = pattern(stage.file.id, STALE_PGOFF + 0x1238);
     {
@@ -569,10 +585,7 @@ fn stale_driver(ch: &Choreo, stage: &Stage, _: Kind, cpu: usize, _: &AtomicU64) 
 /// PTE and using the page.
 fn gup_reader(ch: &Choreo, stage: &Stage, _: Kind, cpu: usize, _: &AtomicU64) -> Result<(), ()> {
     ch.wait(cpu, Ev::SetUp, true)?;
-    let Some(mm) = stage.mm.lock().clone() else {
-        ch.fail(format!("cpu {cpu}: no address space"));
-        return Err(());
-    };
+    let mm = stage.mm(ch, cpu)?;
     let ea = BASE + 8;
     let guard = rcu::read();
     let mut waited = Ok(());
@@ -666,16 +679,8 @@ fn hash_fault_reader(
     cpu: usize,
     poison: &AtomicU64,
 ) -> Result<(), ()> {
-    ch.wait(cpu, Ev::SetUp, true)?;
-    ch.wait(cpu, Ev::GpRunning, true)?;
-    let bit = 1u32 << cpu;
-    ch.wait_until(cpu, "its own quiescent state for the running grace period", true, || {
-        rcu::gp_waiting_mask() & bit == 0
-    })?;
-    let Some(mm) = stage.mm.lock().clone() else {
-        ch.fail(format!("cpu {cpu}: no address space"));
-        return Err(());
-    };
+    after_own_qs(ch, cpu)?;
+    let mm = stage.mm(ch, cpu)?;
     let ea = BASE + 8;
     let want = pattern(stage.file.id, 8);
     let poison0 = hash_utils::POISON_READS.load(Ordering::Acquire);
@@ -740,20 +745,12 @@ fn hash_fault_driver(
     })?;
     let (calls0, cb0) = (pte_free::stats().call_rcu, pte_free::stats().callbacks);
     let n = khugepaged::retract_page_tables(&stage.file, 0);
-    let need = gp_oracle::needed_gp(rcu::gp_seq_for_snapshot());
     khugepaged::collapse_end(&stage.file, 0);
     drop(hold);
     if n != 1 {
         ch.fail(format!("cpu {cpu}: retract detached {n} tables, not 1"));
     }
-    if pte_free::stats().call_rcu > calls0 {
-        ch.wait_until(cpu, "the deferral's grace period to end", true, || {
-            rcu::completed() >= need
-        })?;
-        ch.wait_until(cpu, "the deferral's callback to run", true, || {
-            pte_free::stats().callbacks > cb0
-        })?;
-    }
+    wait_deferral_callback(ch, cpu, "the deferral's callback to run", calls0, cb0)?;
     hash_utils::RESUME.store(true, Ordering::Release);
     ch.wait(cpu, Ev::ReaderDone, true)
 }
@@ -786,10 +783,7 @@ fn pwc_reader(
     poison: &AtomicU64,
 ) -> Result<(), ()> {
     ch.wait(cpu, Ev::SetUp, true)?;
-    let Some(mm) = stage.mm.lock().clone() else {
-        ch.fail(format!("cpu {cpu}: no address space"));
-        return Err(());
-    };
+    let mm = stage.mm(ch, cpu)?;
     let ea = BASE + 8;
     let mut cache = None;
     let PwcWalk::Pte { table, .. } = pwc::walk(&mm, ea, &mut cache) else {
@@ -856,11 +850,7 @@ fn pwc_driver(ch: &Choreo, stage: &Stage, _: Kind, cpu: usize, _: &AtomicU64) ->
     ch.wait(cpu, Ev::Rewalked, true)?;
     // Its callback runs after its grace period (the strategies' callbacks free the table's
     // page here: it holds no other table).
-    if pte_free::stats().call_rcu > calls0 {
-        ch.wait_until(cpu, "the deferral's callback to run", true, || {
-            pte_free::stats().callbacks > cb0
-        })?;
-    }
+    wait_deferral_callback(ch, cpu, "the deferral's callback to run", calls0, cb0)?;
     ch.signal(Ev::MayRead);
     ch.wait(cpu, Ev::ReaderDone, true)
 }
@@ -879,10 +869,7 @@ fn hash_busy_reader(
     poison: &AtomicU64,
 ) -> Result<(), ()> {
     ch.wait(cpu, Ev::SetUp, true)?;
-    let Some(mm) = stage.mm.lock().clone() else {
-        ch.fail(format!("cpu {cpu}: no address space"));
-        return Err(());
-    };
+    let mm = stage.mm(ch, cpu)?;
     let ea = BASE + BUSY_OFF;
     let want = pattern(stage.file.id, BUSY_OFF);
     let _g = activate(&mm);

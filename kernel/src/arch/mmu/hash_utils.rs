@@ -90,19 +90,22 @@ pub static POISON_READS: AtomicU64 = AtomicU64::new(0);
 /// fills them (Linux `do_page_fault()` -> `handle_mm_fault()`) and the HPTE is preloaded
 /// (Linux `update_mmu_cache()` -> `hash_preload()`).
 pub fn hash_page(mm: &Mm, ea: u64, write: bool) -> Result<(), FaultError> {
-    loop {
-        match hash_page_lockless(mm, ea, write) {
-            Ok(()) => return Ok(()),
-            Err(Miss::Retry) => core::hint::spin_loop(),
-            Err(Miss::Slow) => break,
-            Err(Miss::Hpte(e)) => return Err(hpte_error(ea, e)),
-        }
+    if lockless_until_settled(mm, ea, write)? {
+        return Ok(());
     }
     fault_in(mm, ea, write)?;
     // The preload: the access is retried anyway, so a miss here costs one more fault.
+    lockless_until_settled(mm, ea, write)?;
+    Ok(())
+}
+
+/// The lockless walk, again while another CPU holds the leaf BUSY: true if the HPTE is in,
+/// false if the tables need the locked path.
+fn lockless_until_settled(mm: &Mm, ea: u64, write: bool) -> Result<bool, FaultError> {
     loop {
         match hash_page_lockless(mm, ea, write) {
-            Ok(()) | Err(Miss::Slow) => return Ok(()),
+            Ok(()) => return Ok(true),
+            Err(Miss::Slow) => return Ok(false),
             Err(Miss::Retry) => core::hint::spin_loop(),
             Err(Miss::Hpte(e)) => return Err(hpte_error(ea, e)),
         }
