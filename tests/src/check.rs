@@ -201,6 +201,7 @@ fn oops_dump(log: &Log, interrupt: &str, dar: u64, functions: &[&str], why: &mut
             why.push(format!("register dump lacks a line with {}", regs.join("/")));
         }
     }
+    decoded_bits(log, interrupt, why);
     let srr0 = srr.and_then(|l| register(l, "SRR0"));
     if let Some(line) = srr {
         match register(line, "DAR") {
@@ -233,6 +234,28 @@ fn oops_dump(log: &Log, interrupt: &str, dar: u64, functions: &[&str], why: &mut
             }
         }
         _ => why.push(format!("no symbolised backtrace frame #0 (expected one of {functions:?})")),
+    }
+}
+
+/// The dump's `decoded:` line names the MSR bits of the interrupted code (it ran 64-bit,
+/// little-endian, translation on) and, for the selftest's load from an unmapped address, the
+/// DSISR cause: no translation, not a store.
+fn decoded_bits(log: &Log, interrupt: &str, why: &mut Vec<String>) {
+    let Some(line) = log.lines.iter().find(|l| l.trim_start().starts_with("decoded:")) else {
+        why.push("register dump lacks its `decoded:` line".into());
+        return;
+    };
+    let msr = line.split("MSR Msr(").nth(1).and_then(|r| r.split(')').next()).unwrap_or("");
+    let bits: Vec<&str> = msr.split(" | ").collect();
+    for want in ["SF", "LE", "DR", "IR"] {
+        if !bits.contains(&want) {
+            why.push(format!("decoded SRR1 `{msr}` lacks MSR[{want}]"));
+        }
+    }
+    if interrupt == "data storage" && !line.contains("DSISR Dsisr(NOPTE)") {
+        why.push(format!(
+            "decoded DSISR is not NOPTE alone (a load of an unmapped address): `{line}`"
+        ));
     }
 }
 
@@ -385,6 +408,26 @@ pub(crate) mod tests {
         let not_srr0 = OOPS_RADIX.replace("#0  0xc000000000420e58", "#0  0xc000000000420e5c");
         let why = run(oops("data storage"), &not_srr0, Exit::Code(1));
         assert_eq!(why, ["backtrace frame #0 at 0xc000000000420e5c is not SRR0"]);
+    }
+
+    /// The decoded bits are checked: a dump without them, or one whose DSISR decode names
+    /// another cause, fails.
+    #[test]
+    fn oops_decoded_bits_checked() {
+        let none: String =
+            OOPS_RADIX.lines().filter(|l| !l.contains("decoded:")).collect::<Vec<_>>().join("\n");
+        assert_eq!(
+            run(oops("data storage"), &none, Exit::Code(1)),
+            ["register dump lacks its `decoded:` line"]
+        );
+        let store = OOPS_RADIX.replace("Dsisr(NOPTE)", "Dsisr(NOPTE | STORE)");
+        let why = run(oops("data storage"), &store, Exit::Code(1));
+        assert!(why.len() == 1 && why[0].contains("not NOPTE alone"), "{why:?}");
+        let be = OOPS_RADIX.replace("RI | LE)", "RI)");
+        assert_eq!(
+            run(oops("data storage"), &be, Exit::Code(1)),
+            ["decoded SRR1 `SF | VEC | VSX | EE | FP | IR | DR | RI` lacks MSR[LE]"]
+        );
     }
 
     #[test]

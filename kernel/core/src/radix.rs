@@ -3,27 +3,43 @@
 //! radix.h and pgtable.h, checked against QEMU target/ppc/mmu-radix64.h). Values here are
 //! native integers; `BeEntry` is what memory holds (the MMU reads entries big-endian).
 
-/// Valid (bit 0).
-pub const VALID: u64 = 1 << 63;
-/// Leaf (bit 1): a PTE, at any level.
-pub const LEAF: u64 = 1 << 62;
+bitflags::bitflags! {
+    /// The single-bit fields of a radix entry (Power ISA v3.0B Book III 5.7.10, the figures
+    /// of the Radix Tree Page Directory Entry and Page Table Entry). Bit numbers are the
+    /// ISA's (0 = most significant); the values are native masks.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct PteBits: u64 {
+        /// V, bit 0: the entry is valid (directory and leaf).
+        const VALID = 1 << 63;
+        /// L, bit 1: a leaf (PTE), at any level; clear in a directory entry.
+        const LEAF = 1 << 62;
+        /// R, bit 55: referenced. QEMU raises a storage interrupt instead of setting R or C,
+        /// so leaves are made with both.
+        const REFERENCED = 1 << 8;
+        /// C, bit 56: changed.
+        const CHANGED = 1 << 7;
+        /// ATT bits 58:59 = 0b10, non-idempotent I/O (the field's only non-zero value
+        /// used here: 0 is normal cacheable memory).
+        const ATT_IO = 1 << 5;
+        /// EAA bit 60: privileged-only access.
+        const PRIVILEGED = 1 << 3;
+        /// EAA bit 61: read.
+        const READ = 1 << 2;
+        /// EAA bit 62: read-write.
+        const WRITE = 1 << 1;
+        /// EAA bit 63: execute.
+        const EXEC = 1 << 0;
+    }
+}
+
+pub const VALID: u64 = PteBits::VALID.bits();
+pub const LEAF: u64 = PteBits::LEAF.bits();
 /// Real page number field of a leaf (bits 7:51).
 pub const RPN_MASK: u64 = 0x01ff_ffff_ffff_f000;
 /// Next-level base of a directory entry (bits 4:55).
 pub const NLB_MASK: u64 = 0x0fff_ffff_ffff_ff00;
 /// Next-level size (log2 entries) of a directory entry (bits 59:63).
 pub const NLS_MASK: u64 = 0x1f;
-/// Reference (R) and change (C) bits; QEMU faults rather than setting them, so leaves are
-/// created with both.
-pub const REFERENCED: u64 = 0x100;
-pub const CHANGED: u64 = 0x080;
-/// Encoded access authority (EAA): privileged-only, read, write, execute.
-pub const PRIVILEGED: u64 = 0x8;
-pub const READ: u64 = 0x4;
-pub const WRITE: u64 = 0x2;
-pub const EXEC: u64 = 0x1;
-/// Attribute (ATT, bits 58:59): 0 = normal cacheable memory; 0b10 = non-idempotent I/O.
-pub const ATT_IO: u64 = 0x20;
 
 /// A page-directory entry pointing at a table of 2^`nls` entries at `next_pa`.
 pub const fn pde(next_pa: u64, nls: u32) -> u64 {
@@ -31,8 +47,15 @@ pub const fn pde(next_pa: u64, nls: u32) -> u64 {
 }
 
 /// A leaf for physical address `pa` with permission bits `perm` (R and C set).
-pub const fn leaf(pa: u64, perm: u64) -> u64 {
-    VALID | LEAF | (pa & RPN_MASK) | REFERENCED | CHANGED | perm
+pub const fn leaf(pa: u64, perm: PteBits) -> u64 {
+    PteBits::VALID.union(PteBits::LEAF).union(PteBits::REFERENCED).union(PteBits::CHANGED).bits()
+        | (pa & RPN_MASK)
+        | perm.bits()
+}
+
+/// The single-bit fields set in `e` (for decoding and printing an entry).
+pub const fn bits(e: u64) -> PteBits {
+    PteBits::from_bits_truncate(e)
 }
 
 pub const fn is_valid(e: u64) -> bool {
@@ -96,11 +119,16 @@ mod tests {
 
     #[test]
     fn leaf_fields() {
-        let e = leaf(0x4000_0000, READ | WRITE);
+        let e = leaf(0x4000_0000, PteBits::READ | PteBits::WRITE);
         assert!(is_leaf(e));
         assert_eq!(target(e), 0x4000_0000);
-        assert_eq!(e & (REFERENCED | CHANGED), REFERENCED | CHANGED);
-        assert_eq!(e & PRIVILEGED, 0);
+        assert!(bits(e).contains(PteBits::REFERENCED | PteBits::CHANGED));
+        assert!(!bits(e).contains(PteBits::PRIVILEGED));
+        // The ISA's bit numbers: V is bit 0, EAA's execute bit is bit 63.
+        let ibm = |bit: u32| 1u64 << (63 - bit);
+        assert_eq!(PteBits::VALID.bits(), ibm(0));
+        assert_eq!(PteBits::EXEC.bits(), ibm(63));
+        assert_eq!(PteBits::REFERENCED.bits(), ibm(55));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! anything unexpected dumps the registers and a backtrace, then QEMU exits with failure.
 
 use super::paca;
+use super::regs::{Dsisr, Msr, Srr1};
 use super::trapframe::TrapFrame;
 use core::sync::atomic::Ordering;
 
@@ -82,9 +83,6 @@ extern "C" fn exception_entry(tf: &mut TrapFrame) {
     }
 }
 
-/// DSISR bit: the access was a store (Power ISA v3.0B Book III 7.5.3).
-const DSISR_ISSTORE: u64 = 0x0200_0000;
-
 /// A data storage interrupt on an address-space address while one is active: let the mm
 /// fault handler fill in the translation; true if the access can be retried.
 fn handle_page_fault(tf: &TrapFrame) -> bool {
@@ -100,12 +98,12 @@ fn handle_page_fault(tf: &TrapFrame) -> bool {
     // SAFETY: current_mm is set by mm::activate to an Mm that stays alive while active
     // on this CPU (deactivated before it is torn down).
     let mm = unsafe { &*(mm as *const crate::mm::Mm) };
-    let write = tf.dsisr & DSISR_ISSTORE != 0;
+    let write = Dsisr::from_bits_retain(tf.dsisr).contains(Dsisr::STORE);
     if tf.vector == 0x300 {
         // Like Linux, handle the fault with interrupts enabled if the faulting context had
         // them: it may spin on a page-table lock held by a CPU that waits for this CPU to
         // acknowledge a TLB-flush IPI. SRR0/1 are already saved in `tf`.
-        let enable = tf.srr1 & super::regs::msr::EE != 0;
+        let enable = Msr::from_bits_retain(tf.srr1).contains(Msr::EE);
         if enable {
             super::irq::enable();
         }
@@ -180,6 +178,25 @@ fn load_with_dr(addr: u64) {
     }
 }
 
+/// The register dump's named bits: the MSR the interrupted code ran with (SRR1), and the
+/// cause bits of a storage interrupt (DSISR for data, SRR1's for instructions).
+fn print_decoded(tf: &TrapFrame) {
+    let msr = Msr::from_bits_truncate(tf.srr1);
+    match tf.vector {
+        0x300 => crate::println!(
+            "  decoded: SRR1 MSR {:?}  DSISR {:?}",
+            msr,
+            Dsisr::from_bits_truncate(tf.dsisr)
+        ),
+        0x400 => crate::println!(
+            "  decoded: SRR1 MSR {:?}  ISI cause {:?}",
+            msr,
+            Srr1::from_bits_truncate(tf.srr1)
+        ),
+        _ => crate::println!("  decoded: SRR1 MSR {:?}", msr),
+    }
+}
+
 fn oops(tf: &TrapFrame) -> ! {
     crate::console::emergency();
     let cpu = if paca::installed() { paca::cpu_id() as i64 } else { -1 };
@@ -196,6 +213,7 @@ fn oops(tf: &TrapFrame) -> ! {
         tf.dar,
         tf.dsisr
     );
+    print_decoded(tf);
     crate::println!(
         "  LR   {:#018x}  CTR  {:#018x}  CR  {:#010x}  XER {:#x}",
         tf.lr,

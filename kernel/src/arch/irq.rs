@@ -1,20 +1,20 @@
 //! Masking external and decrementer interrupts (MSR[EE]) on the running CPU.
 
-use super::regs::{mfmsr, msr, mtmsrd_ee_ri};
+use super::regs::{mfmsr, mtmsrd_ee_ri, Msr};
 
 /// Disables interrupts; returns whether they were enabled.
 pub fn disable() -> bool {
     let m = mfmsr();
-    mtmsrd_ee_ri(msr::RI);
-    m & msr::EE != 0
+    mtmsrd_ee_ri(Msr::RI);
+    m.contains(Msr::EE)
 }
 
 pub fn enable() {
-    mtmsrd_ee_ri(msr::RI | msr::EE);
+    mtmsrd_ee_ri(Msr::RI | Msr::EE);
 }
 
 pub fn enabled() -> bool {
-    mfmsr() & msr::EE != 0
+    mfmsr().contains(Msr::EE)
 }
 
 pub fn restore(was_enabled: bool) {

@@ -24,18 +24,46 @@ const H_ANDCOND: u64 = 0x4000_0000;
 /// H_ENTER into exactly the given slot (Linux hvcall.h H_EXACT).
 const H_EXACT: u64 = 0x0000_0080_0000_0000;
 
-// First doubleword (V).
-const HPTE_V_B_1T: u64 = 0x4000_0000_0000_0000;
+bitflags::bitflags! {
+    /// Single-bit fields of an HPTE's first doubleword as H_ENTER takes it (Power ISA v2.07
+    /// Book III 5.7.7.1 "Page Table Entry"; the pre-3.0 layout with B in bits 0:1, as QEMU's
+    /// target/ppc/mmu-hash64.h reads it). Bit numbers are the ISA's (0 = most significant).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct HpteV: u64 {
+        /// B = 0b01, bits 0:1: a 1 TiB segment (0b00 is 256 MiB).
+        const B_1T = 1 << 62;
+        /// SW bit 59 (software, ignored by the MMU): Linux's HPTE_V_BOLTED, an entry
+        /// H_REMOVE with H_ANDCOND never evicts.
+        const BOLTED = 1 << 4;
+        /// L, bit 61: a large page (here 64K; the size is in the second doubleword's LP).
+        const LARGE = 1 << 2;
+        /// H, bit 62: the entry is in the secondary group.
+        const SECONDARY = 1 << 1;
+        /// V, bit 63: valid.
+        const VALID = 1 << 0;
+    }
+}
+
+bitflags::bitflags! {
+    /// Single-bit fields of an HPTE's second doubleword (Power ISA v2.07 Book III 5.7.7.1).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct HpteR: u64 {
+        /// LP's low bit (bit 51; Linux HPTE_R_LP_SHIFT = 12) with L set: actual page size 64K
+        /// in a 64K-base segment (QEMU target/ppc/mmu-hash64.c `hpte_page_shift`).
+        const LP_64K = 1 << 12;
+        /// R, bit 55: referenced (the hypervisor's business; never set here).
+        const REFERENCED = 1 << 8;
+        /// C, bit 56: changed.
+        const CHANGED = 1 << 7;
+        /// M, bit 60 of WIMG: memory coherence required.
+        const M = 1 << 4;
+    }
+}
+
+/// AVPN field of the first doubleword (bits 2:56).
 const HPTE_V_AVPN: u64 = 0x3fff_ffff_ffff_ff80;
-pub const HPTE_V_BOLTED: u64 = 0x10;
-const HPTE_V_LARGE: u64 = 0x4;
-const HPTE_V_SECONDARY: u64 = 0x2;
-pub const HPTE_V_VALID: u64 = 0x1;
-// Second doubleword (R).
+/// RPN field of the second doubleword.
 const HPTE_R_RPN: u64 = 0x0fff_ffff_ffff_0000;
-/// Actual page size 64K in a 64K-base segment: LP encoding 0x1 at bit 12.
-const HPTE_R_LP_64K: u64 = 0x1000;
-const HPTE_R_M: u64 = 0x10;
 /// Protection: with key 0 (MSR[PR]=0 and SLB Ks=0), PP 0/2 = read-write, 3 = read-only.
 pub const PP_RW: u64 = 0x2;
 pub const PP_RO: u64 = 0x3;
@@ -143,14 +171,13 @@ pub fn hash(seg: Segment, ea: u64) -> u64 {
 pub fn hpte_v(seg: Segment, ea: u64) -> u64 {
     let shift = seg_shift(seg);
     let epn = ea & ((1 << shift) - 1) & !((1 << PAGE_SHIFT) - 1);
-    (seg.rs & (SLB_VSID_MASK | HPTE_V_B_1T))
+    (seg.rs & (SLB_VSID_MASK | HpteV::B_1T.bits()))
         | ((epn >> 16) & HPTE_V_AVPN)
-        | HPTE_V_LARGE
-        | HPTE_V_VALID
+        | (HpteV::LARGE | HpteV::VALID).bits()
 }
 
 fn hpte_r(pa: u64, pp: u64) -> u64 {
-    (pa & HPTE_R_RPN) | HPTE_R_LP_64K | HPTE_R_M | pp
+    (pa & HPTE_R_RPN) | (HpteR::LP_64K | HpteR::M).bits() | pp
 }
 
 fn pteg(hash: u64, secondary: bool) -> u64 {
@@ -164,10 +191,10 @@ pub fn insert(seg: Segment, ea: u64, pa: u64, pp: u64, bolted: bool) -> Result<S
     for secondary in [false, true] {
         let mut v = hpte_v(seg, ea);
         if secondary {
-            v |= HPTE_V_SECONDARY;
+            v |= HpteV::SECONDARY.bits();
         }
         if bolted {
-            v |= HPTE_V_BOLTED;
+            v |= HpteV::BOLTED.bits();
         }
         let ptex = pteg(h, secondary) * 8;
         let r = hcall_noref(H_ENTER, [0, ptex, v, hpte_r(pa, pp)]);
@@ -184,14 +211,14 @@ pub fn insert(seg: Segment, ea: u64, pa: u64, pp: u64, bolted: bool) -> Result<S
     let start = EVICT_ROTOR.fetch_add(1, Ordering::Relaxed);
     for k in 0..8 {
         let ptex = base + (start + k) % 8;
-        let r = hcall_noref(H_REMOVE, [H_ANDCOND, ptex, HPTE_V_BOLTED]);
+        let r = hcall_noref(H_REMOVE, [H_ANDCOND, ptex, HpteV::BOLTED.bits()]);
         if r.status != H_SUCCESS {
             continue;
         }
         EVICTIONS.fetch_add(1, Ordering::Relaxed);
         let mut v = hpte_v(seg, ea);
         if bolted {
-            v |= HPTE_V_BOLTED;
+            v |= HpteV::BOLTED.bits();
         }
         let r = hcall_noref(H_ENTER, [H_EXACT, ptex, v, hpte_r(pa, pp)]);
         if r.status == H_SUCCESS {
@@ -259,7 +286,8 @@ pub fn read(ptex: u64) -> (u64, u64) {
 
 /// Whether HPTE words `v` translate `ea` in `seg` (valid, same AVPN, B).
 pub fn translates(v: u64, seg: Segment, ea: u64) -> bool {
-    v & HPTE_V_VALID != 0 && (v ^ hpte_v(seg, ea)) & 0xffff_ffff_ffff_ff80 == 0
+    HpteV::from_bits_truncate(v).contains(HpteV::VALID)
+        && (v ^ hpte_v(seg, ea)) & 0xffff_ffff_ffff_ff80 == 0
 }
 
 /// Physical address an HPTE's second doubleword maps.

@@ -8,7 +8,7 @@ pub mod pte;
 pub mod radix;
 pub mod tlb;
 
-use super::regs::{self, msr};
+use super::regs::{self, Msr};
 use core::sync::atomic::{AtomicU8, Ordering};
 use ptfrag_core::cmdline::MmuMode;
 
@@ -86,10 +86,10 @@ pub fn this_cpu_on() {
     }
     // SAFETY: the kernel's linear map translates every kernel address to itself (top bits
     // ignored), so code, stack and data stay where they are when translation comes on.
-    unsafe { regs::mtmsrd(regs::mfmsr() | msr::IR | msr::DR) };
+    unsafe { regs::mtmsrd(regs::mfmsr() | Msr::IR | Msr::DR) };
 }
 
 /// Whether this CPU runs with translation on.
 pub fn this_cpu_is_on() -> bool {
-    regs::mfmsr() & (msr::IR | msr::DR) == msr::IR | msr::DR
+    regs::mfmsr().contains(Msr::IR | Msr::DR)
 }

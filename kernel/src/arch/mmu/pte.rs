@@ -36,7 +36,7 @@ pub fn deposit_word(pmd_slot: *mut BeEntry) -> *mut u64 {
 
 /// Whether a leaf allows stores.
 pub fn writable(e: u64) -> bool {
-    e & r::WRITE != 0
+    r::bits(e).contains(r::PteBits::WRITE)
 }
 
 /// Address of the HPTE slot word for entry `idx` of the PTE table (or deposited table) at
@@ -53,7 +53,7 @@ pub fn mk_pde(level: Level, next_pa: u64) -> u64 {
 
 /// An address-space (non-privileged) leaf mapping `pa`.
 pub fn mk_leaf(pa: u64, writable: bool) -> u64 {
-    let perm = if writable { r::READ | r::WRITE } else { r::READ };
+    let perm = if writable { r::PteBits::READ | r::PteBits::WRITE } else { r::PteBits::READ };
     r::leaf(pa, perm)
 }
 

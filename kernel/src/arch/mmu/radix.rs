@@ -77,7 +77,10 @@ pub fn init(mem_end: u64) {
     unsafe {
         table(pgd).write_volatile(BeEntry::new(r::pde(pud, RADIX_4K.index_bits[1])));
         for i in 0..n {
-            let leaf = r::leaf(i * gib, r::READ | r::WRITE | r::EXEC | r::PRIVILEGED);
+            let leaf = r::leaf(
+                i * gib,
+                r::PteBits::READ | r::PteBits::WRITE | r::PteBits::EXEC | r::PteBits::PRIVILEGED,
+            );
             table(pud).add(i as usize).write_volatile(BeEntry::new(leaf));
         }
     }
