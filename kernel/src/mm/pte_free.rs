@@ -16,31 +16,66 @@ use ptfrag_core::pte_free_defer::{
 };
 use ptfrag_core::rcu::RcuError;
 
-/// The strategy in force, as an index into `Strategy::CHOICES`: lock-free, because RCU
-/// callbacks read it from the tick, which may interrupt any code on the same CPU.
-static STRATEGY: AtomicU8 = AtomicU8::new(2);
+/// Everything the kernel keeps for `pte_free_defer()`, in one value: the strategy, its
+/// counters and preallocated side state, the grace-period oracle, and the defer-to-free
+/// latency figure. One static, `STATE`; everything in it is atomic or set once at boot,
+/// because RCU callbacks read it from the tick, which may interrupt any code on the CPU.
+struct PteFreeState {
+    /// The strategy in force, as an index into `Strategy::CHOICES`.
+    strategy: AtomicU8,
+    stats: DeferStats,
+    /// `bitmap`'s side state, one per frame.
+    sides: spin::Once<&'static [BitmapSide]>,
+    /// The PTE fragment geometry of the MMU mode (known before the MMU is on).
+    geo: spin::Once<FragGeometry>,
+    /// Misuses reported by the strategies (double call_rcu, double free, ...).
+    bugs: AtomicU64,
+    double_queue: AtomicU64,
+    oracle: OracleState,
+    latency: DeferLatency,
+}
+
+/// The grace-period oracle's slots (one per PTE fragment of every frame), whether it is on
+/// (`rcu_check=`), and the tables it caught freed before their grace period (or misused).
+struct OracleState {
+    slots: spin::Once<&'static [AtomicU64]>,
+    enabled: AtomicBool,
+    bugs: AtomicU64,
+}
+
+/// Timebase of each page's last deferral (0 = none), and the sum, maximum and count of
+/// deferral-to-free times since the figure was last taken.
+struct DeferLatency {
+    last_defer: spin::Once<&'static [AtomicU64]>,
+    sum: AtomicU64,
+    max: AtomicU64,
+    n: AtomicU64,
+}
+
+static STATE: PteFreeState = PteFreeState {
+    strategy: AtomicU8::new(2),
+    stats: DeferStats::new(),
+    sides: spin::Once::new(),
+    geo: spin::Once::new(),
+    bugs: AtomicU64::new(0),
+    double_queue: AtomicU64::new(0),
+    oracle: OracleState {
+        slots: spin::Once::new(),
+        enabled: AtomicBool::new(false),
+        bugs: AtomicU64::new(0),
+    },
+    latency: DeferLatency {
+        last_defer: spin::Once::new(),
+        sum: AtomicU64::new(0),
+        max: AtomicU64::new(0),
+        n: AtomicU64::new(0),
+    },
+};
 
 fn store_strategy(st: Strategy) {
-    STRATEGY.store(st.index() as u8, Ordering::Release);
+    STATE.strategy.store(st.index() as u8, Ordering::Release);
     crate::debuginfo::set(crate::debuginfo::Field::Strategy, st.index() as u64);
 }
-static STATS: DeferStats = DeferStats::new();
-static SIDES: spin::Once<&'static [BitmapSide]> = spin::Once::new();
-/// Misuses reported by the strategies (double call_rcu, double free, ...).
-static BUGS: AtomicU64 = AtomicU64::new(0);
-static DOUBLE_QUEUE: AtomicU64 = AtomicU64::new(0);
-/// Timebase of each page's last deferral (0 = none), for the defer-to-free latency figure.
-static LAST_DEFER: spin::Once<&'static [AtomicU64]> = spin::Once::new();
-static LAT_SUM: AtomicU64 = AtomicU64::new(0);
-static LAT_MAX: AtomicU64 = AtomicU64::new(0);
-static LAT_N: AtomicU64 = AtomicU64::new(0);
-
-/// The grace-period oracle's slots (one per PTE fragment of every frame), and whether it is
-/// on (`rcu_check=`).
-static ORACLE_SLOTS: spin::Once<&'static [AtomicU64]> = spin::Once::new();
-static RCU_CHECK: AtomicBool = AtomicBool::new(false);
-/// Tables the oracle caught freed before their grace period (or misused), since boot.
-static ORACLE_BUGS: AtomicU64 = AtomicU64::new(0);
 
 /// Frames for `n` values of `T`, allocated once at boot and never freed, each set to `init()`.
 fn prealloc<T>(n: usize, what: &str, init: impl Fn() -> T) -> &'static [T] {
@@ -60,12 +95,9 @@ fn prealloc<T>(n: usize, what: &str, init: impl Fn() -> T) -> &'static [T] {
     unsafe { core::slice::from_raw_parts(ptr, n) }
 }
 
-/// The PTE fragment geometry of the MMU mode (known before the MMU is on).
-static PTE_GEO: spin::Once<FragGeometry> = spin::Once::new();
-
 /// PTE tables' fragment geometry: 4K fragments, 16 per page (radix64: 256 bytes, 256).
 pub fn pte_frag_geometry() -> &'static FragGeometry {
-    PTE_GEO.get().expect("pte_free::init not called")
+    STATE.geo.get().expect("pte_free::init not called")
 }
 
 /// Chooses the strategy, preallocates `bitmap`'s side state (one per frame) and, with
@@ -73,39 +105,42 @@ pub fn pte_frag_geometry() -> &'static FragGeometry {
 /// being the PTE fragments of the MMU mode).
 pub fn init(strategy: Strategy, rcu_check: bool, geo: FragGeometry) {
     store_strategy(strategy);
-    PTE_GEO.call_once(|| geo);
+    STATE.geo.call_once(|| geo);
     if rcu_check {
         let n = GpOracle::slots_for(frame::nr_frames(), &geo);
-        ORACLE_SLOTS.call_once(|| prealloc(n, "grace-period oracle slots", || AtomicU64::new(0)));
-        RCU_CHECK.store(true, Ordering::Release);
+        STATE
+            .oracle
+            .slots
+            .call_once(|| prealloc(n, "grace-period oracle slots", || AtomicU64::new(0)));
+        STATE.oracle.enabled.store(true, Ordering::Release);
     }
     let n = frame::nr_frames();
-    SIDES.call_once(|| prealloc(n, "bitmap side structs", BitmapSide::new));
+    STATE.sides.call_once(|| prealloc(n, "bitmap side structs", BitmapSide::new));
     let lat: alloc::vec::Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
-    LAST_DEFER.call_once(|| alloc::boxed::Box::leak(lat.into_boxed_slice()));
+    STATE.latency.last_defer.call_once(|| alloc::boxed::Box::leak(lat.into_boxed_slice()));
 }
 
 /// The oracle, when `rcu_check` is on.
 pub fn oracle() -> Option<GpOracle<'static>> {
-    if !RCU_CHECK.load(Ordering::Acquire) {
+    if !STATE.oracle.enabled.load(Ordering::Acquire) {
         return None;
     }
-    ORACLE_SLOTS.get().map(|s| GpOracle::new(s, *pte_frag_geometry()))
+    STATE.oracle.slots.get().map(|s| GpOracle::new(s, *pte_frag_geometry()))
 }
 
 /// Whether the oracle is on.
 pub fn rcu_check_enabled() -> bool {
-    RCU_CHECK.load(Ordering::Acquire)
+    STATE.oracle.enabled.load(Ordering::Acquire)
 }
 
 /// Oracle reports since boot.
 pub fn oracle_bugs() -> u64 {
-    ORACLE_BUGS.load(Ordering::Relaxed)
+    STATE.oracle.bugs.load(Ordering::Relaxed)
 }
 
 fn oracle_report(e: OracleError, also: usize) {
-    ORACLE_BUGS.fetch_add(1, Ordering::Relaxed);
-    BUGS.fetch_add(1, Ordering::Relaxed);
+    STATE.oracle.bugs.fetch_add(1, Ordering::Relaxed);
+    STATE.bugs.fetch_add(1, Ordering::Relaxed);
     let more = if also > 1 { alloc::format!(" ({also} fragments of the page)") } else { "".into() };
     crate::println!(
         "BUG: rcu_check: {e}{more}; strategy {} on cpu {}",
@@ -126,33 +161,33 @@ pub fn oracle_check_page_free(page: u64) {
 }
 
 fn last_defer(page: u64) -> Option<&'static AtomicU64> {
-    LAST_DEFER.get()?.get((page / FRAME_SIZE) as usize)
+    STATE.latency.last_defer.get()?.get((page / FRAME_SIZE) as usize)
 }
 
 /// Mean and max microseconds from a page's last deferral to its real free, since the last
 /// call (then reset).
 pub fn take_defer_to_free_us() -> (u64, u64) {
-    let n = LAT_N.swap(0, Ordering::Relaxed);
-    let sum = LAT_SUM.swap(0, Ordering::Relaxed);
-    let max = LAT_MAX.swap(0, Ordering::Relaxed);
+    let n = STATE.latency.n.swap(0, Ordering::Relaxed);
+    let sum = STATE.latency.sum.swap(0, Ordering::Relaxed);
+    let max = STATE.latency.max.swap(0, Ordering::Relaxed);
     let us = crate::arch::timer::tb_to_us;
     (sum.checked_div(n).map_or(0, us), us(max))
 }
 
 /// Address of `bitmap`'s side-state array, for the debugger.
 pub fn sides_addr() -> u64 {
-    SIDES.get().map_or(0, |s| s.as_ptr() as u64)
+    STATE.sides.get().map_or(0, |s| s.as_ptr() as u64)
 }
 
 pub fn strategy() -> Strategy {
-    Strategy::CHOICES[STRATEGY.load(Ordering::Acquire) as usize % Strategy::CHOICES.len()]
+    Strategy::CHOICES[STATE.strategy.load(Ordering::Acquire) as usize % Strategy::CHOICES.len()]
 }
 
 /// Switches strategy between workloads (`retract_bench`). Refused while any page-table
 /// page still waits for a grace period: its state belongs to the old strategy.
 pub fn set_strategy(st: Strategy) -> Result<(), &'static str> {
     crate::rcu::rcu_barrier();
-    if STATS.waiting.load(Ordering::Acquire) != 0 || crate::rcu::pending() != 0 {
+    if STATE.stats.waiting.load(Ordering::Acquire) != 0 || crate::rcu::pending() != 0 {
         return Err("page-table pages still wait for a grace period");
     }
     store_strategy(st);
@@ -161,20 +196,20 @@ pub fn set_strategy(st: Strategy) -> Result<(), &'static str> {
 
 /// Restarts the peak of pages waiting for a grace period (one figure per workload).
 pub fn reset_peak() {
-    STATS.waiting_peak.store(STATS.waiting.load(Ordering::Relaxed), Ordering::Relaxed);
+    STATE.stats.waiting_peak.store(STATE.stats.waiting.load(Ordering::Relaxed), Ordering::Relaxed);
 }
 
 pub fn stats() -> DeferCounts {
-    STATS.snapshot()
+    STATE.stats.snapshot()
 }
 
 pub fn bugs() -> u64 {
-    BUGS.load(Ordering::Relaxed)
+    STATE.bugs.load(Ordering::Relaxed)
 }
 
 /// Double call_rcu reports (the `naive` bug).
 pub fn double_queues() -> u64 {
-    DOUBLE_QUEUE.load(Ordering::Relaxed)
+    STATE.double_queue.load(Ordering::Relaxed)
 }
 
 pub struct KernelEnv;
@@ -188,9 +223,9 @@ impl PageSource for KernelEnv {
             let t0 = t.swap(0, Ordering::Relaxed);
             if t0 != 0 {
                 let dt = crate::arch::timer::now().saturating_sub(t0);
-                LAT_SUM.fetch_add(dt, Ordering::Relaxed);
-                LAT_MAX.fetch_max(dt, Ordering::Relaxed);
-                LAT_N.fetch_add(1, Ordering::Relaxed);
+                STATE.latency.sum.fetch_add(dt, Ordering::Relaxed);
+                STATE.latency.max.fetch_max(dt, Ordering::Relaxed);
+                STATE.latency.n.fetch_add(1, Ordering::Relaxed);
             }
         }
         KernelPages.free_page(pa)
@@ -213,12 +248,12 @@ impl DeferEnv for KernelEnv {
     }
 
     fn bitmap_side(&self, page: u64) -> &BitmapSide {
-        let sides = SIDES.get().expect("pte_free::init not called");
+        let sides = STATE.sides.get().expect("pte_free::init not called");
         &sides[(page / FRAME_SIZE) as usize]
     }
 
     fn stats(&self) -> &DeferStats {
-        &STATS
+        &STATE.stats
     }
 
     fn pte_geometry(&self) -> FragGeometry {
@@ -227,9 +262,9 @@ impl DeferEnv for KernelEnv {
 }
 
 fn report(op: &str, table: u64, e: DeferError) {
-    BUGS.fetch_add(1, Ordering::Relaxed);
+    STATE.bugs.fetch_add(1, Ordering::Relaxed);
     if let DeferError::DoubleQueue { page } = e {
-        DOUBLE_QUEUE.fetch_add(1, Ordering::Relaxed);
+        STATE.double_queue.fetch_add(1, Ordering::Relaxed);
         let d = frame::desc(page);
         crate::println!(
             "BUG: double call_rcu: {op}({}) on table {table:#x}: rcu_head {:#x} of page {page:#x} \
