@@ -26,7 +26,7 @@ pub enum FaultError {
 /// The leaf entry translating an address: its slot and level, and the table holding it.
 #[derive(Debug, Clone, Copy)]
 pub struct Leaf {
-    pub slot: *mut pte::BeEntry,
+    pub slot: &'static pte::PteSlot,
     pub level: Level,
     pub table: u64,
     pub writable: bool,
@@ -60,8 +60,7 @@ fn alloc_table(mm: &Mm, caches: &mut PtCaches, for_pte: bool) -> Result<u64, Fau
     let t = frag::pte_fragment_alloc(cache, geo, &KernelPages, mm.pid as u64)
         .map_err(FaultError::NoMemory)?;
     // A fresh page is zeroed, but say so for every fragment rather than rely on it.
-    // SAFETY: a fragment just handed to us, geo.frag_size bytes.
-    unsafe { core::ptr::write_bytes(crate::arch::phys_to_virt(t) as *mut u8, 0, geo.frag_size) };
+    pte::fill_words(t, geo.frag_size, 0);
     Ok(t)
 }
 
@@ -90,8 +89,7 @@ fn populate(
     let mut table = mm.pgd;
     for level in [Level::Pgd, Level::Pud, Level::Pmd] {
         let slot = pte::slot(table, level, ea);
-        // SAFETY: `table` is a live table of `mm`; we hold its page-table lock.
-        let e = unsafe { pte::read(slot) };
+        let e = slot.get();
         if pte::present(e) && pte::is_leaf(e) {
             return Ok(Leaf { slot, level, table, writable: vma.writable });
         }
@@ -99,11 +97,9 @@ fn populate(
             if let Some(h) = huge {
                 if book3s64::huge_leaf_needs_deposit() {
                     let dep = alloc_table(mm, caches, true)?;
-                    // SAFETY: a live PMD slot of `mm`, under its lock.
-                    unsafe { book3s64::deposit(slot, dep) };
+                    book3s64::deposit(slot, dep, caches);
                 }
-                // SAFETY: as above.
-                unsafe { pte::write(slot, pte::mk_leaf(h, vma.writable)) };
+                slot.set(pte::mk_leaf(h, vma.writable), caches);
                 return Ok(Leaf { slot, level, table, writable: vma.writable });
             }
         }
@@ -111,18 +107,14 @@ fn populate(
             pte::target(e)
         } else {
             let t = alloc_table(mm, caches, level == Level::Pmd)?;
-            // SAFETY: as above.
-            unsafe { pte::write(slot, pte::mk_pde(level, t)) };
+            slot.set(pte::mk_pde(level, t), caches);
             t
         };
     }
     let slot = pte::slot(table, Level::Pte, ea);
-    // SAFETY: `table` is a live PTE table of `mm`, under its page-table lock.
-    let e = unsafe { pte::read(slot) };
-    if !pte::present(e) {
+    if !pte::present(slot.get()) {
         let pa = vma.file.phys(off & !(g.page_size() - 1)).ok_or(FaultError::BeyondFile)?;
-        // SAFETY: as above.
-        unsafe { pte::write(slot, pte::mk_leaf(pa, vma.writable)) };
+        slot.set(pte::mk_leaf(pa, vma.writable), caches);
     }
     Ok(Leaf { slot, level: Level::Pte, table, writable: vma.writable })
 }

@@ -106,27 +106,25 @@ pub fn retract_page_tables(file: &File, off: u64) -> usize {
         }
         let Some(pmd) = mm.pmd_slot(addr) else { continue };
         // Linux `find_pmd_or_thp_or_none()`: a lockless look first, to skip ranges that have
-        // no PTE table (or are huge already) without taking the lock.
-        // SAFETY: a live PMD slot of `mm` (upper tables live until teardown); a racy read is
-        // fine, the value is checked again under the lock.
-        let seen = unsafe { pte::read(pmd) };
+        // no PTE table (or are huge already) without taking the lock; a racy read is fine,
+        // the value is checked again under the lock.
+        let seen = pmd.get();
         if !pte::present(seen) || pte::is_leaf(seen) {
             continue;
         }
         pause_point();
         let table = {
-            let _pml = mm.ptl.lock();
+            let pml = mm.ptl.lock();
             // Under the PMD lock the entry must still point to the table we saw: a
             // concurrent collapse, munmap or teardown may have changed it since the look.
             // v6.6 re-checks only the vma (anon_vma, uffd-wp) under the locks; later kernels
             // also re-check the PMD there (the patch "mm: khugepaged: recheck pmd state in
             // retract_page_tables()", check_pmd_state() after pmd_lock()), as done here.
-            // SAFETY: as above, now under its PMD lock.
-            if unsafe { pte::read(pmd) } != seen {
+            if pmd.get() != seen {
                 continue;
             }
             let table = pte::target(seen);
-            crate::arch::mmu::book3s64::pmdp_collapse_flush(&mm, pmd, table, addr);
+            crate::arch::mmu::book3s64::pmdp_collapse_flush(&mm, pmd, table, addr, &*pml);
             table
         };
         super::pte_free::pte_free_defer(&mm, table);

@@ -7,6 +7,7 @@ use super::fault::Leaf;
 use super::file::File;
 use super::frame;
 use super::pgalloc::KernelPages;
+use crate::arch::mmu::pte::PteSlot;
 use crate::arch::mmu::{book3s64, pte, tlb};
 use crate::arch::paca;
 use alloc::sync::Arc;
@@ -30,7 +31,14 @@ pub struct Vma {
 pub struct PtCaches {
     pub pte: FragCache,
     pub pmd: FragCache,
+    /// Only `Mm::new` makes one, inside `Mm::ptl`.
+    _in_ptl: (),
 }
+
+// SAFETY: a `PtCaches` is made only by `Mm::new`, straight into the `ptl` mutex (the private
+// field keeps every other module from making one), so a reference to one exists only
+// through the lock's guard, while the lock is held.
+unsafe impl pte::PtlHeld for PtCaches {}
 
 pub struct Mm {
     pub pid: u32,
@@ -105,7 +113,11 @@ impl Mm {
         Ok(Arc::new(Mm {
             pid,
             pgd,
-            ptl: spin::Mutex::new(PtCaches { pte: FragCache::new(), pmd: FragCache::new() }),
+            ptl: spin::Mutex::new(PtCaches {
+                pte: FragCache::new(),
+                pmd: FragCache::new(),
+                _in_ptl: (),
+            }),
             vmas: spin::RwLock::new(Vec::new()),
             faults: AtomicU64::new(0),
             active_cpus: AtomicU32::new(0),
@@ -194,8 +206,8 @@ impl Mm {
 
     /// Clears one leaf (hash: removes its HPTEs first; a huge leaf's deposit is freed).
     /// Caller holds the ptl and flushes other CPUs afterwards.
-    fn unmap_leaf(&self, _caches: &mut PtCaches, leaf: &Leaf, ea: u64) {
-        if let Some(deposit) = book3s64::clear_leaf(self, leaf, ea) {
+    fn unmap_leaf(&self, caches: &mut PtCaches, leaf: &Leaf, ea: u64) {
+        if let Some(deposit) = book3s64::clear_leaf(self, leaf, ea, caches) {
             super::pte_free::pte_free(deposit);
         }
     }
@@ -203,23 +215,22 @@ impl Mm {
     /// The leaf translating `ea` with the table that holds it, if its tables exist.
     pub fn lookup_leaf(&self, ea: u64) -> Option<Leaf> {
         let (slot, level) = self.lookup_slot(ea)?;
-        // SAFETY: the slot came from a live table of this mm.
-        if !pte::present(unsafe { pte::read(slot) }) {
+        if !pte::present(slot.get()) {
             return None;
         }
         let bytes = pte::geometry().table_bytes(level).next_power_of_two() as u64;
-        let table = crate::arch::virt_to_phys(slot as u64) & !(bytes - 1);
+        let table = slot.pa() & !(bytes - 1);
         Some(Leaf { slot, level, table, writable: false })
     }
 
     /// The PMD slot for `ea`, if the PGD and PUD levels exist (no allocation). Address spaces
     /// have no leaves above the PMD level.
-    pub fn pmd_slot(&self, ea: u64) -> Option<*mut pte::BeEntry> {
+    pub fn pmd_slot(&self, ea: u64) -> Option<&'static PteSlot> {
         let mut table = self.pgd;
         for level in [Level::Pgd, Level::Pud] {
-            // SAFETY: `table` is a live upper-level table of this mm (upper levels are freed
-            // only by `destroy`, which needs the mm inactive and unreachable).
-            let e = unsafe { pte::read(pte::slot(table, level, ea)) };
+            // Upper levels are freed only by `destroy`, which needs the mm inactive and
+            // unreachable.
+            let e = pte::slot(table, level, ea).get();
             if !pte::present(e) || pte::is_leaf(e) {
                 return None;
             }
@@ -229,10 +240,9 @@ impl Mm {
     }
 
     /// The leaf slot translating `ea` (PTE, or PMD for a huge leaf), if its tables exist.
-    pub fn lookup_slot(&self, ea: u64) -> Option<(*mut pte::BeEntry, Level)> {
+    pub fn lookup_slot(&self, ea: u64) -> Option<(&'static PteSlot, Level)> {
         let pmd = self.pmd_slot(ea)?;
-        // SAFETY: a live PMD slot of this mm.
-        let e = unsafe { pte::read(pmd) };
+        let e = pmd.get();
         if !pte::present(e) {
             return None;
         }
@@ -281,11 +291,8 @@ impl Mm {
 /// is `base`.
 fn walk_leaves(table: u64, level: Level, base: u64, f: &mut dyn FnMut(Leaf, u64)) {
     let g = pte::geometry();
-    let ptr = crate::arch::phys_to_virt(table) as *mut pte::BeEntry;
-    for i in 0..g.entries(level) {
-        let slot = ptr.wrapping_add(i);
-        // SAFETY: `table` is a live table reached from the mm's PGD, entry in range.
-        let e = unsafe { pte::read(slot) };
+    for (i, slot) in pte::table_slots(table, level).iter().enumerate() {
+        let e = slot.get();
         if !pte::present(e) {
             continue;
         }
@@ -311,11 +318,8 @@ fn free_level(table: u64, level: Level) {
         Level::Pmd => Level::Pte,
         Level::Pte => return,
     };
-    let g = pte::geometry();
-    let base = crate::arch::phys_to_virt(table) as *mut pte::BeEntry;
-    for i in 0..g.entries(level) {
-        // SAFETY: `table` is a live table of the mm being destroyed, entries in range.
-        let e = unsafe { pte::read(base.add(i)) };
+    for slot in pte::table_slots(table, level) {
+        let e = slot.get();
         if !pte::present(e) || pte::is_leaf(e) {
             continue;
         }

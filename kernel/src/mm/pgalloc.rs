@@ -22,12 +22,9 @@ impl PageSource for KernelPages {
         // Every page-table page really freed passes here: the grace-period oracle checks
         // that its deferred tables' grace periods are over.
         super::pte_free::oracle_check_page_free(pa);
-        let va = crate::arch::phys_to_virt(pa) as *mut u64;
-        for i in 0..(FRAME_SIZE / 8) as usize {
-            // SAFETY: the fragment allocator hands back a page-table page nobody references
-            // any more; it is ours to overwrite until frame::free below.
-            unsafe { va.add(i).write_volatile(POISON) };
-        }
+        // Atomic stores: a walker of a broken strategy may still read the page, and must
+        // read whole words of POISON.
+        crate::arch::mmu::pte::fill_words(pa, FRAME_SIZE as usize, POISON);
         if let Err(e) = frame::free(pa) {
             crate::fatal!("freeing page-table page {pa:#x}: {e}");
         }

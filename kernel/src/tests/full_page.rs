@@ -46,7 +46,7 @@ fn retract_full_page() -> TestResult {
         let (slot, level) = mm.lookup_slot(BASE + i * pmd).ok_or("no translation")?;
         check!(level == Level::Pte, "mapping {i} has a {level:?} leaf");
         let bytes = g.table_bytes(Level::Pte).next_power_of_two() as u64;
-        tables.push(crate::arch::virt_to_phys(slot as u64) & !(bytes - 1));
+        tables.push(slot.pa() & !(bytes - 1));
     }
     let page = page_of(tables[0]);
     check!(tables.iter().all(|&t| page_of(t) == page), "the {n} tables are not in one page");

@@ -179,7 +179,7 @@ fn pte_frag_per_page() -> TestResult {
             load_u64(BASE + i * pmd).map_err(|e| format!("{e:?}"))?;
             let (slot, level) = mm.lookup_slot(BASE + i * pmd).ok_or("no translation after fault")?;
             check!(level == Level::Pte, "expected a PTE, got a {level:?} leaf");
-            tables.push(page_of(slot as u64 & !crate::arch::PHYS_OFFSET));
+            tables.push(page_of(slot.pa()));
         }
     }
     let first = tables[0];
@@ -281,8 +281,8 @@ fn hash_hardware_uses_the_hpt() -> crate::ktest::TestResult {
     let slot_of = |mm: &Mm| -> Result<hash::Slot, String> {
         let leaf = mm.lookup_leaf(BASE).ok_or("no leaf after the fault")?;
         let word = pte::slot_info(leaf.table, pte::geometry().index(Level::Pte, BASE));
-        // SAFETY: the slot word of a live PTE table of `mm`.
-        hash::Slot::decode(unsafe { word.read_volatile() }).ok_or_else(|| "no slot recorded".into())
+        hash::Slot::decode(word.load(core::sync::atomic::Ordering::Relaxed))
+            .ok_or_else(|| "no slot recorded".into())
     };
     let r = (|| -> Result<(), String> {
         {

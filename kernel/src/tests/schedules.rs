@@ -363,7 +363,7 @@ fn set_up(stage: &Stage, kind: Kind) -> Result<(), String> {
             return Err(format!("range {c} has a {level:?} leaf, not a PTE table"));
         }
         let bytes = pte::geometry().table_bytes(Level::Pte).next_power_of_two() as u64;
-        tables.push(crate::arch::virt_to_phys(slot as u64) & !(bytes - 1));
+        tables.push(slot.pa() & !(bytes - 1));
     }
     if tables.iter().any(|&t| page_of(t) != page_of(tables[0])) {
         return Err(format!("tables {tables:#x?} are not in one page"));

@@ -4,9 +4,11 @@
 //! variant, as Linux's `radix__`/`hash__` pairs are picked on `radix_enabled()`. Nothing
 //! under `mm/` names a mode; the geometry (`pte::geometry`, `pmd_frag`) comes from here too.
 
+use super::pte::{PteSlot, PtlHeld};
 use super::{hash, hash_utils, pte, radix, radix_enabled, tlb};
 use crate::mm::fault::{FaultError, Leaf};
 use crate::mm::Mm;
+use core::sync::atomic::Ordering;
 use ptfrag_core::cmdline::MmuMode;
 use ptfrag_core::pgtable::Level;
 use ptfrag_core::pgtable_frag::{
@@ -79,29 +81,23 @@ pub fn huge_leaf_needs_deposit() -> bool {
 
 /// Records `table` as the deposit of the huge leaf about to be written at `pmd`.
 ///
-/// # Safety
-/// `pmd` is a live PMD slot of an address space whose page-table lock the caller holds.
-pub unsafe fn deposit(pmd: *mut pte::BeEntry, table: u64) {
-    // SAFETY: per the contract, the deposit word beside it is the caller's too.
-    unsafe { pte::deposit_word(pmd).write_volatile(table) };
-    // The deposit is visible before the leaf that needs it.
-    core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
+/// `pmd` is a PMD slot of an address space whose page-table lock `_ptl` proves held; the
+/// leaf's own store (`PteSlot::set`, a release) makes the deposit visible before the leaf.
+pub fn deposit(pmd: &PteSlot, table: u64, _ptl: &dyn PtlHeld) {
+    pte::deposit_word(pmd).store(table, Ordering::Relaxed);
 }
 
 /// Clears the leaf at `leaf` (Linux `pte_update()` and, under hash, `hpte_need_flush()`):
 /// the entry goes first (waiting for a `hash_page` that holds it BUSY), then its HPTEs by
 /// the slots recorded for it. Returns the table deposited with a huge leaf, for the caller
 /// to free. Caller holds the page-table lock and flushes other CPUs afterwards.
-pub fn clear_leaf(mm: &Mm, leaf: &Leaf, ea: u64) -> Option<u64> {
-    // SAFETY: the slot is in a live table of `mm`, under its lock (the caller's contract).
-    unsafe { pte::clear_leaf(leaf.slot) };
+pub fn clear_leaf(mm: &Mm, leaf: &Leaf, ea: u64, ptl: &dyn PtlHeld) -> Option<u64> {
+    leaf.slot.clear_leaf(ptl);
     if radix_enabled() {
         return None;
     }
-    let dep = (leaf.level == Level::Pmd).then(|| {
-        // SAFETY: the deposit word beside a live PMD slot of `mm`, under its lock.
-        unsafe { pte::deposit_word(leaf.slot).replace(0) }
-    });
+    let dep =
+        (leaf.level == Level::Pmd).then(|| pte::deposit_word(leaf.slot).swap(0, Ordering::Relaxed));
     let dep = dep.filter(|&d| d != 0);
     hash_utils::unhash_leaf(mm, dep, leaf, ea);
     dep
@@ -129,9 +125,8 @@ pub fn handle_fault(mm: &Mm, ea: u64, write: bool) -> Result<(), FaultError> {
 // `break pmdp_collapse_flush` works in gdb); never inlined, so every call stops there.
 #[unsafe(export_name = "pmdp_collapse_flush")]
 #[inline(never)]
-pub fn pmdp_collapse_flush(mm: &Mm, pmd: *mut pte::BeEntry, table: u64, addr: u64) {
-    // SAFETY: a live PMD slot of `mm`, under its PMD lock (the caller's).
-    unsafe { pte::write(pmd, 0) };
+pub fn pmdp_collapse_flush(mm: &Mm, pmd: &PteSlot, table: u64, addr: u64, ptl: &dyn PtlHeld) {
+    pmd.set(0, ptl);
     if radix_enabled() {
         tlb::flush_all_cpus(mm.pid);
         return;
@@ -142,10 +137,9 @@ pub fn pmdp_collapse_flush(mm: &Mm, pmd: *mut pte::BeEntry, table: u64, addr: u6
     for i in 0..g.entries(Level::Pte) {
         let ea = addr + ((i as u64) << g.page_shift);
         let slot = pte::slot(table, Level::Pte, ea);
-        // SAFETY: entries of the table just detached, under the PMD lock: no walker that
-        // could still change them is left (serialized above), every other writer holds
-        // the lock.
-        if unsafe { pte::read(slot) } & pte::HASHPTE != 0 {
+        // The table is detached and every lockless walk of it has ended (serialized above);
+        // every other writer holds the lock we hold.
+        if slot.get() & pte::HASHPTE != 0 {
             let leaf = Leaf { slot, level: Level::Pte, table, writable: false };
             hash_utils::unhash_leaf(mm, None, &leaf, ea);
             removed += 1;

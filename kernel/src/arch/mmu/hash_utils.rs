@@ -14,7 +14,7 @@ use core::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use ptfrag_core::pgtable::Level;
 
 /// Slot-word address for the 64K page at `ea` of `leaf`.
-pub fn slot_word(mm_deposit: Option<u64>, leaf: &Leaf, ea: u64) -> Option<*mut u64> {
+pub fn slot_word(mm_deposit: Option<u64>, leaf: &Leaf, ea: u64) -> Option<&'static AtomicU64> {
     let g = pte::geometry();
     match leaf.level {
         Level::Pte => Some(pte::slot_info(leaf.table, g.index(Level::Pte, ea))),
@@ -129,17 +129,17 @@ fn hash_page_lockless(mm: &Mm, ea: u64, write: bool) -> Result<(), Miss> {
 }
 
 fn insert_locklessly(mm: &Mm, ea: u64, write: bool) -> Result<(), Miss> {
+    // PMD tables live until teardown, which waits until the mm is active nowhere (this CPU
+    // has it active).
     let pmd = mm.pmd_slot(ea).ok_or(Miss::Slow)?;
-    // SAFETY: a PMD slot of `mm`: PMD tables live until teardown, which waits until the mm
-    // is active nowhere (this CPU has it active).
-    let pmd_e = unsafe { pte::read(pmd) };
+    let pmd_e = pmd.get();
     if !pte::present(pmd_e) {
         return Err(Miss::Slow);
     }
     let (leaf, dep) = if pte::is_leaf(pmd_e) {
+        // The deposit word was written before the leaf (released with it).
         fence(Ordering::Acquire);
-        // SAFETY: the deposit word beside that PMD slot, written before the leaf was.
-        let dep = unsafe { pte::deposit_word(pmd).read_volatile() };
+        let dep = pte::deposit_word(pmd).load(Ordering::Relaxed);
         let leaf = Leaf { slot: pmd, level: Level::Pmd, table: 0, writable: pte::writable(pmd_e) };
         (leaf, Some(dep).filter(|&d| d != 0))
     } else {
@@ -148,10 +148,10 @@ fn insert_locklessly(mm: &Mm, ea: u64, write: bool) -> Result<(), Miss> {
         let slot = pte::slot(table, Level::Pte, ea);
         (Leaf { slot, level: Level::Pte, table, writable: false }, None)
     };
-    // SAFETY: a PTE table reached through a PMD read with interrupts off (see above); if a
-    // broken strategy freed it anyway, the read is still memory-safe (the linear map covers
-    // every frame) and the check below reports it.
-    let e = unsafe { pte::read(leaf.slot) };
+    // A PTE table reached through a PMD read with interrupts off (see above); if a broken
+    // strategy freed it anyway, the read still reads RAM (the linear map covers every frame)
+    // and the check below reports it.
+    let e = leaf.slot.get();
     if e == POISON {
         POISON_READS.fetch_add(1, Ordering::Relaxed);
         crate::println!(
@@ -170,18 +170,17 @@ fn insert_locklessly(mm: &Mm, ea: u64, write: bool) -> Result<(), Miss> {
     if e & pte::BUSY != 0 {
         return Err(Miss::Retry);
     }
-    // SAFETY: as above; only a present leaf is taken BUSY, and whoever clears it waits.
-    if unsafe { pte::cmpxchg(leaf.slot, e, e | pte::BUSY) } != e {
+    // Only a present leaf is taken BUSY, and whoever clears it waits.
+    if leaf.slot.cmpxchg(e, e | pte::BUSY) != e {
         return Err(Miss::Retry);
     }
     pause_point(AT_BUSY, leaf.table);
     let leaf = Leaf { writable: pte::writable(e), ..leaf };
     let r = insert_hpte(mm, &leaf, dep, e, ea, write);
     let done = if r.is_ok() && leaf.level == Level::Pte { e | pte::HASHPTE } else { e };
-    // The slot word is written before the entry stops being BUSY.
-    fence(Ordering::Release);
-    // SAFETY: we hold the entry BUSY: nobody else changes it until this store.
-    unsafe { pte::write(leaf.slot, done) };
+    // We hold the entry BUSY: nobody else changes it until this store, which also makes
+    // the slot word visible before the entry stops being BUSY.
+    leaf.slot.release_busy(e | pte::BUSY, done);
     r.map_err(Miss::Hpte)
 }
 
@@ -198,8 +197,8 @@ fn insert_hpte(
     let Some(word) = slot_word(dep, leaf, ea) else {
         return Err(hash::HashError::Hcall("no deposit for a huge leaf", 0));
     };
-    // SAFETY: the slot word of a leaf we hold BUSY, in a live table of `mm`.
-    let info = unsafe { word.read_volatile() };
+    // The slot word of a leaf we hold BUSY.
+    let info = word.load(Ordering::Relaxed);
     let seg = hash::user_segment(mm.pid, ea);
     let page = ea & !((1 << hash::PAGE_SHIFT) - 1);
     if let Some(old) = hash::Slot::decode(info) {
@@ -219,8 +218,7 @@ fn insert_hpte(
     let pa = pte::target(e) + (page & (pte::geometry().entry_shift_mask(leaf.level)));
     let pp = if leaf.writable { hash::PP_RW } else { hash::PP_RO };
     let slot = hash::insert(seg, page, pa, pp, false)?;
-    // SAFETY: as above.
-    unsafe { word.write_volatile(slot.encode()) };
+    word.store(slot.encode(), Ordering::Relaxed);
     mm.faults.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
@@ -244,8 +242,8 @@ pub fn unhash_leaf(mm: &Mm, deposit: Option<u64>, leaf: &Leaf, ea: u64) {
     for i in 0..n {
         let page = start + ((i as u64) << hash::PAGE_SHIFT);
         let Some(word) = slot_word(deposit, leaf, page) else { return };
-        // SAFETY: a slot word of a live table of `mm`, under its ptl.
-        let info = unsafe { word.read_volatile() };
+        // A slot word of a live table of `mm`, under its ptl.
+        let info = word.load(Ordering::Relaxed);
         if let Some(slot) = hash::Slot::decode(info) {
             batch[k] = (hash::user_segment(mm.pid, page), page, slot);
             k += 1;
@@ -253,8 +251,7 @@ pub fn unhash_leaf(mm: &Mm, deposit: Option<u64>, leaf: &Leaf, ea: u64) {
                 flush(&batch);
                 k = 0;
             }
-            // SAFETY: as above.
-            unsafe { word.write_volatile(0) };
+            word.store(0, Ordering::Relaxed);
         }
     }
     if k > 0 {

@@ -1,11 +1,11 @@
 //! Entry encodings of address-space page tables for the MMU mode in use, in one place
 //! (Linux dispatches `radix__`/`hash__` variants on `radix_enabled()` the same way).
-//! Entries are stored big-endian in both modes, as on Linux book3s64.
+//! Entries are stored big-endian in every mode, as on Linux book3s64, and are read and
+//! written only as atomics (`PteSlot`).
 
-use ptfrag_core::pgtable::{Geometry, Level, HASH_64K, RADIX_4K, RADIX_64K};
+use core::sync::atomic::{AtomicU64, Ordering};
+use ptfrag_core::pgtable::{Geometry, Level, ENTRY_BYTES, HASH_64K, RADIX_4K, RADIX_64K};
 use ptfrag_core::radix as r;
-
-pub use ptfrag_core::radix::BeEntry;
 
 /// The page-table geometry of the running MMU mode.
 pub fn geometry() -> &'static Geometry {
@@ -27,23 +27,151 @@ pub const HASHPTE: u64 = 0x400;
 /// hardware reads these tables.
 pub const BUSY: u64 = 0x800;
 
+/// One page-table entry as memory holds it: the big-endian value (the MMU reads entries
+/// big-endian in every mode, as on Linux book3s64), touched only atomically. A lockless
+/// walker reads it with `get` and needs no `unsafe`; a writer proves it holds the
+/// page-table lock (`PtlHeld`), or changes a leaf with `cmpxchg` (the lockless `hash_page`,
+/// which then owns the leaf until `release_busy`).
+#[repr(transparent)]
+pub struct PteSlot(AtomicU64);
+
+impl core::fmt::Debug for PteSlot {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "PteSlot@{:#x}={:#x}", self.pa(), self.get())
+    }
+}
+
+/// Proof that the page-table lock of the address space being changed is held.
+///
+/// # Safety
+/// Implement it only for a type whose values exist only while that lock is held (the
+/// lock's guard).
+pub unsafe trait PtlHeld {}
+
+impl PteSlot {
+    /// The entry (Linux `READ_ONCE(*ptep)`): one atomic load, no ordering beyond the
+    /// address dependency of what the caller reads through it.
+    pub fn get(&self) -> u64 {
+        u64::from_be(self.0.load(Ordering::Relaxed))
+    }
+
+    /// Writes the entry under the page-table lock; what the caller wrote before (a table it
+    /// points to, a deposit) is visible first, and `ptesync` orders the store before later
+    /// translations.
+    pub fn set(&self, v: u64, _ptl: &dyn PtlHeld) {
+        self.0.store(v.to_be(), Ordering::Release);
+        ptesync();
+    }
+
+    /// Replaces `old` by `new` if the entry still holds `old`; returns the value found.
+    pub fn cmpxchg(&self, old: u64, new: u64) -> u64 {
+        let r = match self.0.compare_exchange(
+            old.to_be(),
+            new.to_be(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(v) | Err(v) => u64::from_be(v),
+        };
+        ptesync();
+        r
+    }
+
+    /// Ends a `hash_page`'s hold of a leaf it took BUSY (`held` being what it holds) with the
+    /// value `done`. Nobody else may change a BUSY leaf (`clear_leaf` waits), so finding
+    /// anything but `held` is a broken protocol, and fatal.
+    pub fn release_busy(&self, held: u64, done: u64) {
+        let found = self.cmpxchg(held, done);
+        if found != held {
+            crate::fatal!("a leaf held BUSY changed under its holder: {held:#x} became {found:#x}");
+        }
+    }
+
+    /// Clears a leaf once no `hash_page` holds it BUSY (Linux `pte_update()` on hash spins
+    /// on H_PAGE_BUSY the same way); returns the entry it held.
+    pub fn clear_leaf(&self, _ptl: &dyn PtlHeld) -> u64 {
+        let mut counted = false;
+        loop {
+            let e = self.get();
+            if e & BUSY == 0 && self.cmpxchg(e, 0) == e {
+                return e;
+            }
+            if e & BUSY != 0 && !counted {
+                counted = true;
+                BUSY_WAITS.fetch_add(1, Ordering::AcqRel);
+            }
+            core::hint::spin_loop();
+        }
+    }
+
+    /// Physical address of the entry.
+    pub fn pa(&self) -> u64 {
+        crate::arch::virt_to_phys(self as *const PteSlot as u64)
+    }
+}
+
+/// Times `clear_leaf` found a leaf BUSY and had to wait for `hash_page`.
+pub static BUSY_WAITS: AtomicU64 = AtomicU64::new(0);
+
+fn ptesync() {
+    // SAFETY: a barrier only.
+    unsafe { core::arch::asm!("ptesync", options(nostack)) };
+}
+
+/// The `n` words at physical address `pa`, as atomics.
+fn words(pa: u64, n: usize) -> &'static [AtomicU64] {
+    let ram = crate::mm::frame::nr_frames() as u64 * ptfrag_core::frame_alloc::FRAME_SIZE;
+    assert!(
+        pa.is_multiple_of(8) && pa + (n as u64) * 8 <= ram,
+        "page-table words at {pa:#x} outside RAM"
+    );
+    // SAFETY: the kernel's linear map covers all RAM for the kernel's whole life and is never
+    // unmapped (the range was checked to be RAM above), so the reference is valid for
+    // 'static; page-table memory is only ever accessed atomically (through these words and
+    // `PteSlot`), also while free and poisoned, so no access races a non-atomic one.
+    unsafe { core::slice::from_raw_parts(crate::arch::phys_to_virt(pa) as *const AtomicU64, n) }
+}
+
+/// The entries of the `level` table at physical address `table`.
+pub fn table_slots(table: u64, level: Level) -> &'static [PteSlot] {
+    let w = words(table, geometry().entries(level));
+    // SAFETY: `PteSlot` is a transparent `AtomicU64`.
+    unsafe { &*(w as *const [AtomicU64] as *const [PteSlot]) }
+}
+
+/// The slot for `ea` in the `level` table at physical address `table`.
+pub fn slot(table: u64, level: Level, ea: u64) -> &'static PteSlot {
+    &table_slots(table, level)[geometry().index(level, ea)]
+}
+
 /// Hash mode: the word in the second half of a PMD fragment where a huge leaf's deposited
 /// table is recorded (Linux `pgtable_trans_huge_deposit()` on hash keeps it at
 /// `pmdp + PTRS_PER_PMD`, book3s64/hash_pgtable.c; the PMD fragment is twice the table).
-pub fn deposit_word(pmd_slot: *mut BeEntry) -> *mut u64 {
-    (pmd_slot as *mut u64).wrapping_add(geometry().entries(Level::Pmd))
+/// A software word, native-endian.
+pub fn deposit_word(pmd_slot: &PteSlot) -> &'static AtomicU64 {
+    &words(pmd_slot.pa() + (geometry().entries(Level::Pmd) * ENTRY_BYTES) as u64, 1)[0]
+}
+
+/// The HPTE slot word for entry `idx` of the PTE table (or deposited table) at physical
+/// address `table` (hash mode: the second half of the 4K fragment). Native-endian.
+pub fn slot_info(table: u64, idx: usize) -> &'static AtomicU64 {
+    let entries = geometry().entries(Level::Pte);
+    assert!(idx < entries);
+    &words(table + (entries * ENTRY_BYTES) as u64, entries)[idx]
+}
+
+/// Sets every word of the `bytes` at physical address `pa` to `v`, atomically (a new table
+/// zeroed, a freed page-table page poisoned: a walker that still reads it, which is the bug
+/// the poison catches, reads whole words).
+pub fn fill_words(pa: u64, bytes: usize, v: u64) {
+    for w in words(pa, bytes / 8) {
+        w.store(v, Ordering::Relaxed);
+    }
 }
 
 /// Whether a leaf allows stores.
 pub fn writable(e: u64) -> bool {
     r::bits(e).contains(r::PteBits::WRITE)
-}
-
-/// Address of the HPTE slot word for entry `idx` of the PTE table (or deposited table) at
-/// physical address `table` (hash mode: the second half of the 4K fragment).
-pub fn slot_info(table: u64, idx: usize) -> *mut u64 {
-    let half = geometry().entries(Level::Pte) * ptfrag_core::pgtable::ENTRY_BYTES;
-    (crate::arch::phys_to_virt(table + half as u64) as *mut u64).wrapping_add(idx)
 }
 
 /// A directory entry at `level` pointing at the next table.
@@ -70,71 +198,22 @@ pub fn target(e: u64) -> u64 {
     r::target(e)
 }
 
-/// The slot for `ea` in the `level` table at physical address `table`.
-pub fn slot(table: u64, level: Level, ea: u64) -> *mut BeEntry {
-    let idx = geometry().index(level, ea);
-    (crate::arch::phys_to_virt(table) as *mut BeEntry).wrapping_add(idx)
-}
-
-/// Reads an entry.
+/// Reads an entry (kept for the in-kernel tests until they use `PteSlot::get`).
 ///
 /// # Safety
-/// `slot` must point into a live page-table page.
-pub unsafe fn read(slot: *const BeEntry) -> u64 {
-    // SAFETY: per the contract.
-    unsafe { slot.read_volatile().get() }
+/// None beyond `PteSlot::get`'s.
+#[doc(hidden)]
+pub unsafe fn read(slot: &PteSlot) -> u64 {
+    slot.get()
 }
 
-/// Replaces `old` by `new` if the entry still holds `old`; returns the value found.
+/// Writes an entry without the lock proof (kept for the in-kernel tests until they hold
+/// the ptl guard for it).
 ///
 /// # Safety
-/// `slot` must point into a live page-table page.
-pub unsafe fn cmpxchg(slot: *mut BeEntry, old: u64, new: u64) -> u64 {
-    use core::sync::atomic::{AtomicU64, Ordering};
-    // SAFETY: an entry is an aligned u64 in a live page-table page (per the contract); every
-    // concurrent writer of a leaf that `hash_page` may change uses this or `clear_leaf`.
-    let a = unsafe { AtomicU64::from_ptr(slot as *mut u64) };
-    let r = match a.compare_exchange(old.to_be(), new.to_be(), Ordering::AcqRel, Ordering::Acquire)
-    {
-        Ok(v) | Err(v) => u64::from_be(v),
-    };
-    // SAFETY: a barrier only.
-    unsafe { core::arch::asm!("ptesync", options(nostack)) };
-    r
-}
-
-/// Clears a leaf once no `hash_page` holds it BUSY (Linux `pte_update()` on hash spins on
-/// H_PAGE_BUSY the same way); returns the entry it held.
-///
-/// # Safety
-/// `slot` must point into a live page-table page whose lock the caller holds.
-pub unsafe fn clear_leaf(slot: *mut BeEntry) -> u64 {
-    let mut counted = false;
-    loop {
-        // SAFETY: per the contract.
-        let e = unsafe { read(slot) };
-        // SAFETY: per the contract.
-        if e & BUSY == 0 && unsafe { cmpxchg(slot, e, 0) } == e {
-            return e;
-        }
-        if e & BUSY != 0 && !counted {
-            counted = true;
-            BUSY_WAITS.fetch_add(1, core::sync::atomic::Ordering::AcqRel);
-        }
-        core::hint::spin_loop();
-    }
-}
-
-/// Times `clear_leaf` found a leaf BUSY and had to wait for `hash_page`.
-pub static BUSY_WAITS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-
-/// Writes an entry and orders it before later translations (`ptesync`).
-///
-/// # Safety
-/// `slot` must point into a live page-table page that the caller may modify (its lock held).
-pub unsafe fn write(slot: *mut BeEntry, v: u64) {
-    // SAFETY: per the contract.
-    unsafe { slot.write_volatile(BeEntry::new(v)) };
-    // SAFETY: a barrier only.
-    unsafe { core::arch::asm!("ptesync", options(nostack)) };
+/// The caller holds the address space's page-table lock.
+#[doc(hidden)]
+pub unsafe fn write(slot: &PteSlot, v: u64) {
+    slot.0.store(v.to_be(), Ordering::Release);
+    ptesync();
 }
