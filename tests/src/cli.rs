@@ -213,6 +213,7 @@ impl QemuArgs {
 mod tests {
     use super::*;
     use clap::error::ErrorKind;
+    use clap::CommandFactory;
 
     /// Parses `s` split like a shell, after the program name.
     fn parse_str(s: &str) -> Result<Cmd, ErrorKind> {
@@ -222,6 +223,61 @@ mod tests {
             .map_err(|e| e.kind())
     }
 
+    fn default_qemu() -> QemuConfig {
+        QemuConfig {
+            fw: Firmware::Vof,
+            smp: 1,
+            bootargs: String::new(),
+            kernel: paths::default_kernel(),
+            extra: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_command_is_help() {
+        assert_eq!(parse_str(""), Ok(Cmd::Help));
+        for help in ["help", "-h", "--help", "help run", "run --help", "test -h"] {
+            assert_eq!(parse_str(help), Err(ErrorKind::DisplayHelp), "{help}");
+        }
+    }
+
+    #[test]
+    fn run_gdb_cmdline_defaults() {
+        assert_eq!(parse_str("run"), Ok(Cmd::Run(default_qemu())));
+        assert_eq!(parse_str("gdb"), Ok(Cmd::Gdb(default_qemu())));
+        assert_eq!(parse_str("cmdline"), Ok(Cmd::Cmdline(default_qemu())));
+    }
+
+    #[test]
+    fn test_defaults() {
+        assert_eq!(
+            parse_str("test"),
+            Ok(Cmd::Test(suite::Options {
+                kernel: paths::default_kernel(),
+                filter: None,
+                skip_host: false,
+                jobs: 1,
+                soak: None,
+            }))
+        );
+    }
+
+    #[test]
+    fn bench_mutants_list_ksyms_defaults() {
+        assert_eq!(parse_str("bench"), Ok(Cmd::Bench(bench::Options::default())));
+        assert_eq!(
+            parse_str("mutants"),
+            Ok(Cmd::Mutants(mutants::Options { quick: false, filter: None }))
+        );
+        assert_eq!(parse_str("list"), Ok(Cmd::List));
+        assert_eq!(parse_str("ksyms /k/ptfrag"), Ok(Cmd::Ksyms(PathBuf::from("/k/ptfrag"))));
+    }
+
     #[test]
     fn mutants_options() {
         assert_eq!(
@@ -229,14 +285,6 @@ mod tests {
             Ok(Cmd::Mutants(mutants::Options { quick: true, filter: Some("rcu_".into()) }))
         );
         assert_eq!(parse_str("mutants --bogus"), Err(ErrorKind::UnknownArgument));
-    }
-
-    #[test]
-    fn run_defaults() {
-        let Ok(Cmd::Run(c)) = parse_str("run") else { panic!() };
-        assert_eq!((c.fw, c.smp, c.bootargs.as_str()), (Firmware::Vof, 1, ""));
-        assert_eq!(c.kernel, paths::default_kernel());
-        assert!(c.extra.is_empty());
     }
 
     #[test]
@@ -254,12 +302,59 @@ mod tests {
     }
 
     #[test]
+    fn every_value_option_takes_the_equals_form() {
+        let Ok(Cmd::Cmdline(c)) =
+            parse_str("cmdline --fw=slof --smp=8 --args=mmu=hash --kernel=/k --qemu-extra=-s")
+        else {
+            panic!()
+        };
+        assert_eq!((c.fw, c.smp, c.bootargs.as_str()), (Firmware::Slof, 8, "mmu=hash"));
+        assert_eq!((c.kernel, c.extra), (PathBuf::from("/k"), vec!["-s".to_string()]));
+        assert_eq!(
+            parse_str("test --kernel=/k --filter=vof --jobs=2 --soak=400"),
+            Ok(Cmd::Test(suite::Options {
+                kernel: PathBuf::from("/k"),
+                filter: Some("vof".into()),
+                skip_host: false,
+                jobs: 2,
+                soak: Some(400),
+            }))
+        );
+        let Ok(Cmd::Bench(b)) = parse_str("bench --out=/tmp/b") else { panic!() };
+        assert_eq!(b.out, PathBuf::from("/tmp/b"));
+        let Ok(Cmd::Mutants(m)) = parse_str("mutants --filter=rcu_") else { panic!() };
+        assert_eq!(m.filter.as_deref(), Some("rcu_"));
+    }
+
+    #[test]
     fn empty_args_value_is_allowed() {
         let Ok(Cmd::Cmdline(c)) = parse_str("cmdline --args '' --qemu-extra ''") else { panic!() };
         assert_eq!(c.bootargs, "");
         assert!(c.extra.is_empty());
         let Ok(Cmd::Cmdline(c)) = parse_str("cmdline --args=") else { panic!() };
         assert_eq!(c.bootargs, "");
+    }
+
+    #[test]
+    fn text_values_may_start_with_a_dash() {
+        let Ok(Cmd::Run(c)) = parse_str("run --args '-x y' --qemu-extra -s --kernel -k") else {
+            panic!()
+        };
+        assert_eq!((c.bootargs.as_str(), c.kernel), ("-x y", PathBuf::from("-k")));
+        assert_eq!(c.extra, ["-s"]);
+    }
+
+    #[test]
+    fn last_value_wins_and_qemu_extra_adds_up() {
+        let Ok(Cmd::Run(c)) = parse_str(
+            "run --smp 2 --smp=4 --fw slof --fw vof --qemu-extra '-s -S' --qemu-extra -d",
+        ) else {
+            panic!()
+        };
+        assert_eq!((c.smp, c.fw), (4, Firmware::Vof));
+        assert_eq!(c.extra, ["-s", "-S", "-d"]);
+        let Ok(Cmd::Bench(b)) = parse_str("bench --quick --quick") else { panic!() };
+        assert!(b.quick);
     }
 
     #[test]
@@ -279,7 +374,6 @@ mod tests {
 
     #[test]
     fn bench_options() {
-        assert_eq!(parse_str("bench"), Ok(Cmd::Bench(bench::Options::default())));
         let cmd = parse_str("bench --quick --out /tmp/b --kernel=/k");
         assert_eq!(
             cmd,
@@ -293,6 +387,42 @@ mod tests {
         let Ok(Cmd::Bench(o)) = parse_str("bench --replot") else { panic!() };
         assert!(o.replot && !o.quick);
         assert_eq!(o.out, paths::bench_dir());
+    }
+
+    #[test]
+    fn ranges_are_enforced_at_both_ends() {
+        let max_smp = MAX_SMP.to_string();
+        let max_jobs = MAX_JOBS.to_string();
+        let max_soak = MAX_SOAK.to_string();
+        for (opt, cmd, max) in
+            [("smp", "run", &max_smp), ("jobs", "test", &max_jobs), ("soak", "test", &max_soak)]
+        {
+            assert!(parse_str(&format!("{cmd} --{opt} 1")).is_ok(), "{opt} 1");
+            assert!(parse_str(&format!("{cmd} --{opt} {max}")).is_ok(), "{opt} {max}");
+            let over = max.parse::<u64>().unwrap() + 1;
+            for bad in ["0".to_string(), over.to_string(), "-1".into(), "two".into()] {
+                let arg = format!("{cmd} --{opt} {bad}");
+                assert!(parse_str(&arg).is_err(), "{arg} parsed");
+                assert!(parse_str(&format!("{cmd} --{opt}={bad}")).is_err(), "{arg} parsed");
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_range_smp_is_a_clear_error() {
+        assert_eq!(parse_str("run --smp 9"), Err(ErrorKind::ValueValidation));
+        let err = Cli::try_parse_from(["harness", "cmdline", "--smp=9"]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("--smp") && msg.contains(&format!("1..={MAX_SMP}")), "{msg}");
+    }
+
+    #[test]
+    fn unknown_option_is_rejected() {
+        for cmd in ["run", "gdb", "cmdline", "test", "bench", "mutants", "list"] {
+            assert_eq!(parse_str(&format!("{cmd} --bogus")), Err(ErrorKind::UnknownArgument));
+        }
+        let msg = Cli::try_parse_from(["harness", "run", "--bogus"]).unwrap_err().to_string();
+        assert!(msg.contains("--bogus"), "{msg}");
     }
 
     #[test]
@@ -318,7 +448,40 @@ mod tests {
         ] {
             assert_eq!(parse_str(bad), Err(kind), "{bad}");
         }
-        assert_eq!(parse_str(""), Ok(Cmd::Help));
-        assert_eq!(parse_str("list"), Ok(Cmd::List));
+    }
+
+    /// Every `$(HARNESS) ...` line of the Makefile, with its variables at their defaults and
+    /// at typical values, still parses.
+    #[test]
+    fn makefile_invocations_parse() {
+        let makefile = std::fs::read_to_string(paths::workspace_root().join("Makefile")).unwrap();
+        let recipes: Vec<&str> =
+            makefile.lines().filter_map(|l| l.split_once("$(HARNESS) ").map(|(_, r)| r)).collect();
+        assert!(recipes.len() >= 8, "{recipes:?}");
+        let defaults = [
+            ("$(if $(FILTER),--filter $(FILTER))", ""),
+            ("$(FW)", "vof"),
+            ("$(SMP)", "1"),
+            ("$(ARGS)", ""),
+            ("$(QEMU_EXTRA)", ""),
+            ("$(SOAK_ROUNDS)", "400"),
+            ("$(KERNEL)", "target/powerpc64le-unknown-linux-gnu/release/ptfrag"),
+        ];
+        let set = [
+            ("$(if $(FILTER),--filter $(FILTER))", "--filter vof-hash"),
+            ("$(FW)", "slof"),
+            ("$(SMP)", "8"),
+            ("$(ARGS)", "mmu=hash selftest=oops"),
+            ("$(QEMU_EXTRA)", "-d int,mmu,guest_errors -D qemu.log"),
+            ("$(SOAK_ROUNDS)", "100000"),
+            ("$(KERNEL)", "/k/ptfrag"),
+        ];
+        for vars in [defaults, set] {
+            for recipe in &recipes {
+                let line = vars.iter().fold(recipe.to_string(), |l, (v, x)| l.replace(v, x));
+                assert!(!line.contains("$("), "unexpanded variable in {recipe:?}");
+                assert!(parse_str(&line).is_ok(), "{line:?}: {:?}", parse_str(&line));
+            }
+        }
     }
 }
