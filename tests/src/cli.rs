@@ -1,51 +1,156 @@
-//! Command-line parsing for the `harness` binary (std only: `--opt value` or `--opt=value`).
+//! Command-line parsing for the `harness` binary: clap's derive API, `--opt value` or
+//! `--opt=value`. `Cli` is what clap parses; `Cli::into_cmd` turns it into the `Cmd` the rest of
+//! the harness runs (`QemuConfig`, `suite::Options`, ...), so clap stays in this file.
 
 use crate::bench;
 use crate::mutants;
 use crate::paths;
 use crate::qemu::{split_words, Firmware, QemuConfig, MAX_SMP};
 use crate::suite::{self, MAX_JOBS};
+use clap::builder::RangedU64ValueParser;
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
-pub const USAGE: &str = "\
-usage: harness <command> [options]
+/// Most collapse rounds `test --soak` accepts.
+const MAX_SOAK: u32 = 100_000;
 
-commands:
-  run     boot QEMU on this terminal (replaces the harness with QEMU)      [make run]
-  gdb     boot QEMU halted with -s -S and attach gdb-multiarch              [make gdb]
-  cmdline print the QEMU command line run/gdb would use
-  test    host unit tests, then every QEMU scenario                         [make test]
-  bench   the retract benchmark: {radix,hash} x vCPUs x address spaces      [make bench]
-  mutants build and boot every mutant of the catalogue, table of verdicts  [make mutants]
-  list    print the scenario table
-  ksyms ELF  write ELF's symbol table into its .ksyms section (make kernel does this)
+/// The host side of ptfrag: builds the QEMU command line, runs the test suite, the benchmark
+/// and the mutant catalogue. With no command, prints this help.
+#[derive(Debug, Parser)]
+#[command(
+    name = "harness",
+    after_help = "Each command's options: harness <COMMAND> --help, or harness help <COMMAND>.",
+    // As before clap: a repeated option's last value wins (`--qemu-extra` adds up instead).
+    args_override_self = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
-run, gdb, cmdline options:
-  --fw vof|slof         firmware (default vof)
-  --smp N               vCPUs, 1..8 (default 1)
-  --args \"...\"          kernel command line (default empty)
-  --kernel PATH         kernel ELF (default target/powerpc64le-unknown-linux-gnu/release/ptfrag)
-  --qemu-extra \"...\"    more QEMU arguments, split like a shell, e.g. \"-d int,mmu -D q.log\"
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Boot QEMU on this terminal (replaces the harness with QEMU) [make run]
+    Run(QemuArgs),
+    /// Boot QEMU halted with -s -S and attach gdb-multiarch [make gdb]
+    Gdb(QemuArgs),
+    /// Print the QEMU command line run/gdb would use
+    Cmdline(QemuArgs),
+    /// Host unit tests, then every QEMU scenario [make test]
+    Test(TestArgs),
+    /// The retract benchmark: {radix,hash} x vCPUs x address spaces [make bench]
+    ///
+    /// One boot per cell, 2 at a time; every strategy runs in each boot.
+    Bench(BenchArgs),
+    /// Build and boot every mutant of the catalogue, table of verdicts [make mutants]
+    ///
+    /// The catalogue is tests/src/mutants/catalogue.rs; the copy of the tree is in
+    /// target/mutants.
+    Mutants(MutantsArgs),
+    /// Print the scenario table
+    List,
+    /// Write ELF's symbol table into its .ksyms section (make kernel does this)
+    Ksyms {
+        /// The kernel ELF to patch in place
+        elf: PathBuf,
+    },
+}
 
-test options:
-  --kernel PATH         kernel ELF (same default)
-  --filter SUBSTR       only scenarios whose name contains SUBSTR
-  --skip-host           skip the host unit tests
-  --soak N              only the retract matrix, N collapse rounds each (make soak)
-  --jobs N              scenarios at once, 1..2 (default 1)
+// Free-text values may start with '-' (`--qemu-extra "-d int"`), as with the old hand-written
+// parser: every option that takes text or a path sets `allow_hyphen_values`.
 
-mutants options (tests/src/mutants/catalogue.rs; copy of the tree in target/mutants):
-  --quick               only the cheap mutants make test also runs
-  --filter SUBSTR       only mutants whose name contains SUBSTR
+#[derive(Debug, Args)]
+struct QemuArgs {
+    /// Firmware
+    #[arg(long, value_enum, default_value_t = Firmware::Vof)]
+    fw: Firmware,
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        help = format!("vCPUs, 1..={MAX_SMP}"),
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_SMP)),
+    )]
+    smp: u32,
+    /// Kernel command line
+    #[arg(long = "args", value_name = "\"...\"", default_value = "", allow_hyphen_values = true)]
+    bootargs: String,
+    /// Kernel ELF
+    #[arg(long, value_name = "PATH", default_value_os_t = paths::default_kernel(),
+          allow_hyphen_values = true)]
+    kernel: PathBuf,
+    /// More QEMU arguments, split like a shell, e.g. "-d int,mmu -D q.log"; may be repeated
+    #[arg(long, value_name = "\"...\"", value_parser = words, allow_hyphen_values = true)]
+    qemu_extra: Vec<Words>,
+}
 
-bench options (one boot per cell, 2 at a time; every strategy runs in each boot):
-  --kernel PATH         kernel ELF (same default)
-  --quick               vCPUs 1,4 and address spaces 1,10,100 only, 2 collapse rounds
-                        (default: vCPUs 1,2,4,8, address spaces 1,10,100,1000, 4 rounds)
-  --out DIR             results.json, results.csv, *.svg and logs/ (default target/bench)
-  --replot              no boots: redo the tables, CSV and plots from DIR/results.json
-";
+/// One `--qemu-extra` value, already split into words.
+#[derive(Clone, Debug)]
+struct Words(Vec<String>);
 
+fn words(s: &str) -> Result<Words, String> {
+    split_words(s).map(Words)
+}
+
+#[derive(Debug, Args)]
+struct TestArgs {
+    /// Kernel ELF
+    #[arg(long, value_name = "PATH", default_value_os_t = paths::default_kernel(),
+          allow_hyphen_values = true)]
+    kernel: PathBuf,
+    /// Only scenarios whose name contains SUBSTR
+    #[arg(long, value_name = "SUBSTR", allow_hyphen_values = true)]
+    filter: Option<String>,
+    /// Skip the host unit tests
+    #[arg(long)]
+    skip_host: bool,
+    #[arg(
+        long,
+        value_name = "N",
+        help = format!("Only the retract matrix, N collapse rounds each, 1..={MAX_SOAK} (make soak)"),
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_SOAK)),
+    )]
+    soak: Option<u32>,
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        help = format!("Scenarios at once, 1..={MAX_JOBS}"),
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_JOBS as u64),
+    )]
+    jobs: usize,
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Kernel ELF
+    #[arg(long, value_name = "PATH", default_value_os_t = paths::default_kernel(),
+          allow_hyphen_values = true)]
+    kernel: PathBuf,
+    /// vCPUs 1,4 and address spaces 1,10,100 only, 2 collapse rounds (default: vCPUs 1,2,4,8,
+    /// address spaces 1,10,100,1000, 4 rounds)
+    #[arg(long)]
+    quick: bool,
+    /// Where results.json, results.csv, *.svg and logs/ go
+    #[arg(long, value_name = "DIR", default_value_os_t = paths::bench_dir(),
+          allow_hyphen_values = true)]
+    out: PathBuf,
+    /// No boots: redo the tables, CSV and plots from DIR/results.json
+    #[arg(long)]
+    replot: bool,
+}
+
+#[derive(Debug, Args)]
+struct MutantsArgs {
+    /// Only the cheap mutants make test also runs
+    #[arg(long)]
+    quick: bool,
+    /// Only mutants whose name contains SUBSTR
+    #[arg(long, value_name = "SUBSTR", allow_hyphen_values = true)]
+    filter: Option<String>,
+}
+
+/// What `main` runs.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Cmd {
     Run(QemuConfig),
@@ -55,158 +160,123 @@ pub enum Cmd {
     Bench(bench::Options),
     Mutants(mutants::Options),
     List,
-    Ksyms(std::path::PathBuf),
+    Ksyms(PathBuf),
+    /// No command given: print the help.
     Help,
 }
 
-/// Parses the arguments after the program name.
-pub fn parse(args: &[String]) -> Result<Cmd, String> {
-    let Some((cmd, rest)) = args.split_first() else {
-        return Ok(Cmd::Help);
-    };
-    match cmd.as_str() {
-        "run" => qemu_options(rest).map(Cmd::Run),
-        "gdb" => qemu_options(rest).map(Cmd::Gdb),
-        "cmdline" => qemu_options(rest).map(Cmd::Cmdline),
-        "test" => test_options(rest).map(Cmd::Test),
-        "bench" => bench_options(rest).map(Cmd::Bench),
-        "mutants" => mutants_options(rest).map(Cmd::Mutants),
-        "list" if rest.is_empty() => Ok(Cmd::List),
-        "ksyms" if rest.len() == 1 => Ok(Cmd::Ksyms(rest[0].clone().into())),
-        "help" | "-h" | "--help" => Ok(Cmd::Help),
-        _ => Err(format!("unknown command {cmd:?}")),
-    }
-}
-
-/// Walks `--name value` / `--name=value` / `--flag` options.
-struct Opts<'a> {
-    args: std::slice::Iter<'a, String>,
-}
-
-impl<'a> Opts<'a> {
-    /// The next option's name and inline value, if any.
-    fn next(&mut self) -> Option<Result<(&'a str, Option<&'a str>), String>> {
-        let arg = self.args.next()?;
-        let Some(opt) = arg.strip_prefix("--") else {
-            return Some(Err(format!("unexpected argument {arg:?}")));
+impl Cli {
+    /// The command to run, with every option's value in the harness's own types.
+    pub fn into_cmd(self) -> Cmd {
+        let Some(command) = self.command else {
+            return Cmd::Help;
         };
-        Some(Ok(match opt.split_once('=') {
-            Some((name, value)) => (name, Some(value)),
-            None => (opt, None),
-        }))
-    }
-
-    fn value(&mut self, name: &str, inline: Option<&'a str>) -> Result<&'a str, String> {
-        inline
-            .or_else(|| self.args.next().map(String::as_str))
-            .ok_or_else(|| format!("--{name} needs a value"))
-    }
-}
-
-fn number(name: &str, value: &str, max: usize) -> Result<usize, String> {
-    match value.parse() {
-        Ok(n) if (1..=max).contains(&n) => Ok(n),
-        _ => Err(format!("--{name} must be 1..={max}, not {value:?}")),
-    }
-}
-
-fn no_value(name: &str, inline: Option<&str>) -> Result<(), String> {
-    inline.map_or(Ok(()), |_| Err(format!("--{name} takes no value")))
-}
-
-fn qemu_options(args: &[String]) -> Result<QemuConfig, String> {
-    let mut config = QemuConfig {
-        fw: Firmware::Vof,
-        smp: 1,
-        bootargs: String::new(),
-        kernel: paths::default_kernel(),
-        extra: Vec::new(),
-    };
-    let mut opts = Opts { args: args.iter() };
-    while let Some(opt) = opts.next() {
-        let (name, inline) = opt?;
-        let value = opts.value(name, inline)?;
-        match name {
-            "fw" => config.fw = Firmware::parse(value)?,
-            "smp" => config.smp = number(name, value, MAX_SMP as usize)? as u32,
-            "args" => config.bootargs = value.to_string(),
-            "kernel" => config.kernel = PathBuf::from(value),
-            "qemu-extra" => config.extra.extend(split_words(value)?),
-            _ => return Err(format!("unknown option --{name}")),
+        match command {
+            Command::Run(q) => Cmd::Run(q.into_config()),
+            Command::Gdb(q) => Cmd::Gdb(q.into_config()),
+            Command::Cmdline(q) => Cmd::Cmdline(q.into_config()),
+            Command::Test(t) => Cmd::Test(suite::Options {
+                kernel: t.kernel,
+                filter: t.filter,
+                skip_host: t.skip_host,
+                jobs: t.jobs,
+                soak: t.soak,
+            }),
+            Command::Bench(b) => Cmd::Bench(bench::Options {
+                kernel: b.kernel,
+                quick: b.quick,
+                out: b.out,
+                replot: b.replot,
+            }),
+            Command::Mutants(m) => {
+                Cmd::Mutants(mutants::Options { quick: m.quick, filter: m.filter })
+            }
+            Command::List => Cmd::List,
+            Command::Ksyms { elf } => Cmd::Ksyms(elf),
         }
     }
-    Ok(config)
 }
 
-fn test_options(args: &[String]) -> Result<suite::Options, String> {
-    let mut options = suite::Options {
-        kernel: paths::default_kernel(),
-        filter: None,
-        skip_host: false,
-        jobs: 1,
-        soak: None,
-    };
-    let mut opts = Opts { args: args.iter() };
-    while let Some(opt) = opts.next() {
-        match opt? {
-            ("skip-host", inline) => {
-                no_value("skip-host", inline)?;
-                options.skip_host = true;
-            }
-            ("kernel", inline) => options.kernel = PathBuf::from(opts.value("kernel", inline)?),
-            ("filter", inline) => options.filter = Some(opts.value("filter", inline)?.into()),
-            ("jobs", inline) => {
-                options.jobs = number("jobs", opts.value("jobs", inline)?, MAX_JOBS)?
-            }
-            ("soak", inline) => {
-                options.soak = Some(number("soak", opts.value("soak", inline)?, 100_000)? as u32)
-            }
-            (name, _) => return Err(format!("unknown option --{name}")),
+impl QemuArgs {
+    fn into_config(self) -> QemuConfig {
+        QemuConfig {
+            fw: self.fw,
+            smp: self.smp,
+            bootargs: self.bootargs,
+            kernel: self.kernel,
+            extra: self.qemu_extra.into_iter().flat_map(|w| w.0).collect(),
         }
     }
-    Ok(options)
-}
-
-fn bench_options(args: &[String]) -> Result<bench::Options, String> {
-    let mut options = bench::Options::default();
-    let mut opts = Opts { args: args.iter() };
-    while let Some(opt) = opts.next() {
-        match opt? {
-            ("quick", inline) => {
-                no_value("quick", inline)?;
-                options.quick = true;
-            }
-            ("replot", inline) => {
-                no_value("replot", inline)?;
-                options.replot = true;
-            }
-            ("kernel", inline) => options.kernel = PathBuf::from(opts.value("kernel", inline)?),
-            ("out", inline) => options.out = PathBuf::from(opts.value("out", inline)?),
-            (name, _) => return Err(format!("unknown option --{name}")),
-        }
-    }
-    Ok(options)
-}
-
-fn mutants_options(args: &[String]) -> Result<mutants::Options, String> {
-    let mut options = mutants::Options { quick: false, filter: None };
-    let mut opts = Opts { args: args.iter() };
-    while let Some(opt) = opts.next() {
-        match opt? {
-            ("quick", inline) => {
-                no_value("quick", inline)?;
-                options.quick = true;
-            }
-            ("filter", inline) => options.filter = Some(opts.value("filter", inline)?.into()),
-            (name, _) => return Err(format!("unknown option --{name}")),
-        }
-    }
-    Ok(options)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::error::ErrorKind;
+    use clap::CommandFactory;
+
+    /// Parses `s` split like a shell, after the program name.
+    fn parse_str(s: &str) -> Result<Cmd, ErrorKind> {
+        let args = split_words(s).unwrap();
+        Cli::try_parse_from(std::iter::once("harness".to_string()).chain(args))
+            .map(Cli::into_cmd)
+            .map_err(|e| e.kind())
+    }
+
+    fn default_qemu() -> QemuConfig {
+        QemuConfig {
+            fw: Firmware::Vof,
+            smp: 1,
+            bootargs: String::new(),
+            kernel: paths::default_kernel(),
+            extra: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_command_is_help() {
+        assert_eq!(parse_str(""), Ok(Cmd::Help));
+        for help in ["help", "-h", "--help", "help run", "run --help", "test -h"] {
+            assert_eq!(parse_str(help), Err(ErrorKind::DisplayHelp), "{help}");
+        }
+    }
+
+    #[test]
+    fn run_gdb_cmdline_defaults() {
+        assert_eq!(parse_str("run"), Ok(Cmd::Run(default_qemu())));
+        assert_eq!(parse_str("gdb"), Ok(Cmd::Gdb(default_qemu())));
+        assert_eq!(parse_str("cmdline"), Ok(Cmd::Cmdline(default_qemu())));
+    }
+
+    #[test]
+    fn test_defaults() {
+        assert_eq!(
+            parse_str("test"),
+            Ok(Cmd::Test(suite::Options {
+                kernel: paths::default_kernel(),
+                filter: None,
+                skip_host: false,
+                jobs: 1,
+                soak: None,
+            }))
+        );
+    }
+
+    #[test]
+    fn bench_mutants_list_ksyms_defaults() {
+        assert_eq!(parse_str("bench"), Ok(Cmd::Bench(bench::Options::default())));
+        assert_eq!(
+            parse_str("mutants"),
+            Ok(Cmd::Mutants(mutants::Options { quick: false, filter: None }))
+        );
+        assert_eq!(parse_str("list"), Ok(Cmd::List));
+        assert_eq!(parse_str("ksyms /k/ptfrag"), Ok(Cmd::Ksyms(PathBuf::from("/k/ptfrag"))));
+    }
 
     #[test]
     fn mutants_options() {
@@ -214,19 +284,7 @@ mod tests {
             parse_str("mutants --quick --filter rcu_"),
             Ok(Cmd::Mutants(mutants::Options { quick: true, filter: Some("rcu_".into()) }))
         );
-        assert!(parse_str("mutants --bogus").is_err());
-    }
-
-    fn parse_str(s: &str) -> Result<Cmd, String> {
-        parse(&split_words(s).unwrap())
-    }
-
-    #[test]
-    fn run_defaults() {
-        let Ok(Cmd::Run(c)) = parse_str("run") else { panic!() };
-        assert_eq!((c.fw, c.smp, c.bootargs.as_str()), (Firmware::Vof, 1, ""));
-        assert_eq!(c.kernel, paths::default_kernel());
-        assert!(c.extra.is_empty());
+        assert_eq!(parse_str("mutants --bogus"), Err(ErrorKind::UnknownArgument));
     }
 
     #[test]
@@ -244,9 +302,59 @@ mod tests {
     }
 
     #[test]
+    fn every_value_option_takes_the_equals_form() {
+        let Ok(Cmd::Cmdline(c)) =
+            parse_str("cmdline --fw=slof --smp=8 --args=mmu=hash --kernel=/k --qemu-extra=-s")
+        else {
+            panic!()
+        };
+        assert_eq!((c.fw, c.smp, c.bootargs.as_str()), (Firmware::Slof, 8, "mmu=hash"));
+        assert_eq!((c.kernel, c.extra), (PathBuf::from("/k"), vec!["-s".to_string()]));
+        assert_eq!(
+            parse_str("test --kernel=/k --filter=vof --jobs=2 --soak=400"),
+            Ok(Cmd::Test(suite::Options {
+                kernel: PathBuf::from("/k"),
+                filter: Some("vof".into()),
+                skip_host: false,
+                jobs: 2,
+                soak: Some(400),
+            }))
+        );
+        let Ok(Cmd::Bench(b)) = parse_str("bench --out=/tmp/b") else { panic!() };
+        assert_eq!(b.out, PathBuf::from("/tmp/b"));
+        let Ok(Cmd::Mutants(m)) = parse_str("mutants --filter=rcu_") else { panic!() };
+        assert_eq!(m.filter.as_deref(), Some("rcu_"));
+    }
+
+    #[test]
     fn empty_args_value_is_allowed() {
-        let Ok(Cmd::Cmdline(c)) = parse_str("cmdline --args ''") else { panic!() };
+        let Ok(Cmd::Cmdline(c)) = parse_str("cmdline --args '' --qemu-extra ''") else { panic!() };
         assert_eq!(c.bootargs, "");
+        assert!(c.extra.is_empty());
+        let Ok(Cmd::Cmdline(c)) = parse_str("cmdline --args=") else { panic!() };
+        assert_eq!(c.bootargs, "");
+    }
+
+    #[test]
+    fn text_values_may_start_with_a_dash() {
+        let Ok(Cmd::Run(c)) = parse_str("run --args '-x y' --qemu-extra -s --kernel -k") else {
+            panic!()
+        };
+        assert_eq!((c.bootargs.as_str(), c.kernel), ("-x y", PathBuf::from("-k")));
+        assert_eq!(c.extra, ["-s"]);
+    }
+
+    #[test]
+    fn last_value_wins_and_qemu_extra_adds_up() {
+        let Ok(Cmd::Run(c)) = parse_str(
+            "run --smp 2 --smp=4 --fw slof --fw vof --qemu-extra '-s -S' --qemu-extra -d",
+        ) else {
+            panic!()
+        };
+        assert_eq!((c.smp, c.fw), (4, Firmware::Vof));
+        assert_eq!(c.extra, ["-s", "-S", "-d"]);
+        let Ok(Cmd::Bench(b)) = parse_str("bench --quick --quick") else { panic!() };
+        assert!(b.quick);
     }
 
     #[test]
@@ -266,7 +374,6 @@ mod tests {
 
     #[test]
     fn bench_options() {
-        assert_eq!(parse_str("bench"), Ok(Cmd::Bench(bench::Options::default())));
         let cmd = parse_str("bench --quick --out /tmp/b --kernel=/k");
         assert_eq!(
             cmd,
@@ -283,26 +390,98 @@ mod tests {
     }
 
     #[test]
-    fn rejects_bad_input() {
-        for bad in [
-            "frob",
-            "run --smp 0",
-            "run --smp 9",
-            "run --fw ofw",
-            "run --smp",
-            "run stray",
-            "run --filter x",
-            "test --jobs 3",
-            "test --skip-host=yes",
-            "test --fw vof",
-            "bench --quick=1",
-            "bench --smp 4",
-            "bench --out",
-            "list extra",
-        ] {
-            assert!(parse_str(bad).is_err(), "{bad} parsed");
+    fn ranges_are_enforced_at_both_ends() {
+        let max_smp = MAX_SMP.to_string();
+        let max_jobs = MAX_JOBS.to_string();
+        let max_soak = MAX_SOAK.to_string();
+        for (opt, cmd, max) in
+            [("smp", "run", &max_smp), ("jobs", "test", &max_jobs), ("soak", "test", &max_soak)]
+        {
+            assert!(parse_str(&format!("{cmd} --{opt} 1")).is_ok(), "{opt} 1");
+            assert!(parse_str(&format!("{cmd} --{opt} {max}")).is_ok(), "{opt} {max}");
+            let over = max.parse::<u64>().unwrap() + 1;
+            for bad in ["0".to_string(), over.to_string(), "-1".into(), "two".into()] {
+                let arg = format!("{cmd} --{opt} {bad}");
+                assert!(parse_str(&arg).is_err(), "{arg} parsed");
+                assert!(parse_str(&format!("{cmd} --{opt}={bad}")).is_err(), "{arg} parsed");
+            }
         }
-        assert_eq!(parse_str(""), Ok(Cmd::Help));
-        assert_eq!(parse_str("list"), Ok(Cmd::List));
+    }
+
+    #[test]
+    fn out_of_range_smp_is_a_clear_error() {
+        assert_eq!(parse_str("run --smp 9"), Err(ErrorKind::ValueValidation));
+        let err = Cli::try_parse_from(["harness", "cmdline", "--smp=9"]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("--smp") && msg.contains(&format!("1..={MAX_SMP}")), "{msg}");
+    }
+
+    #[test]
+    fn unknown_option_is_rejected() {
+        for cmd in ["run", "gdb", "cmdline", "test", "bench", "mutants", "list"] {
+            assert_eq!(parse_str(&format!("{cmd} --bogus")), Err(ErrorKind::UnknownArgument));
+        }
+        let msg = Cli::try_parse_from(["harness", "run", "--bogus"]).unwrap_err().to_string();
+        assert!(msg.contains("--bogus"), "{msg}");
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        for (bad, kind) in [
+            ("frob", ErrorKind::InvalidSubcommand),
+            ("run --smp 0", ErrorKind::ValueValidation),
+            ("run --smp 9", ErrorKind::ValueValidation),
+            ("run --fw ofw", ErrorKind::InvalidValue),
+            ("run --smp", ErrorKind::InvalidValue),
+            ("run --qemu-extra \"'open\"", ErrorKind::ValueValidation),
+            ("run stray", ErrorKind::UnknownArgument),
+            ("run --filter x", ErrorKind::UnknownArgument),
+            ("test --jobs 3", ErrorKind::ValueValidation),
+            ("test --skip-host=yes", ErrorKind::TooManyValues),
+            ("test --fw vof", ErrorKind::UnknownArgument),
+            ("bench --quick=1", ErrorKind::TooManyValues),
+            ("bench --smp 4", ErrorKind::UnknownArgument),
+            ("bench --out", ErrorKind::InvalidValue),
+            ("list extra", ErrorKind::UnknownArgument),
+            ("ksyms", ErrorKind::MissingRequiredArgument),
+            ("ksyms a b", ErrorKind::UnknownArgument),
+        ] {
+            assert_eq!(parse_str(bad), Err(kind), "{bad}");
+        }
+    }
+
+    /// Every `$(HARNESS) ...` line of the Makefile, with its variables at their defaults and
+    /// at typical values, still parses.
+    #[test]
+    fn makefile_invocations_parse() {
+        let makefile = std::fs::read_to_string(paths::workspace_root().join("Makefile")).unwrap();
+        let recipes: Vec<&str> =
+            makefile.lines().filter_map(|l| l.split_once("$(HARNESS) ").map(|(_, r)| r)).collect();
+        assert!(recipes.len() >= 8, "{recipes:?}");
+        let defaults = [
+            ("$(if $(FILTER),--filter $(FILTER))", ""),
+            ("$(FW)", "vof"),
+            ("$(SMP)", "1"),
+            ("$(ARGS)", ""),
+            ("$(QEMU_EXTRA)", ""),
+            ("$(SOAK_ROUNDS)", "400"),
+            ("$(KERNEL)", "target/powerpc64le-unknown-linux-gnu/release/ptfrag"),
+        ];
+        let set = [
+            ("$(if $(FILTER),--filter $(FILTER))", "--filter vof-hash"),
+            ("$(FW)", "slof"),
+            ("$(SMP)", "8"),
+            ("$(ARGS)", "mmu=hash selftest=oops"),
+            ("$(QEMU_EXTRA)", "-d int,mmu,guest_errors -D qemu.log"),
+            ("$(SOAK_ROUNDS)", "100000"),
+            ("$(KERNEL)", "/k/ptfrag"),
+        ];
+        for vars in [defaults, set] {
+            for recipe in &recipes {
+                let line = vars.iter().fold(recipe.to_string(), |l, (v, x)| l.replace(v, x));
+                assert!(!line.contains("$("), "unexpanded variable in {recipe:?}");
+                assert!(parse_str(&line).is_ok(), "{line:?}: {:?}", parse_str(&line));
+            }
+        }
     }
 }

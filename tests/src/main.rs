@@ -23,21 +23,21 @@ mod runner;
 mod scenario;
 mod suite;
 
-use cli::Cmd;
+use clap::{CommandFactory, Parser};
+use cli::{Cli, Cmd};
 use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let cmd = match cli::parse(&args) {
-        Ok(cmd) => cmd,
-        Err(e) => {
-            eprintln!("harness: {e}\n\n{}", cli::USAGE);
-            return ExitCode::from(2);
+    // Bad arguments: clap prints the error and a usage line to stderr and exits 2; `help`,
+    // `-h` and `--help` print the help to stdout and exit 0.
+    match Cli::parse().into_cmd() {
+        Cmd::Help => {
+            if let Err(e) = Cli::command().print_help() {
+                eprintln!("harness: {e}");
+                return ExitCode::FAILURE;
+            }
         }
-    };
-    match cmd {
-        Cmd::Help => print!("{}", cli::USAGE),
         Cmd::List => list(),
         Cmd::Ksyms(elf) => match ksyms::patch(&elf) {
             Ok(n) => println!("ksyms: {n} symbols written into {}", elf.display()),

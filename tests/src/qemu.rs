@@ -18,8 +18,9 @@ const MEMORY: &str = "1G";
 /// Most vCPUs the kernel supports (DESIGN.md §2).
 pub const MAX_SMP: u32 = 8;
 
-/// Which Open Firmware implementation boots the kernel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which Open Firmware implementation boots the kernel. `--fw` takes the variant's name in
+/// lower case (clap's `ValueEnum`), the same word `Display` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Firmware {
     /// QEMU's minimal Virtual Open Firmware (`x-vof=on`): ~0.05 s to the first character.
     Vof,
@@ -28,15 +29,6 @@ pub enum Firmware {
 }
 
 impl Firmware {
-    /// Parses `vof` or `slof`.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s {
-            "vof" => Ok(Self::Vof),
-            "slof" => Ok(Self::Slof),
-            _ => Err(format!("unknown firmware {s:?} (expected vof or slof)")),
-        }
-    }
-
     /// The `-M` argument for this firmware.
     fn machine(self) -> String {
         match self {
@@ -211,10 +203,12 @@ mod tests {
 
     #[test]
     fn firmware_parses_and_prints() {
-        for fw in [Firmware::Vof, Firmware::Slof] {
-            assert_eq!(Firmware::parse(&fw.to_string()), Ok(fw));
+        use clap::ValueEnum;
+        assert_eq!(Firmware::value_variants(), [Firmware::Vof, Firmware::Slof]);
+        for fw in Firmware::value_variants() {
+            assert_eq!(Firmware::from_str(&fw.to_string(), false), Ok(*fw));
         }
-        assert!(Firmware::parse("ofw").is_err());
+        assert!(Firmware::from_str("ofw", false).is_err());
     }
 
     #[test]
