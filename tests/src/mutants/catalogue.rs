@@ -71,7 +71,9 @@ macro_rules! h {
 }
 
 const PFD: &str = "kernel/core/src/pte_free_defer.rs";
-const RCU: &str = "kernel/core/src/rcu.rs";
+const RCU_GP: &str = "kernel/core/src/rcu/gp.rs";
+const RCU_QS: &str = "kernel/core/src/rcu/qs.rs";
+const RCU_CALLBACKS: &str = "kernel/core/src/rcu/callbacks.rs";
 const KHUGEPAGED: &str = "kernel/src/mm/khugepaged.rs";
 const SEAM: &str = "kernel/src/arch/mmu/book3s64.rs";
 
@@ -194,7 +196,7 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "rcu_snap_one_short",
         what: "rcu_seq_snap one grace period short ((s + 1) & !1)",
-        file: RCU,
+        file: RCU_GP,
         old: "pub const fn rcu_seq_snap(s: u64) -> u64 {\n    (s + 3) & !1",
         new: "pub const fn rcu_seq_snap(s: u64) -> u64 {\n    (s + 1) & !1",
         boots: &[r!("refcount"), h!("active")],
@@ -204,7 +206,7 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "rcu_gp_ignores_cpu2",
         what: "grace periods never wait for CPU 2",
-        file: RCU,
+        file: RCU_GP,
         old: "self.qs_mask.swap(online, Ordering::SeqCst)",
         new: "self.qs_mask.swap(online & !4, Ordering::SeqCst)",
         boots: &[r!("refcount"), h!("active")],
@@ -214,7 +216,7 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "rcu_any_report_ends_gp",
         what: "the first quiescent-state report ends the grace period",
-        file: RCU,
+        file: RCU_QS,
         old: "if prev == bit {",
         new: "if prev & bit != 0 {",
         boots: &[r!("active"), h!("refcount")],
@@ -224,7 +226,7 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "rcu_callbacks_one_gp_early",
         what: "callbacks run when the grace period before theirs has completed",
-        file: RCU,
+        file: RCU_CALLBACKS,
         old: "let completed = self.completed();",
         new: "let completed = self.completed() + 2;",
         boots: &[r!("active"), h!("bitmap")],
@@ -234,7 +236,7 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "rcu_qs_inside_read_section",
         what: "a quiescent state inside a read-side section is accepted",
-        file: RCU,
+        file: RCU_QS,
         old: "        if nesting != 0 {\n            return Err(RcuError::QsInReadSection { cpu, nesting });\n        }",
         new: "        let _ = nesting;",
         boots: &[r!("active")],
@@ -246,7 +248,7 @@ pub const MUTANTS: &[Mutant] = &[
         what: "call_rcu reads gp_seq with neither the fence nor a SeqCst load after the unlink \
                (removing the fence alone is an equivalent mutant on ppc64: the SeqCst load of \
                gp_seq is compiled with its own sync)",
-        file: RCU,
+        file: RCU_CALLBACKS,
         old: "        fence(Ordering::SeqCst);\n        let c = &self.cpus[cpu];\n        c.lock();\n        // Read under the lock so snapshots never decrease along the list.\n        let snap = rcu_seq_snap(self.gp_seq.load(Ordering::SeqCst));",
         new: "        let c = &self.cpus[cpu];\n        c.lock();\n        // Read under the lock so snapshots never decrease along the list.\n        let snap = rcu_seq_snap(self.gp_seq.load(Ordering::Relaxed));",
         boots: &[r!("refcount")],
