@@ -70,7 +70,9 @@ macro_rules! h {
     };
 }
 
-const PFD: &str = "kernel/core/src/pte_free_defer.rs";
+const PFD: &str = "kernel/core/src/pte_free_defer/mod.rs";
+const PFD_REFCOUNT: &str = "kernel/core/src/pte_free_defer/refcount.rs";
+const PFD_BITMAP: &str = "kernel/core/src/pte_free_defer/bitmap.rs";
 const RCU_GP: &str = "kernel/core/src/rcu/gp.rs";
 const RCU_QS: &str = "kernel/core/src/rcu/qs.rs";
 const RCU_CALLBACKS: &str = "kernel/core/src/rcu/callbacks.rs";
@@ -82,7 +84,7 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "refcount_defer_always_queues",
         what: "refcount: every deferral queues the head, not only the first",
-        file: PFD,
+        file: PFD_REFCOUNT,
         old: "if old + (D - 1) < 2 * D {",
         new: "if old + (D - 1) < u32::MAX {",
         boots: &[r!("refcount"), h!("refcount")],
@@ -92,7 +94,7 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "refcount_cb_reruns",
         what: "refcount callback runs itself again for late deferrals instead of re-queueing",
-        file: PFD,
+        file: PFD_REFCOUNT,
         old: "    bump(&env.stats().redefers);\n    queue(page, env)\n}",
         new: "    bump(&env.stats().redefers);\n    refcount_callback(page, env)\n}",
         boots: &[r!("refcount"), h!("refcount")],
@@ -102,7 +104,7 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "refcount_cb_one_late_is_nothing",
         what: "refcount callback treats exactly one late deferral as none and drops its token",
-        file: PFD,
+        file: PFD_REFCOUNT,
         old: "    if refcount < D {\n        // Nothing came meanwhile: free our table like pte_fragment_free.\n",
         new: "    if refcount < 2 * D {\n        env.desc(page).pt_frag_refcount.fetch_and(D - 1, Ordering::AcqRel);\n",
         boots: &[r!("refcount"), h!("refcount"), r64!("refcount")],
@@ -113,7 +115,7 @@ pub const MUTANTS: &[Mutant] = &[
         name: "refcount_plain_free_ignores_tokens",
         what: "refcount: a plain free frees the page when the plain references are gone, \
                although deferral tokens are pending",
-        file: PFD,
+        file: PFD_REFCOUNT,
         old: "    if old == n {\n        free_page(page, env, after_gp);",
         new: "    if old % D == n {\n        free_page(page, env, after_gp);",
         boots: &[r!("refcount"), h!("refcount")],
@@ -165,7 +167,7 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "bitmap_late_joins_wait",
         what: "bitmap: a deferral while the head is queued joins the running phase",
-        file: PFD,
+        file: PFD_BITMAP,
         old: "        } else {\n            Some(s + NEXT_ONE)\n        }",
         new: "        } else {\n            Some(s + 1)\n        }",
         boots: &[r!("bitmap"), h!("bitmap"), r64!("bitmap")],
@@ -175,7 +177,7 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "bitmap_cb_frees_next_too",
         what: "bitmap callback drops the references of the next phase as well",
-        file: PFD,
+        file: PFD_BITMAP,
         old: "put_and_free_after_gp(page, (old & WAIT) as u32, env)",
         new: "put_and_free_after_gp(page, (old & WAIT) as u32 + (old >> 32) as u32, env)",
         boots: &[r!("bitmap"), h!("bitmap"), r64!("bitmap")],
@@ -185,7 +187,7 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "bitmap_cb_forgets_next",
         what: "bitmap callback clears the next phase instead of moving it to wait",
-        file: PFD,
+        file: PFD_BITMAP,
         old: "(s & WAIT != 0).then_some(s >> 32)",
         new: "(s & WAIT != 0).then_some(0)",
         boots: &[r!("bitmap"), r64!("bitmap")],
