@@ -70,8 +70,12 @@ macro_rules! h {
     };
 }
 
-const PFD: &str = "kernel/core/src/pte_free_defer.rs";
-const RCU: &str = "kernel/core/src/rcu.rs";
+const PFD: &str = "kernel/core/src/pte_free_defer/mod.rs";
+const PFD_REFCOUNT: &str = "kernel/core/src/pte_free_defer/refcount.rs";
+const PFD_BITMAP: &str = "kernel/core/src/pte_free_defer/bitmap.rs";
+const RCU_GP: &str = "kernel/core/src/rcu/gp.rs";
+const RCU_QS: &str = "kernel/core/src/rcu/qs.rs";
+const RCU_CALLBACKS: &str = "kernel/core/src/rcu/callbacks.rs";
 const KHUGEPAGED: &str = "kernel/src/mm/khugepaged.rs";
 const SEAM: &str = "kernel/src/arch/mmu/book3s64.rs";
 
@@ -80,7 +84,7 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "refcount_defer_always_queues",
         what: "refcount: every deferral queues the head, not only the first",
-        file: PFD,
+        file: PFD_REFCOUNT,
         old: "if old + (D - 1) < 2 * D {",
         new: "if old + (D - 1) < u32::MAX {",
         boots: &[r!("refcount"), h!("refcount")],
@@ -90,7 +94,7 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "refcount_cb_reruns",
         what: "refcount callback runs itself again for late deferrals instead of re-queueing",
-        file: PFD,
+        file: PFD_REFCOUNT,
         old: "    bump(&env.stats().redefers);\n    queue(page, env)\n}",
         new: "    bump(&env.stats().redefers);\n    refcount_callback(page, env)\n}",
         boots: &[r!("refcount"), h!("refcount")],
@@ -100,7 +104,7 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "refcount_cb_one_late_is_nothing",
         what: "refcount callback treats exactly one late deferral as none and drops its token",
-        file: PFD,
+        file: PFD_REFCOUNT,
         old: "    if refcount < D {\n        // Nothing came meanwhile: free our table like pte_fragment_free.\n",
         new: "    if refcount < 2 * D {\n        env.desc(page).pt_frag_refcount.fetch_and(D - 1, Ordering::AcqRel);\n",
         boots: &[r!("refcount"), h!("refcount"), r64!("refcount")],
@@ -111,7 +115,7 @@ pub const MUTANTS: &[Mutant] = &[
         name: "refcount_plain_free_ignores_tokens",
         what: "refcount: a plain free frees the page when the plain references are gone, \
                although deferral tokens are pending",
-        file: PFD,
+        file: PFD_REFCOUNT,
         old: "    if old == n {\n        free_page(page, env, after_gp);",
         new: "    if old % D == n {\n        free_page(page, env, after_gp);",
         boots: &[r!("refcount"), h!("refcount")],
@@ -163,7 +167,7 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "bitmap_late_joins_wait",
         what: "bitmap: a deferral while the head is queued joins the running phase",
-        file: PFD,
+        file: PFD_BITMAP,
         old: "        } else {\n            Some(s + NEXT_ONE)\n        }",
         new: "        } else {\n            Some(s + 1)\n        }",
         boots: &[r!("bitmap"), h!("bitmap"), r64!("bitmap")],
@@ -173,7 +177,7 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "bitmap_cb_frees_next_too",
         what: "bitmap callback drops the references of the next phase as well",
-        file: PFD,
+        file: PFD_BITMAP,
         old: "put_and_free_after_gp(page, (old & WAIT) as u32, env)",
         new: "put_and_free_after_gp(page, (old & WAIT) as u32 + (old >> 32) as u32, env)",
         boots: &[r!("bitmap"), h!("bitmap"), r64!("bitmap")],
@@ -183,7 +187,7 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "bitmap_cb_forgets_next",
         what: "bitmap callback clears the next phase instead of moving it to wait",
-        file: PFD,
+        file: PFD_BITMAP,
         old: "(s & WAIT != 0).then_some(s >> 32)",
         new: "(s & WAIT != 0).then_some(0)",
         boots: &[r!("bitmap"), r64!("bitmap")],
@@ -194,7 +198,7 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "rcu_snap_one_short",
         what: "rcu_seq_snap one grace period short ((s + 1) & !1)",
-        file: RCU,
+        file: RCU_GP,
         old: "pub const fn rcu_seq_snap(s: u64) -> u64 {\n    (s + 3) & !1",
         new: "pub const fn rcu_seq_snap(s: u64) -> u64 {\n    (s + 1) & !1",
         boots: &[r!("refcount"), h!("active")],
@@ -204,7 +208,7 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "rcu_gp_ignores_cpu2",
         what: "grace periods never wait for CPU 2",
-        file: RCU,
+        file: RCU_GP,
         old: "self.qs_mask.swap(online, Ordering::SeqCst)",
         new: "self.qs_mask.swap(online & !4, Ordering::SeqCst)",
         boots: &[r!("refcount"), h!("active")],
@@ -214,7 +218,7 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "rcu_any_report_ends_gp",
         what: "the first quiescent-state report ends the grace period",
-        file: RCU,
+        file: RCU_QS,
         old: "if prev == bit {",
         new: "if prev & bit != 0 {",
         boots: &[r!("active"), h!("refcount")],
@@ -224,7 +228,7 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "rcu_callbacks_one_gp_early",
         what: "callbacks run when the grace period before theirs has completed",
-        file: RCU,
+        file: RCU_CALLBACKS,
         old: "let completed = self.completed();",
         new: "let completed = self.completed() + 2;",
         boots: &[r!("active"), h!("bitmap")],
@@ -234,7 +238,7 @@ pub const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "rcu_qs_inside_read_section",
         what: "a quiescent state inside a read-side section is accepted",
-        file: RCU,
+        file: RCU_QS,
         old: "        if nesting != 0 {\n            return Err(RcuError::QsInReadSection { cpu, nesting });\n        }",
         new: "        let _ = nesting;",
         boots: &[r!("active")],
@@ -246,7 +250,7 @@ pub const MUTANTS: &[Mutant] = &[
         what: "call_rcu reads gp_seq with neither the fence nor a SeqCst load after the unlink \
                (removing the fence alone is an equivalent mutant on ppc64: the SeqCst load of \
                gp_seq is compiled with its own sync)",
-        file: RCU,
+        file: RCU_CALLBACKS,
         old: "        fence(Ordering::SeqCst);\n        let c = &self.cpus[cpu];\n        c.lock();\n        // Read under the lock so snapshots never decrease along the list.\n        let snap = rcu_seq_snap(self.gp_seq.load(Ordering::SeqCst));",
         new: "        let c = &self.cpus[cpu];\n        c.lock();\n        // Read under the lock so snapshots never decrease along the list.\n        let snap = rcu_seq_snap(self.gp_seq.load(Ordering::Relaxed));",
         boots: &[r!("refcount")],

@@ -20,6 +20,13 @@
 //! exactly once, by whoever drops its last reference, and only after a grace period that
 //! started after the last deferral of any of its tables; and at most one `call_rcu` per page
 //! is pending at a time (`naive` breaks this and must be caught).
+//!
+//! This file holds what the strategies share: the [`Strategy`] list and its names, the
+//! errors, the counters, the [`DeferEnv`] the kernel (or a test) provides, the dispatch from
+//! a [`Strategy`] to its code, and the page-level steps every strategy uses (queueing the
+//! head, the real free). Each strategy has its own file named after it: `naive.rs`,
+//! `refcount.rs`, `active.rs`, `bitmap.rs` (with the side state `bitmap_sketch` shares),
+//! `bitmap_sketch.rs` and `none.rs`.
 
 use core::fmt;
 use core::str::FromStr;
@@ -31,13 +38,21 @@ use crate::pgtable_frag::{
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::const_new;
 
-/// Hugh's bias: beyond any fragment count, so `refcount / PTE_FREE_DEFERRED` counts the
-/// pending deferral tokens and `refcount % PTE_FREE_DEFERRED` the plain references.
-pub const PTE_FREE_DEFERRED: u32 = 0x10000;
+mod active;
+mod bitmap;
+mod bitmap_sketch;
+mod naive;
+mod none;
+mod refcount;
 
-/// Fragments per page the `bitmap` strategies can track: radix64's 256 (`RADIX_PTE_FRAG_NR`).
-pub const BITMAP_MAX_FRAGS: usize = 256;
-const BITMAP_WORDS: usize = BITMAP_MAX_FRAGS / 64;
+use active::{active_callback, put_active};
+use bitmap::{bitmap_callback, bitmap_defer, bitmap_frag};
+pub use bitmap::{BitmapSide, BITMAP_MAX_FRAGS};
+use bitmap_sketch::{sketch_callback, sketch_defer};
+use naive::{naive_callback, naive_defer};
+use none::{none_callback, none_defer};
+pub use refcount::PTE_FREE_DEFERRED;
+use refcount::{refcount_callback, refcount_defer, refcount_put_plain};
 
 /// How deferred page-table frees share a page's single `rcu_head`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,69 +181,6 @@ impl fmt::Display for DeferError {
     }
 }
 
-/// `bitmap`'s per-page side state, preallocated next to the page descriptors so the retract
-/// path never allocates. `deferred` has a bit per fragment, set by its deferral and cleared
-/// when the page is really freed (a fragment is never handed out again before that), so a
-/// second deferral or a plain free of a deferred table is refused. `phases` counts the
-/// deferred fragments by the `call_rcu` that frees them: low half `wait`, those the queued
-/// callback covers; high half `next`, those deferred after it was queued. The head is queued
-/// exactly while `wait != 0`; one atomic word decides, whatever the fragment count.
-/// `bitmap_sketch` uses the low half as its `pending` count.
-pub struct BitmapSide {
-    deferred: [AtomicU64; BITMAP_WORDS],
-    phases: AtomicU64,
-}
-
-impl Default for BitmapSide {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl BitmapSide {
-    /// Where the phase counts sit, for debuggers (the fragment bits come first).
-    pub const PHASES_OFFSET: usize = core::mem::offset_of!(BitmapSide, phases);
-
-    const_new! {
-        pub fn new() -> Self {
-            #[cfg(not(all(test, loom)))]
-            let deferred = [const { AtomicU64::new(0) }; BITMAP_WORDS];
-            #[cfg(all(test, loom))]
-            let deferred = core::array::from_fn(|_| AtomicU64::new(0));
-            BitmapSide { deferred, phases: AtomicU64::new(0) }
-        }
-    }
-
-    /// No fragment of the page waits for a grace period.
-    pub fn is_idle(&self) -> bool {
-        self.phases.load(Ordering::Acquire) == 0
-    }
-
-    /// Fragments covered by the queued callback, and those waiting for the next one.
-    pub fn phases(&self) -> (u32, u32) {
-        let s = self.phases.load(Ordering::Acquire);
-        (s as u32, (s >> 32) as u32)
-    }
-
-    /// Whether fragment `i` has been deferred since the page was last freed.
-    pub fn is_deferred(&self, i: usize) -> bool {
-        self.deferred[i / 64].load(Ordering::Acquire) & (1 << (i % 64)) != 0
-    }
-
-    /// Marks fragment `i` deferred; false if it already was.
-    fn mark(&self, i: usize) -> bool {
-        let bit = 1 << (i % 64);
-        self.deferred[i / 64].fetch_or(bit, Ordering::AcqRel) & bit == 0
-    }
-
-    /// The page is being freed: no fragment of it is deferred any more.
-    fn clear(&self) {
-        for w in &self.deferred {
-            w.store(0, Ordering::Release);
-        }
-    }
-}
-
 /// Counters for the figures; all monotonic except `waiting`.
 #[derive(Default)]
 pub struct DeferStats {
@@ -325,8 +277,7 @@ impl Strategy {
         let geo = env.pte_geometry();
         let page = check_table(table, &geo, env)?;
         match self {
-            // One call_rcu per table: the second within a grace period is refused.
-            Strategy::Naive => queue(page, env),
+            Strategy::Naive => naive_defer(page, env),
             Strategy::Refcount => refcount_defer(page, env),
             Strategy::Active => {
                 env.desc(page).set_flag(flags::ACTIVE);
@@ -334,7 +285,7 @@ impl Strategy {
             }
             Strategy::Bitmap => bitmap_defer(table, page, &geo, env),
             Strategy::BitmapSketch => sketch_defer(table, page, &geo, env),
-            Strategy::None => put_and_free_now(page, 1, env),
+            Strategy::None => none_defer(page, env),
         }
     }
 
@@ -393,27 +344,12 @@ impl Strategy {
         let _ =
             stats.waiting.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| w.checked_sub(1));
         match self {
-            Strategy::Naive => {
-                if frag::pt_frag_ref_put(page, 1, env)? == 0 {
-                    free_page(page, env, true);
-                }
-                Ok(())
-            }
+            Strategy::Naive => naive_callback(page, env),
             Strategy::Refcount => refcount_callback(page, env),
-            Strategy::Active => {
-                let desc = env.desc(page);
-                if !desc.has_flag(flags::PAGE_TABLE) {
-                    return Err(FragError::NotPageTable { page }.into());
-                }
-                if desc.pt_frag_refcount.load(Ordering::Acquire) != 0 {
-                    return Err(DeferError::NotDeferred { page });
-                }
-                free_page(page, env, true);
-                Ok(())
-            }
+            Strategy::Active => active_callback(page, env),
             Strategy::Bitmap => bitmap_callback(page, env),
             Strategy::BitmapSketch => sketch_callback(page, env),
-            Strategy::None => Err(DeferError::NotDeferred { page }),
+            Strategy::None => none_callback(page),
         }
     }
 }
@@ -464,181 +400,12 @@ fn put_and_free_now(page: u64, n: u32, env: &impl DeferEnv) -> Result<(), DeferE
     Ok(())
 }
 
-/// `active`: drops `n` references; the last one frees through one `call_rcu` if a deferral
-/// marked the page, at once otherwise (Linux v6.6 `pte_fragment_free`).
-fn put_active(page: u64, n: u32, env: &impl DeferEnv) -> Result<(), DeferError> {
-    // The put is AcqRel, so the last dropper sees every earlier deferral's ACTIVE.
-    if frag::pt_frag_ref_put(page, n, env)? != 0 {
-        return Ok(());
-    }
-    if env.desc(page).test_and_clear_flag(flags::ACTIVE) {
-        queue(page, env)
-    } else {
-        free_page(page, env, false);
-        Ok(())
-    }
-}
-
-const D: u32 = PTE_FREE_DEFERRED;
-
-/// `refcount`: changes the count with `f(old) -> new`, or refuses (changing nothing) when
-/// `f` returns None.
-fn refcount_update(
-    page: u64,
-    env: &impl DeferEnv,
-    f: impl Fn(u32) -> Option<u32>,
-) -> Result<u32, u32> {
-    env.desc(page).pt_frag_refcount.fetch_update(Ordering::AcqRel, Ordering::Acquire, f)
-}
-
-/// `refcount`: drops `n` plain references; the page goes if they were all it had. Refuses a
-/// put that would eat into a deferral token.
-fn refcount_put_plain(
-    page: u64,
-    n: u32,
-    env: &impl DeferEnv,
-    after_gp: bool,
-) -> Result<(), DeferError> {
-    let old = refcount_update(page, env, |c| (c % D >= n && c > 0).then(|| c - n))
-        .map_err(|c| FragError::Underflow { page, refcount: c, put: n })?;
-    if old == n {
-        free_page(page, env, after_gp);
-    }
-    Ok(())
-}
-
-/// `refcount` deferral: turn our plain reference into a token of `PTE_FREE_DEFERRED`; queue
-/// the head only if no other token is pending.
-fn refcount_defer(page: u64, env: &impl DeferEnv) -> Result<(), DeferError> {
-    debug_assert!(env.pte_geometry().frags_per_page < D as usize);
-    let old = refcount_update(page, env, |c| (c % D >= 1).then(|| c + (D - 1)))
-        .map_err(|c| FragError::Underflow { page, refcount: c, put: 1 })?;
-    if old + (D - 1) < 2 * D {
-        queue(page, env)
-    } else {
-        bump(&env.stats().head_already_queued);
-        Ok(())
-    }
-}
-
-/// `refcount` callback (the seed's `pte_free_now`).
-fn refcount_callback(page: u64, env: &impl DeferEnv) -> Result<(), DeferError> {
-    // Turn our token back into the plain reference it was.
-    let old = refcount_update(page, env, |c| c.checked_sub(D - 1).filter(|&r| r >= 1))
-        .map_err(|_| DeferError::NotDeferred { page })?;
-    let mut refcount = old - (D - 1);
-    if refcount < D {
-        // Nothing came meanwhile: free our table like pte_fragment_free.
-        return refcount_put_plain(page, 1, env, true);
-    }
-    // More deferrals came while we waited: one more grace period covers all of them, so
-    // fold their tokens into one.
-    let desc = env.desc(page);
-    while refcount >= 2 * D {
-        refcount = desc.pt_frag_refcount.fetch_sub(D, Ordering::AcqRel) - D;
-    }
-    // Our plain reference goes now; the remaining token keeps the page for the next callback.
-    desc.pt_frag_refcount.fetch_sub(1, Ordering::AcqRel);
-    bump(&env.stats().redefers);
-    queue(page, env)
-}
-
-/// The fragment index of `table` in the side state.
-fn bitmap_frag(table: u64, page: u64, geo: &FragGeometry) -> Result<usize, DeferError> {
-    if geo.frags_per_page > BITMAP_MAX_FRAGS {
-        return Err(DeferError::TooManyFragments { page, frags_per_page: geo.frags_per_page });
-    }
-    Ok(frag_index(table, geo))
-}
-
-const WAIT: u64 = 0xffff_ffff;
-const NEXT_ONE: u64 = 1 << 32;
-
-/// `bitmap` deferral: the first deferral of a quiet page starts the `wait` phase and queues
-/// the head; while it is queued, deferrals collect in `next`, which the callback turns into
-/// a new `wait` phase under a new `call_rcu`. So every fragment in `wait` was deferred
-/// before the `call_rcu` whose grace period frees it.
-fn bitmap_defer(
-    table: u64,
-    page: u64,
-    geo: &FragGeometry,
-    env: &impl DeferEnv,
-) -> Result<(), DeferError> {
-    let i = bitmap_frag(table, page, geo)?;
-    let side = env.bitmap_side(page);
-    if !side.mark(i) {
-        return Err(DeferError::AlreadyDeferred { table });
-    }
-    let old = side.phases.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-        if s & WAIT == 0 {
-            Some(s + 1)
-        } else {
-            Some(s + NEXT_ONE)
-        }
-    });
-    let old = old.unwrap_or_else(|s| s);
-    if old & WAIT == 0 {
-        queue(page, env)
-    } else {
-        bump(&env.stats().head_already_queued);
-        Ok(())
-    }
-}
-
-/// `bitmap` callback: frees the `wait` phase; a non-empty `next` becomes the new `wait`
-/// phase and is queued again in the same atomic step, so a deferral racing with us either
-/// lands in `next` before it (and is re-queued) or finds the page quiet after it (and
-/// queues itself).
-fn bitmap_callback(page: u64, env: &impl DeferEnv) -> Result<(), DeferError> {
-    let side = env.bitmap_side(page);
-    let old = side
-        .phases
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| (s & WAIT != 0).then_some(s >> 32))
-        .map_err(|_| DeferError::NotDeferred { page })?;
-    if old >> 32 != 0 {
-        bump(&env.stats().redefers);
-        queue(page, env)?;
-    }
-    put_and_free_after_gp(page, (old & WAIT) as u32, env)
-}
-
 /// Drops the references of fragments whose grace period is over; frees the page if last.
 fn put_and_free_after_gp(page: u64, n: u32, env: &impl DeferEnv) -> Result<(), DeferError> {
     if frag::pt_frag_ref_put(page, n, env)? == 0 {
         free_page(page, env, true);
     }
     Ok(())
-}
-
-/// `bitmap_sketch` deferral, as in the mail (with its inverted test put right): mark the
-/// fragment pending, queue if nothing was.
-fn sketch_defer(
-    table: u64,
-    page: u64,
-    geo: &FragGeometry,
-    env: &impl DeferEnv,
-) -> Result<(), DeferError> {
-    let i = bitmap_frag(table, page, geo)?;
-    let side = env.bitmap_side(page);
-    if !side.mark(i) {
-        return Err(DeferError::AlreadyDeferred { table });
-    }
-    if side.phases.fetch_add(1, Ordering::AcqRel) == 0 {
-        queue(page, env)
-    } else {
-        bump(&env.stats().head_already_queued);
-        Ok(())
-    }
-}
-
-/// `bitmap_sketch` callback: frees whatever is pending now, including deferrals that came
-/// after the grace period ended (the race).
-fn sketch_callback(page: u64, env: &impl DeferEnv) -> Result<(), DeferError> {
-    let pending = env.bitmap_side(page).phases.swap(0, Ordering::AcqRel);
-    if pending == 0 {
-        return Err(DeferError::NotDeferred { page });
-    }
-    put_and_free_after_gp(page, pending as u32, env)
 }
 
 #[cfg(all(test, not(loom)))]
