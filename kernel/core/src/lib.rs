@@ -12,6 +12,7 @@ pub mod ktest_report;
 pub mod page_desc;
 pub mod pgtable;
 pub mod pgtable_frag;
+pub mod pgtable_t;
 pub mod pte_free_defer;
 pub mod radix;
 pub mod rcu;

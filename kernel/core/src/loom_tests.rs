@@ -27,6 +27,7 @@ use loom::thread;
 use crate::frame_alloc::FRAME_SIZE;
 use crate::page_desc::{flags, PageDesc};
 use crate::pgtable_frag::{pte_fragment_alloc, FragCache, FragGeometry, PageSource};
+use crate::pgtable_t::{DetachedTable, PgTable, PtPage};
 use crate::pte_free_defer::{BitmapSide, DeferEnv, DeferError, DeferStats, Strategy};
 use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -99,13 +100,16 @@ impl Env {
         self.live[i].store(false, Ordering::SeqCst);
         let seen = self.gp_started.load(Ordering::SeqCst);
         self.need_gp[i].store(seen + 1, Ordering::SeqCst);
-        self.strategy.pte_free_defer(table, self).unwrap();
+        // SAFETY: the model's tables are reachable from no page table; its walkers are
+        // modelled by `live` and `need_gp` alone.
+        let detached = unsafe { DetachedTable::new(PgTable::new(table)) };
+        self.strategy.pte_free_defer(detached, self).unwrap();
     }
 
     /// A table no walker can see: free it at once.
     fn free(&self, table: u64) {
         self.live[Self::frag(table)].store(false, Ordering::SeqCst);
-        self.strategy.pte_free(table, self).unwrap();
+        self.strategy.pte_free(PgTable::new(table), self).unwrap();
     }
 
     /// Address-space teardown: the references of the fragments `cache` never handed out.
@@ -125,7 +129,7 @@ impl Env {
         // A swap, not a store: loom 0.7 lets a plain store slip inside a concurrent RMW
         // (tokio-rs/loom#254).
         self.desc.rcu_head.func.swap(0, Ordering::SeqCst);
-        self.strategy.rcu_callback(PAGE, self).unwrap();
+        self.strategy.rcu_callback(PtPage::new(PAGE), self).unwrap();
         true
     }
 
@@ -148,8 +152,8 @@ impl PageSource for Env {
         (!self.handed_out.swap(true, Ordering::SeqCst)).then_some(PAGE)
     }
 
-    fn free_page(&self, pa: u64) {
-        assert_eq!(pa, PAGE);
+    fn free_page(&self, page: PtPage) {
+        assert_eq!(page, PtPage::new(PAGE));
         assert_eq!(self.frees.fetch_add(1, Ordering::SeqCst), 0, "page freed twice");
         let ended = self.gp_ended.load(Ordering::SeqCst);
         for i in 0..NFRAG {
@@ -170,16 +174,16 @@ impl PageSource for Env {
 }
 
 impl DeferEnv for Env {
-    fn call_rcu(&self, page: u64) -> Result<(), DeferError> {
-        let func = &self.desc(page).rcu_head.func;
+    fn call_rcu(&self, page: PtPage) -> Result<(), DeferError> {
+        let func = &self.desc(page.pa()).rcu_head.func;
         if func.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_err() {
             panic!("double call_rcu on page {page:#x}");
         }
         Ok(())
     }
 
-    fn bitmap_side(&self, page: u64) -> &BitmapSide {
-        assert_eq!(page, PAGE);
+    fn bitmap_side(&self, page: PtPage) -> &BitmapSide {
+        assert_eq!(page, PtPage::new(PAGE));
         &self.side
     }
 

@@ -66,6 +66,13 @@ impl PageDesc {
         head.wrapping_byte_sub(core::mem::offset_of!(PageDesc, rcu_head)).cast()
     }
 
+    /// Which entry of the descriptor array `descs` (the mem_map) `d` is, if it is one.
+    pub fn index_in(descs: &[PageDesc], d: *const PageDesc) -> Option<usize> {
+        let off = (d as usize).checked_sub(descs.as_ptr() as usize)?;
+        let size = core::mem::size_of::<PageDesc>();
+        (off.is_multiple_of(size) && off / size < descs.len()).then_some(off / size)
+    }
+
     /// Atomically clears `f` and says whether any of it was set (Linux `TestClearPageActive`).
     pub fn test_and_clear_flag(&self, f: u32) -> bool {
         self.flags.fetch_and(!f, Ordering::AcqRel) & f != 0
@@ -112,5 +119,8 @@ mod tests {
         let descs = [PageDesc::new(), PageDesc::new()];
         let head: *const RcuHead = &descs[1].rcu_head;
         assert!(core::ptr::eq(PageDesc::from_rcu_head(head), &descs[1]));
+        assert_eq!(PageDesc::index_in(&descs, PageDesc::from_rcu_head(head)), Some(1));
+        let outside = [PageDesc::new()];
+        assert_eq!(PageDesc::index_in(&descs, &outside[0]), None);
     }
 }

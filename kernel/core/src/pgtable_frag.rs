@@ -18,6 +18,7 @@ use core::fmt;
 
 use crate::frame_alloc::FRAME_SIZE;
 use crate::page_desc::{flags, PageDesc};
+use crate::pgtable_t::PtPage;
 
 /// Where page-table pages come from and go back to (the kernel's frame allocator, or fake
 /// memory in host tests).
@@ -25,7 +26,7 @@ pub trait PageSource {
     /// A zeroed 64 KiB page-table page (physical address), or None when memory is exhausted.
     fn alloc_page(&self) -> Option<u64>;
     /// Really frees the page (the kernel poisons it here).
-    fn free_page(&self, pa: u64);
+    fn free_page(&self, page: PtPage);
     /// The descriptor of the frame holding `pa`.
     fn desc(&self, pa: u64) -> &PageDesc;
 }
@@ -191,16 +192,16 @@ fn advance(frag: u64, geo: &FragGeometry) -> Option<u64> {
 /// caller now owns the page and must free it (at once with [`pte_free_now`], or after a
 /// grace period). Refuses, changing nothing, a put on a non-page-table page or one that would
 /// take the count below 0.
-pub fn pt_frag_ref_put(page: u64, n: u32, src: &impl PageSource) -> Result<u32, FragError> {
-    let desc = src.desc(page);
+pub fn pt_frag_ref_put(page: PtPage, n: u32, src: &impl PageSource) -> Result<u32, FragError> {
+    let desc = src.desc(page.pa());
     if !desc.has_flag(flags::PAGE_TABLE) {
-        return Err(FragError::NotPageTable { page });
+        return Err(FragError::NotPageTable { page: page.pa() });
     }
     // A compare-exchange rather than fetch_sub so a double free never wraps the count.
     let mut cur = desc.pt_frag_refcount.load(Ordering::Relaxed);
     loop {
         if cur < n || cur == 0 {
-            return Err(FragError::Underflow { page, refcount: cur, put: n });
+            return Err(FragError::Underflow { page: page.pa(), refcount: cur, put: n });
         }
         // AcqRel: our writes to the table happen before the free; the freer sees all of them.
         match desc.pt_frag_refcount.compare_exchange_weak(
@@ -218,8 +219,8 @@ pub fn pt_frag_ref_put(page: u64, n: u32, src: &impl PageSource) -> Result<u32, 
 /// Returns a page whose count reached 0 to the page source (Linux `pte_free_now`, the
 /// `pagetable_dtor` + `pagetable_free` pair). The ACTIVE flag belongs to the deferral
 /// strategies, which clear it themselves.
-pub fn pte_free_now(page: u64, src: &impl PageSource) {
-    let desc = src.desc(page);
+pub fn pte_free_now(page: PtPage, src: &impl PageSource) {
+    let desc = src.desc(page.pa());
     desc.owner.store(0, Ordering::Relaxed);
     desc.clear_flag(flags::PAGE_TABLE);
     src.free_page(page);
@@ -235,7 +236,7 @@ pub fn pte_fragment_free(
     if !table_pa.is_multiple_of(geo.frag_size as u64) {
         return Err(FragError::Misaligned { addr: table_pa, frag_size: geo.frag_size });
     }
-    let page = page_of(table_pa);
+    let page = PtPage::containing(table_pa);
     match pt_frag_ref_put(page, 1, src)? {
         0 => {
             pte_free_now(page, src);
@@ -256,7 +257,7 @@ pub fn pte_frag_destroy(
     let Some(frag) = cache.next else {
         return Ok(None);
     };
-    let page = page_of(frag);
+    let page = PtPage::containing(frag);
     let unused = (geo.frags_per_page - frag_index(frag, geo)) as u32;
     let left = pt_frag_ref_put(page, unused, src)?;
     cache.next = None;
@@ -337,7 +338,8 @@ mod tests {
             Some(pa)
         }
 
-        fn free_page(&self, pa: u64) {
+        fn free_page(&self, page: PtPage) {
+            let pa = page.pa();
             let i = self.index(pa);
             let mut st = self.state.borrow_mut();
             assert!(st.allocated[i], "double free of fake page {pa:#x}");
@@ -602,8 +604,8 @@ mod tests {
         let f = alloc_n(&mut cache, &mem, 1)[0];
         // Someone drops the cache's references as well as the table's: the page is freed
         // while the cache still points into it.
-        assert_eq!(pt_frag_ref_put(f, 16, &mem), Ok(0));
-        pte_free_now(f, &mem);
+        assert_eq!(pt_frag_ref_put(PtPage::new(f), 16, &mem), Ok(0));
+        pte_free_now(PtPage::new(f), &mem);
         let before = cache;
         assert_eq!(
             pte_fragment_alloc(&mut cache, &PTE_FRAG, &mem, 7),
@@ -656,7 +658,7 @@ mod tests {
     fn fake_detects_double_free() {
         let mem = FakeMem::new(1);
         let p = mem.alloc_page().unwrap();
-        mem.free_page(p);
-        mem.free_page(p);
+        mem.free_page(PtPage::new(p));
+        mem.free_page(PtPage::new(p));
     }
 }

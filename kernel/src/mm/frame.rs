@@ -9,6 +9,7 @@ use crate::devtree::MemRange;
 use crate::sync::IrqLock;
 use ptfrag_core::frame_alloc::{FrameAllocator, FrameError, FRAME_SIZE};
 use ptfrag_core::page_desc::{flags, PageDesc};
+use ptfrag_core::pgtable_t::PtPage;
 
 /// Largest physical address managed (64 GiB); RAM above it is reported and left unused.
 pub const MAX_PHYS: u64 = 64 << 30;
@@ -106,12 +107,12 @@ pub fn nr_frames() -> usize {
 }
 
 /// The frame whose descriptor holds `head` (Linux: container_of(head, struct page, rcu_head)).
-pub fn page_of_rcu_head(head: *const ptfrag_core::page_desc::RcuHead) -> u64 {
-    let d = DESCS.get().expect("page descriptors used before mm::frame::init");
-    let base = d.as_ptr() as u64 + core::mem::offset_of!(PageDesc, rcu_head) as u64;
-    let idx = (head as u64 - base) / core::mem::size_of::<PageDesc>() as u64;
-    assert!((idx as usize) < d.len(), "rcu_head {:#x} is not in a page descriptor", head as u64);
-    idx * FRAME_SIZE
+pub fn page_of_rcu_head(head: *const ptfrag_core::page_desc::RcuHead) -> PtPage {
+    let descs = DESCS.get().expect("page descriptors used before mm::frame::init");
+    match PageDesc::index_in(descs, PageDesc::from_rcu_head(head)) {
+        Some(pfn) => PtPage::from_pfn(pfn),
+        None => crate::fatal!("rcu_head {:#x} is not in a page descriptor", head as u64),
+    }
 }
 
 /// One frame (physical address).

@@ -113,7 +113,7 @@ pub fn retract_page_tables(file: &File, off: u64) -> usize {
             continue;
         }
         pause_point();
-        let table = {
+        let detached = {
             let pml = mm.ptl.lock();
             // Under the PMD lock the entry must still point to the table we saw: a
             // concurrent collapse, munmap or teardown may have changed it since the look.
@@ -124,10 +124,9 @@ pub fn retract_page_tables(file: &File, off: u64) -> usize {
                 continue;
             }
             let table = pte::target(seen);
-            crate::arch::mmu::book3s64::pmdp_collapse_flush(&mm, pmd, table, addr, &*pml);
-            table
+            crate::arch::mmu::book3s64::pmdp_collapse_flush(&mm, pmd, table, addr, &*pml)
         };
-        super::pte_free::pte_free_defer(&mm, table);
+        super::pte_free::pte_free_defer(&mm, detached);
         retracted += 1;
         RETRACTS.fetch_add(1, Ordering::Relaxed);
     }

@@ -16,6 +16,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use ptfrag_core::frame_alloc::FrameError;
 use ptfrag_core::pgtable::Level;
 use ptfrag_core::pgtable_frag::{self as frag, FragCache, FragGeometry};
+use ptfrag_core::pgtable_t::PgTable;
 
 /// A mapping of `file` bytes [pgoff, pgoff + end - start) at [start, end).
 #[derive(Clone)]
@@ -208,7 +209,7 @@ impl Mm {
     /// Caller holds the ptl and flushes other CPUs afterwards.
     fn unmap_leaf(&self, caches: &mut PtCaches, leaf: &Leaf, ea: u64) {
         if let Some(deposit) = book3s64::clear_leaf(self, leaf, ea, caches) {
-            super::pte_free::pte_free(deposit);
+            super::pte_free::pte_free(PgTable::new(deposit));
         }
     }
 
@@ -326,7 +327,7 @@ fn free_level(table: u64, level: Level) {
         let child = pte::target(e);
         free_level(child, next);
         if next == Level::Pte {
-            super::pte_free::pte_free(child);
+            super::pte_free::pte_free(PgTable::new(child));
         } else if let Err(e) = frag::pte_fragment_free(child, pmd_frag(), &KernelPages) {
             crate::fatal!("freeing {next:?} table {child:#x}: {e}");
         }

@@ -6,6 +6,7 @@ use super::frame;
 use ptfrag_core::frame_alloc::FRAME_SIZE;
 use ptfrag_core::page_desc::PageDesc;
 use ptfrag_core::pgtable_frag::PageSource;
+use ptfrag_core::pgtable_t::PtPage;
 
 /// Fill pattern of freed page-table pages (Linux's slab POISON_FREE byte, 0x6b). As an entry
 /// it has the valid bit clear, so the hardware walker treats it as "no translation".
@@ -18,7 +19,8 @@ impl PageSource for KernelPages {
         frame::alloc_zeroed().ok()
     }
 
-    fn free_page(&self, pa: u64) {
+    fn free_page(&self, page: PtPage) {
+        let pa = page.pa();
         // Every page-table page really freed passes here: the grace-period oracle checks
         // that its deferred tables' grace periods are over.
         super::pte_free::oracle_check_page_free(pa);

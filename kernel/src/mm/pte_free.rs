@@ -11,6 +11,7 @@ use ptfrag_core::frame_alloc::FRAME_SIZE;
 use ptfrag_core::gp_oracle::{needed_gp, GpOracle, OracleError};
 use ptfrag_core::page_desc::{PageDesc, RcuHead};
 use ptfrag_core::pgtable_frag::{FragCache, FragGeometry, PageSource};
+use ptfrag_core::pgtable_t::{DetachedTable, PgTable, PtPage};
 use ptfrag_core::pte_free_defer::{
     BitmapSide, DeferCounts, DeferEnv, DeferError, DeferStats, Strategy,
 };
@@ -218,8 +219,8 @@ impl PageSource for KernelEnv {
     fn alloc_page(&self) -> Option<u64> {
         KernelPages.alloc_page()
     }
-    fn free_page(&self, pa: u64) {
-        if let Some(t) = last_defer(pa) {
+    fn free_page(&self, page: PtPage) {
+        if let Some(t) = last_defer(page.pa()) {
             let t0 = t.swap(0, Ordering::Relaxed);
             if t0 != 0 {
                 let dt = crate::arch::timer::now().saturating_sub(t0);
@@ -228,7 +229,7 @@ impl PageSource for KernelEnv {
                 STATE.latency.n.fetch_add(1, Ordering::Relaxed);
             }
         }
-        KernelPages.free_page(pa)
+        KernelPages.free_page(page)
     }
     fn desc(&self, pa: u64) -> &PageDesc {
         frame::desc(pa)
@@ -236,8 +237,8 @@ impl PageSource for KernelEnv {
 }
 
 impl DeferEnv for KernelEnv {
-    fn call_rcu(&self, page: u64) -> Result<(), DeferError> {
-        let head = &frame::desc(page).rcu_head;
+    fn call_rcu(&self, page: PtPage) -> Result<(), DeferError> {
+        let head = &frame::desc(page.pa()).rcu_head;
         // SAFETY: the head lives in the page's descriptor, which is never freed; while it is
         // queued only the RCU core writes it, and `frame::free` refuses to free the page.
         match unsafe { crate::rcu::call_rcu(head, pte_free_rcu_callback) } {
@@ -247,9 +248,9 @@ impl DeferEnv for KernelEnv {
         }
     }
 
-    fn bitmap_side(&self, page: u64) -> &BitmapSide {
+    fn bitmap_side(&self, page: PtPage) -> &BitmapSide {
         let sides = STATE.sides.get().expect("pte_free::init not called");
-        &sides[(page / FRAME_SIZE) as usize]
+        &sides[page.pfn()]
     }
 
     fn stats(&self) -> &DeferStats {
@@ -262,10 +263,11 @@ impl DeferEnv for KernelEnv {
 }
 
 fn report(op: &str, table: u64, e: DeferError) {
+    // (`table` is the table the operation was for, or the page for a callback.)
     STATE.bugs.fetch_add(1, Ordering::Relaxed);
     if let DeferError::DoubleQueue { page } = e {
         STATE.double_queue.fetch_add(1, Ordering::Relaxed);
-        let d = frame::desc(page);
+        let d = frame::desc(page.pa());
         crate::println!(
             "BUG: double call_rcu: {op}({}) on table {table:#x}: rcu_head {:#x} of page {page:#x} \
              (owner mm {}) is already queued; list left intact",
@@ -282,7 +284,7 @@ fn report(op: &str, table: u64, e: DeferError) {
 fn pte_free_rcu_callback(head: *const RcuHead) {
     let page = frame::page_of_rcu_head(head);
     if let Err(e) = strategy().rcu_callback(page, &KernelEnv) {
-        report("rcu_callback", page, e);
+        report("rcu_callback", page.pa(), e);
     }
 }
 
@@ -292,7 +294,8 @@ fn pte_free_rcu_callback(head: *const RcuHead) {
 // `break pte_free_defer` works in gdb); never inlined, so every call stops there.
 #[unsafe(export_name = "pte_free_defer")]
 #[inline(never)]
-pub fn pte_free_defer(_mm: &super::Mm, table: u64) {
+pub fn pte_free_defer(_mm: &super::Mm, detached: DetachedTable) {
+    let table = detached.table().pa();
     // The PMD is already cleared and flushed: a walker that can still reach `table` began
     // its read section before this snapshot.
     if let Some(o) = oracle() {
@@ -303,7 +306,7 @@ pub fn pte_free_defer(_mm: &super::Mm, table: u64) {
     if let Some(t) = last_defer(table) {
         t.store(crate::arch::timer::now(), Ordering::Relaxed);
     }
-    if let Err(e) = strategy().pte_free_defer(table, &KernelEnv) {
+    if let Err(e) = strategy().pte_free_defer(detached, &KernelEnv) {
         report("pte_free_defer", table, e);
     }
 }
@@ -313,14 +316,14 @@ pub fn pte_free_defer(_mm: &super::Mm, table: u64) {
 // `break pte_free` works in gdb); never inlined, so every call stops there.
 #[unsafe(export_name = "pte_free")]
 #[inline(never)]
-pub fn pte_free(table: u64) {
+pub fn pte_free(table: PgTable) {
     if let Some(o) = oracle() {
-        if let Err(e) = o.check_plain_free(table, crate::rcu::completed()) {
+        if let Err(e) = o.check_plain_free(table.pa(), crate::rcu::completed()) {
             oracle_report(e, 1);
         }
     }
     if let Err(e) = strategy().pte_free(table, &KernelEnv) {
-        report("pte_free", table, e);
+        report("pte_free", table.pa(), e);
     }
 }
 

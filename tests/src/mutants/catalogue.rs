@@ -40,6 +40,9 @@ pub struct Mutant {
     /// emulated machine): it is still built and booted, and listed, but a miss is not
     /// counted as one.
     pub equivalent: Option<&'static str>,
+    /// The compiler error (its code, and why) that must refuse this mutant: a bug the types
+    /// rule out. Caught if the build fails with that code; an error if it builds.
+    pub compile_error: Option<(&'static str, &'static str)>,
 }
 
 const fn boot(args: &'static str) -> Boot {
@@ -90,6 +93,7 @@ pub const MUTANTS: &[Mutant] = &[
         boots: &[r!("refcount"), h!("refcount")],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "refcount_cb_reruns",
@@ -100,6 +104,7 @@ pub const MUTANTS: &[Mutant] = &[
         boots: &[r!("refcount"), h!("refcount")],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "refcount_cb_one_late_is_nothing",
@@ -110,6 +115,7 @@ pub const MUTANTS: &[Mutant] = &[
         boots: &[r!("refcount"), h!("refcount"), r64!("refcount")],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "refcount_plain_free_ignores_tokens",
@@ -121,6 +127,7 @@ pub const MUTANTS: &[Mutant] = &[
         boots: &[r!("refcount"), h!("refcount")],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "frag_destroy_off_by_one",
@@ -131,17 +138,19 @@ pub const MUTANTS: &[Mutant] = &[
         boots: &[r!("refcount"), r!("active")],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     // --- active (Linux v6.6) ---
     Mutant {
         name: "active_defer_forgets_flag",
         what: "active: a deferral drops its reference without marking the page Active",
         file: PFD,
-        old: "            Strategy::Active => {\n                env.desc(page).set_flag(flags::ACTIVE);\n",
+        old: "            Strategy::Active => {\n                env.desc(page.pa()).set_flag(flags::ACTIVE);\n",
         new: "            Strategy::Active => {\n",
         boots: &[r!("active"), h!("active"), r64!("active")],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "active_plain_free_skips_gp",
@@ -152,6 +161,7 @@ pub const MUTANTS: &[Mutant] = &[
         boots: &[r!("active"), h!("active")],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "active_teardown_frees_now",
@@ -162,6 +172,7 @@ pub const MUTANTS: &[Mutant] = &[
         boots: &[r!("active")],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     // --- bitmap (two phases) ---
     Mutant {
@@ -173,6 +184,7 @@ pub const MUTANTS: &[Mutant] = &[
         boots: &[r!("bitmap"), h!("bitmap"), r64!("bitmap")],
         quick: q!("bitmap"),
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "bitmap_cb_frees_next_too",
@@ -183,6 +195,7 @@ pub const MUTANTS: &[Mutant] = &[
         boots: &[r!("bitmap"), h!("bitmap"), r64!("bitmap")],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "bitmap_cb_forgets_next",
@@ -193,6 +206,7 @@ pub const MUTANTS: &[Mutant] = &[
         boots: &[r!("bitmap"), r64!("bitmap")],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     // --- the RCU core ---
     Mutant {
@@ -204,6 +218,7 @@ pub const MUTANTS: &[Mutant] = &[
         boots: &[r!("refcount"), h!("active")],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "rcu_gp_ignores_cpu2",
@@ -214,6 +229,7 @@ pub const MUTANTS: &[Mutant] = &[
         boots: &[r!("refcount"), h!("active")],
         quick: q!("refcount"),
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "rcu_any_report_ends_gp",
@@ -224,6 +240,7 @@ pub const MUTANTS: &[Mutant] = &[
         boots: &[r!("active"), h!("refcount")],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "rcu_callbacks_one_gp_early",
@@ -234,6 +251,7 @@ pub const MUTANTS: &[Mutant] = &[
         boots: &[r!("active"), h!("bitmap")],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "rcu_qs_inside_read_section",
@@ -244,6 +262,7 @@ pub const MUTANTS: &[Mutant] = &[
         boots: &[r!("active")],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "rcu_call_rcu_unordered_snapshot",
@@ -262,27 +281,30 @@ pub const MUTANTS: &[Mutant] = &[
              also followed by ptesync and the flush handshake. Only real POWER hardware or a \
              weak-memory model can tell it apart",
         ),
+        compile_error: None,
     },
     // --- retract and collapse ---
     Mutant {
         name: "collapse_no_flush",
         what: "pmdp_collapse_flush clears the PMD but flushes no CPU (radix)",
         file: SEAM,
-        old: "    if radix_enabled() {\n        tlb::flush_all_cpus(mm.pid);\n        return;",
-        new: "    if radix_enabled() {\n        let _ = mm.pid;\n        return;",
+        old: "    if radix_enabled() {\n        tlb::flush_all_cpus(mm.pid);\n    } else {",
+        new: "    if radix_enabled() {\n        let _ = mm.pid;\n    } else {",
         boots: &[r!("active"), r64!("active")],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "collapse_flush_before_clear",
         what: "radix pmdp_collapse_flush flushes every CPU before clearing the PMD",
         file: SEAM,
-        old: "    pmd.set(0, ptl);\n    if radix_enabled() {\n        tlb::flush_all_cpus(mm.pid);\n        return;\n    }",
-        new: "    if radix_enabled() {\n        tlb::flush_all_cpus(mm.pid);\n        pmd.set(0, ptl);\n        return;\n    }\n    pmd.set(0, ptl);",
+        old: "    pmd.set(0, ptl);\n    if radix_enabled() {\n        tlb::flush_all_cpus(mm.pid);\n    } else {",
+        new: "    if radix_enabled() {\n        tlb::flush_all_cpus(mm.pid);\n        pmd.set(0, ptl);\n    } else {\n        pmd.set(0, ptl);",
         boots: &[r!("active")],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "collapse_keeps_hptes",
@@ -293,6 +315,7 @@ pub const MUTANTS: &[Mutant] = &[
         boots: &[h!("active")],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "hash_collapse_no_serialize",
@@ -309,6 +332,7 @@ pub const MUTANTS: &[Mutant] = &[
         }],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "hash_page_irqs_on",
@@ -319,6 +343,7 @@ pub const MUTANTS: &[Mutant] = &[
         boots: &[h!("active"), h!("refcount")],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "unmap_ignores_busy",
@@ -329,6 +354,7 @@ pub const MUTANTS: &[Mutant] = &[
         boots: &[h!("active")],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "collapse_unmap_no_flush",
@@ -340,6 +366,7 @@ pub const MUTANTS: &[Mutant] = &[
         boots: &[r!("active")],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "collapse_frees_before_unmap",
@@ -350,6 +377,7 @@ pub const MUTANTS: &[Mutant] = &[
         boots: &[r!("active"), h!("active")],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "retract_no_recheck",
@@ -360,16 +388,18 @@ pub const MUTANTS: &[Mutant] = &[
         boots: &[r!("active"), h!("active")],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "retract_defers_twice",
         what: "retract_page_tables defers the table twice",
         file: KHUGEPAGED,
-        old: "        super::pte_free::pte_free_defer(&mm, table);",
-        new: "        super::pte_free::pte_free_defer(&mm, table);\n        super::pte_free::pte_free_defer(&mm, table);",
+        old: "        super::pte_free::pte_free_defer(&mm, detached);",
+        new: "        super::pte_free::pte_free_defer(&mm, detached);\n        super::pte_free::pte_free_defer(&mm, detached);",
         boots: &[r!("refcount")],
         quick: None,
         equivalent: None,
+        compile_error: Some(("E0382", "use of moved value: a DetachedTable is consumed by the first pte_free_defer")),
     },
     // --- the walkers' own re-check ---
     Mutant {
@@ -381,6 +411,7 @@ pub const MUTANTS: &[Mutant] = &[
         boots: &[r!("active"), h!("active")],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     // --- the checks themselves: each weakens one, so its negative control must notice ---
     Mutant {
@@ -393,6 +424,7 @@ pub const MUTANTS: &[Mutant] = &[
         boots: &[Boot { smp: 1, args: "test=mm_one_translation_per_page", judge: Judge::Clean }],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "free_without_poison",
@@ -407,6 +439,7 @@ pub const MUTANTS: &[Mutant] = &[
         }],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "oracle_blind",
@@ -421,6 +454,7 @@ pub const MUTANTS: &[Mutant] = &[
         }],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
     Mutant {
         name: "oracle_snapshot_too_early",
@@ -435,6 +469,7 @@ pub const MUTANTS: &[Mutant] = &[
         }],
         quick: None,
         equivalent: None,
+        compile_error: None,
     },
 ];
 

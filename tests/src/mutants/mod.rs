@@ -91,7 +91,8 @@ fn build() -> Result<PathBuf, String> {
         let err = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = err.lines().rev().take(20).collect();
         return Err(format!(
-            "build failed:\n{}",
+            "build failed ({}):\n{}",
+            error_codes(&err).join(" "),
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         ));
     }
@@ -225,8 +226,20 @@ fn run_one(m: &Mutant, quick_boot: bool) -> Outcome {
     let result = fs::write(&path, original.replacen(m.old, m.new, 1))
         .map_err(|e| e.to_string())
         .and_then(|()| build());
-    match result {
-        Ok(kernel) => {
+    match (result, m.compile_error) {
+        (Err(e), Some((code, why))) if e.starts_with("build failed (") => {
+            let codes = e.split_once('(').and_then(|(_, r)| r.split_once(')')).map_or("", |c| c.0);
+            if codes.split(' ').any(|c| c == code) {
+                o.caught = true;
+                o.by.push(format!("compiler: {code} {why}"));
+            } else {
+                o.error = Some(format!("expected compiler error {code}, got: {e}"));
+            }
+        }
+        (Ok(_), Some((code, _))) => {
+            o.error = Some(format!("built, but the types should refuse it with {code}"));
+        }
+        (Ok(kernel), None) => {
             o.caught = true;
             let quick = m.quick.as_slice();
             let boots = if quick_boot { quick } else { m.boots };
@@ -236,7 +249,7 @@ fn run_one(m: &Mutant, quick_boot: bool) -> Outcome {
                 o.by.push(by);
             }
         }
-        Err(e) => o.error = Some(e),
+        (Err(e), _) => o.error = Some(e),
     }
     // The second line of defence, for what the kernel missed in portable code: the host unit
     // tests and the loom models of the mutated tree (reported; the verdict stays the
@@ -250,6 +263,14 @@ fn run_one(m: &Mutant, quick_boot: bool) -> Outcome {
     }
     o.elapsed = t0.elapsed();
     o
+}
+
+/// The compiler's error codes (`E0382`, ...) in a build's messages.
+fn error_codes(stderr: &str) -> Vec<&str> {
+    let mut codes: Vec<&str> =
+        stderr.lines().filter_map(|l| l.strip_prefix("error[")?.split(']').next()).collect();
+    codes.dedup();
+    codes
 }
 
 /// Runs the portable crate's host tests (or, with `loom`, its loom models) in the mutant
@@ -382,6 +403,13 @@ pub fn run(opts: &Options) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn error_codes_are_read_from_every_line() {
+        let err = "warning: x\nerror[E0382]: use of moved value: `detached`\n  --> a.rs:1:1\n\
+                   error[E0382]: again\nerror[E0308]: mismatched types\nerror: could not compile";
+        assert_eq!(super::error_codes(err), ["E0382", "E0308"]);
+    }
+
     use super::*;
 
     const REFCOUNT_CAUGHT: &str = "\

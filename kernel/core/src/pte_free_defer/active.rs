@@ -5,16 +5,17 @@
 use super::{free_page, queue, DeferEnv, DeferError};
 use crate::page_desc::flags;
 use crate::pgtable_frag::{self as frag, FragError};
+use crate::pgtable_t::PtPage;
 use crate::sync::atomic::Ordering;
 
 /// `active`: drops `n` references; the last one frees through one `call_rcu` if a deferral
 /// marked the page, at once otherwise (Linux v6.6 `pte_fragment_free`).
-pub(super) fn put_active(page: u64, n: u32, env: &impl DeferEnv) -> Result<(), DeferError> {
+pub(super) fn put_active(page: PtPage, n: u32, env: &impl DeferEnv) -> Result<(), DeferError> {
     // The put is AcqRel, so the last dropper sees every earlier deferral's ACTIVE.
     if frag::pt_frag_ref_put(page, n, env)? != 0 {
         return Ok(());
     }
-    if env.desc(page).test_and_clear_flag(flags::ACTIVE) {
+    if env.desc(page.pa()).test_and_clear_flag(flags::ACTIVE) {
         queue(page, env)
     } else {
         free_page(page, env, false);
@@ -24,10 +25,10 @@ pub(super) fn put_active(page: u64, n: u32, env: &impl DeferEnv) -> Result<(), D
 
 /// `active` callback: the last reference went after a deferral, a grace period ago; the page
 /// must still be a page table with no reference left.
-pub(super) fn active_callback(page: u64, env: &impl DeferEnv) -> Result<(), DeferError> {
-    let desc = env.desc(page);
+pub(super) fn active_callback(page: PtPage, env: &impl DeferEnv) -> Result<(), DeferError> {
+    let desc = env.desc(page.pa());
     if !desc.has_flag(flags::PAGE_TABLE) {
-        return Err(FragError::NotPageTable { page }.into());
+        return Err(FragError::NotPageTable { page: page.pa() }.into());
     }
     if desc.pt_frag_refcount.load(Ordering::Acquire) != 0 {
         return Err(DeferError::NotDeferred { page });

@@ -3,7 +3,8 @@
 //! callback that keep every freed fragment's deferral before the `call_rcu` that frees it.
 
 use super::{bump, put_and_free_after_gp, queue, DeferEnv, DeferError};
-use crate::pgtable_frag::{frag_index, FragGeometry};
+use crate::pgtable_frag::FragGeometry;
+use crate::pgtable_t::{PgTable, PtPage};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::const_new;
 
@@ -75,11 +76,15 @@ impl BitmapSide {
 }
 
 /// The fragment index of `table` in the side state.
-pub(super) fn bitmap_frag(table: u64, page: u64, geo: &FragGeometry) -> Result<usize, DeferError> {
+pub(super) fn bitmap_frag(
+    table: PgTable,
+    page: PtPage,
+    geo: &FragGeometry,
+) -> Result<usize, DeferError> {
     if geo.frags_per_page > BITMAP_MAX_FRAGS {
         return Err(DeferError::TooManyFragments { page, frags_per_page: geo.frags_per_page });
     }
-    Ok(frag_index(table, geo))
+    Ok(table.frag_index(geo))
 }
 
 const WAIT: u64 = 0xffff_ffff;
@@ -90,8 +95,8 @@ const NEXT_ONE: u64 = 1 << 32;
 /// a new `wait` phase under a new `call_rcu`. So every fragment in `wait` was deferred
 /// before the `call_rcu` whose grace period frees it.
 pub(super) fn bitmap_defer(
-    table: u64,
-    page: u64,
+    table: PgTable,
+    page: PtPage,
     geo: &FragGeometry,
     env: &impl DeferEnv,
 ) -> Result<(), DeferError> {
@@ -120,7 +125,7 @@ pub(super) fn bitmap_defer(
 /// phase and is queued again in the same atomic step, so a deferral racing with us either
 /// lands in `next` before it (and is re-queued) or finds the page quiet after it (and
 /// queues itself).
-pub(super) fn bitmap_callback(page: u64, env: &impl DeferEnv) -> Result<(), DeferError> {
+pub(super) fn bitmap_callback(page: PtPage, env: &impl DeferEnv) -> Result<(), DeferError> {
     let side = env.bitmap_side(page);
     let old = side
         .phases

@@ -5,13 +5,14 @@
 use super::bitmap::bitmap_frag;
 use super::{bump, put_and_free_after_gp, queue, DeferEnv, DeferError};
 use crate::pgtable_frag::FragGeometry;
+use crate::pgtable_t::{PgTable, PtPage};
 use crate::sync::atomic::Ordering;
 
 /// `bitmap_sketch` deferral, as in the mail (with its inverted test put right): mark the
 /// fragment pending, queue if nothing was.
 pub(super) fn sketch_defer(
-    table: u64,
-    page: u64,
+    table: PgTable,
+    page: PtPage,
     geo: &FragGeometry,
     env: &impl DeferEnv,
 ) -> Result<(), DeferError> {
@@ -30,7 +31,7 @@ pub(super) fn sketch_defer(
 
 /// `bitmap_sketch` callback: frees whatever is pending now, including deferrals that came
 /// after the grace period ended (the race).
-pub(super) fn sketch_callback(page: u64, env: &impl DeferEnv) -> Result<(), DeferError> {
+pub(super) fn sketch_callback(page: PtPage, env: &impl DeferEnv) -> Result<(), DeferError> {
     let pending = env.bitmap_side(page).phases.swap(0, Ordering::AcqRel);
     if pending == 0 {
         return Err(DeferError::NotDeferred { page });

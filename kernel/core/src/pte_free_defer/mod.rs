@@ -28,12 +28,13 @@
 //! `refcount.rs`, `active.rs`, `bitmap.rs` (with the side state `bitmap_sketch` shares),
 //! `bitmap_sketch.rs` and `none.rs`.
 
+use crate::pgtable_t::{DetachedTable, PgTable, PtPage};
 use core::fmt;
 use core::str::FromStr;
 
 use crate::page_desc::flags;
 use crate::pgtable_frag::{
-    self as frag, frag_index, page_of, FragCache, FragError, FragGeometry, PageSource,
+    self as frag, frag_index, FragCache, FragError, FragGeometry, PageSource,
 };
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::const_new;
@@ -140,15 +141,15 @@ impl fmt::Display for Strategy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeferError {
     /// `call_rcu` on a page whose head is still queued (the `naive` bug, caught).
-    DoubleQueue { page: u64 },
+    DoubleQueue { page: PtPage },
     /// The fragment allocator refused (double free, not a page table, misaligned...).
     Frag(FragError),
     /// `bitmap`: the table is already waiting for a grace period (deferred or freed twice).
-    AlreadyDeferred { table: u64 },
+    AlreadyDeferred { table: PgTable },
     /// An RCU callback for a page with nothing deferred on it.
-    NotDeferred { page: u64 },
+    NotDeferred { page: PtPage },
     /// `bitmap`: more fragments per page than its side word tracks.
-    TooManyFragments { page: u64, frags_per_page: usize },
+    TooManyFragments { page: PtPage, frags_per_page: usize },
 }
 
 impl From<FragError> for DeferError {
@@ -167,7 +168,7 @@ impl fmt::Display for DeferError {
             DeferError::AlreadyDeferred { table } => write!(
                 f,
                 "table {table:#x} (page {:#x}) is already waiting for a grace period",
-                page_of(table)
+                table.page()
             ),
             DeferError::NotDeferred { page } => {
                 write!(f, "RCU callback for page {page:#x}, which has nothing deferred")
@@ -260,9 +261,9 @@ pub trait DeferEnv: PageSource {
     /// Queues `page`'s single `rcu_head` (`desc(page).rcu_head`); after a grace period the
     /// env calls `strategy.rcu_callback(page, env)`. Must refuse with
     /// [`DeferError::DoubleQueue`] if that head is already queued (debug objects).
-    fn call_rcu(&self, page: u64) -> Result<(), DeferError>;
+    fn call_rcu(&self, page: PtPage) -> Result<(), DeferError>;
     /// `bitmap`'s side state of `page`.
-    fn bitmap_side(&self, page: u64) -> &BitmapSide;
+    fn bitmap_side(&self, page: PtPage) -> &BitmapSide;
     fn stats(&self) -> &DeferStats;
     /// How PTE tables are cut out of a page in the running MMU mode (`PTE_FRAG` for radix
     /// and hash with 4K tables, `RADIX64_PTE_FRAG` for radix64).
@@ -272,15 +273,20 @@ pub trait DeferEnv: PageSource {
 impl Strategy {
     /// Defers freeing PTE table `table` (already unlinked, e.g. by `pmdp_collapse_flush`)
     /// until after a grace period; lockless walkers may still be reading it.
-    pub fn pte_free_defer(self, table: u64, env: &impl DeferEnv) -> Result<(), DeferError> {
+    pub fn pte_free_defer(
+        self,
+        table: DetachedTable,
+        env: &impl DeferEnv,
+    ) -> Result<(), DeferError> {
         bump(&env.stats().deferrals);
         let geo = env.pte_geometry();
+        let table = table.into_table();
         let page = check_table(table, &geo, env)?;
         match self {
             Strategy::Naive => naive_defer(page, env),
             Strategy::Refcount => refcount_defer(page, env),
             Strategy::Active => {
-                env.desc(page).set_flag(flags::ACTIVE);
+                env.desc(page.pa()).set_flag(flags::ACTIVE);
                 put_active(page, 1, env)
             }
             Strategy::Bitmap => bitmap_defer(table, page, &geo, env),
@@ -291,7 +297,7 @@ impl Strategy {
 
     /// Frees a table that no lockless walker can see (teardown, a table never installed):
     /// Linux `pte_fragment_free`, honouring the strategy's page state.
-    pub fn pte_free(self, table: u64, env: &impl DeferEnv) -> Result<(), DeferError> {
+    pub fn pte_free(self, table: PgTable, env: &impl DeferEnv) -> Result<(), DeferError> {
         let geo = env.pte_geometry();
         let page = check_table(table, &geo, env)?;
         match self {
@@ -322,7 +328,7 @@ impl Strategy {
         let Some(next) = cache.peek() else {
             return Ok(());
         };
-        let page = page_of(next);
+        let page = PtPage::containing(next);
         let unused = (geo.frags_per_page - frag_index(next, geo)) as u32;
         let dropped = match self {
             Strategy::Refcount => refcount_put_plain(page, unused, env, false),
@@ -337,7 +343,7 @@ impl Strategy {
     }
 
     /// Called by the env after a grace period for a page it queued with `call_rcu`.
-    pub fn rcu_callback(self, page: u64, env: &impl DeferEnv) -> Result<(), DeferError> {
+    pub fn rcu_callback(self, page: PtPage, env: &impl DeferEnv) -> Result<(), DeferError> {
         let stats = env.stats();
         bump(&stats.callbacks);
         // Saturating: a spurious callback (an error below) must not wrap the gauge.
@@ -355,20 +361,24 @@ impl Strategy {
 }
 
 /// The page of `table`, refusing a misaligned table or one outside a page-table page.
-fn check_table(table: u64, geo: &FragGeometry, env: &impl DeferEnv) -> Result<u64, DeferError> {
-    if !table.is_multiple_of(geo.frag_size as u64) {
-        return Err(FragError::Misaligned { addr: table, frag_size: geo.frag_size }.into());
+fn check_table(
+    table: PgTable,
+    geo: &FragGeometry,
+    env: &impl DeferEnv,
+) -> Result<PtPage, DeferError> {
+    if !table.pa().is_multiple_of(geo.frag_size as u64) {
+        return Err(FragError::Misaligned { addr: table.pa(), frag_size: geo.frag_size }.into());
     }
-    let page = page_of(table);
-    if !env.desc(page).has_flag(flags::PAGE_TABLE) {
-        return Err(FragError::NotPageTable { page }.into());
+    let page = table.page();
+    if !env.desc(page.pa()).has_flag(flags::PAGE_TABLE) {
+        return Err(FragError::NotPageTable { page: page.pa() }.into());
     }
     Ok(page)
 }
 
 /// Queues `page`'s head, keeping the counters. The gauge goes up first so that a callback
 /// running before we return cannot take it below its true value.
-fn queue(page: u64, env: &impl DeferEnv) -> Result<(), DeferError> {
+fn queue(page: PtPage, env: &impl DeferEnv) -> Result<(), DeferError> {
     let stats = env.stats();
     let now = stats.waiting.fetch_add(1, Ordering::Relaxed) + 1;
     if let Err(e) = env.call_rcu(page) {
@@ -384,8 +394,8 @@ fn queue(page: u64, env: &impl DeferEnv) -> Result<(), DeferError> {
 }
 
 /// Really frees `page` (its count is 0 and nothing of it is pending): exactly once.
-fn free_page(page: u64, env: &impl DeferEnv, after_gp: bool) {
-    env.desc(page).clear_flag(flags::ACTIVE);
+fn free_page(page: PtPage, env: &impl DeferEnv, after_gp: bool) {
+    env.desc(page.pa()).clear_flag(flags::ACTIVE);
     env.bitmap_side(page).clear();
     frag::pte_free_now(page, env);
     let stats = env.stats();
@@ -393,7 +403,7 @@ fn free_page(page: u64, env: &impl DeferEnv, after_gp: bool) {
 }
 
 /// Drops `n` references; frees the page at once if they were the last.
-fn put_and_free_now(page: u64, n: u32, env: &impl DeferEnv) -> Result<(), DeferError> {
+fn put_and_free_now(page: PtPage, n: u32, env: &impl DeferEnv) -> Result<(), DeferError> {
     if frag::pt_frag_ref_put(page, n, env)? == 0 {
         free_page(page, env, false);
     }
@@ -401,7 +411,7 @@ fn put_and_free_now(page: u64, n: u32, env: &impl DeferEnv) -> Result<(), DeferE
 }
 
 /// Drops the references of fragments whose grace period is over; frees the page if last.
-fn put_and_free_after_gp(page: u64, n: u32, env: &impl DeferEnv) -> Result<(), DeferError> {
+fn put_and_free_after_gp(page: PtPage, n: u32, env: &impl DeferEnv) -> Result<(), DeferError> {
     if frag::pt_frag_ref_put(page, n, env)? == 0 {
         free_page(page, env, true);
     }

@@ -5,15 +5,16 @@
 
 use super::{free_page, queue, DeferEnv, DeferError};
 use crate::pgtable_frag as frag;
+use crate::pgtable_t::PtPage;
 
 /// `naive` deferral: one `call_rcu` per table; the second within a grace period is refused.
-pub(super) fn naive_defer(page: u64, env: &impl DeferEnv) -> Result<(), DeferError> {
+pub(super) fn naive_defer(page: PtPage, env: &impl DeferEnv) -> Result<(), DeferError> {
     queue(page, env)
 }
 
 /// `naive` callback: the grace period of one table is over; drop its reference and free the
 /// page if it was the last.
-pub(super) fn naive_callback(page: u64, env: &impl DeferEnv) -> Result<(), DeferError> {
+pub(super) fn naive_callback(page: PtPage, env: &impl DeferEnv) -> Result<(), DeferError> {
     if frag::pt_frag_ref_put(page, 1, env)? == 0 {
         free_page(page, env, true);
     }

@@ -5,6 +5,7 @@
 
 use super::{bump, free_page, queue, DeferEnv, DeferError};
 use crate::pgtable_frag::FragError;
+use crate::pgtable_t::PtPage;
 use crate::sync::atomic::Ordering;
 
 /// Hugh's bias: beyond any fragment count, so `refcount / PTE_FREE_DEFERRED` counts the
@@ -16,23 +17,23 @@ const D: u32 = PTE_FREE_DEFERRED;
 /// `refcount`: changes the count with `f(old) -> new`, or refuses (changing nothing) when
 /// `f` returns None.
 fn refcount_update(
-    page: u64,
+    page: PtPage,
     env: &impl DeferEnv,
     f: impl Fn(u32) -> Option<u32>,
 ) -> Result<u32, u32> {
-    env.desc(page).pt_frag_refcount.fetch_update(Ordering::AcqRel, Ordering::Acquire, f)
+    env.desc(page.pa()).pt_frag_refcount.fetch_update(Ordering::AcqRel, Ordering::Acquire, f)
 }
 
 /// `refcount`: drops `n` plain references; the page goes if they were all it had. Refuses a
 /// put that would eat into a deferral token.
 pub(super) fn refcount_put_plain(
-    page: u64,
+    page: PtPage,
     n: u32,
     env: &impl DeferEnv,
     after_gp: bool,
 ) -> Result<(), DeferError> {
     let old = refcount_update(page, env, |c| (c % D >= n && c > 0).then(|| c - n))
-        .map_err(|c| FragError::Underflow { page, refcount: c, put: n })?;
+        .map_err(|c| FragError::Underflow { page: page.pa(), refcount: c, put: n })?;
     if old == n {
         free_page(page, env, after_gp);
     }
@@ -41,10 +42,10 @@ pub(super) fn refcount_put_plain(
 
 /// `refcount` deferral: turn our plain reference into a token of `PTE_FREE_DEFERRED`; queue
 /// the head only if no other token is pending.
-pub(super) fn refcount_defer(page: u64, env: &impl DeferEnv) -> Result<(), DeferError> {
+pub(super) fn refcount_defer(page: PtPage, env: &impl DeferEnv) -> Result<(), DeferError> {
     debug_assert!(env.pte_geometry().frags_per_page < D as usize);
     let old = refcount_update(page, env, |c| (c % D >= 1).then(|| c + (D - 1)))
-        .map_err(|c| FragError::Underflow { page, refcount: c, put: 1 })?;
+        .map_err(|c| FragError::Underflow { page: page.pa(), refcount: c, put: 1 })?;
     if old + (D - 1) < 2 * D {
         queue(page, env)
     } else {
@@ -54,7 +55,7 @@ pub(super) fn refcount_defer(page: u64, env: &impl DeferEnv) -> Result<(), Defer
 }
 
 /// `refcount` callback (the seed's `pte_free_now`).
-pub(super) fn refcount_callback(page: u64, env: &impl DeferEnv) -> Result<(), DeferError> {
+pub(super) fn refcount_callback(page: PtPage, env: &impl DeferEnv) -> Result<(), DeferError> {
     // Turn our token back into the plain reference it was.
     let old = refcount_update(page, env, |c| c.checked_sub(D - 1).filter(|&r| r >= 1))
         .map_err(|_| DeferError::NotDeferred { page })?;
@@ -65,7 +66,7 @@ pub(super) fn refcount_callback(page: u64, env: &impl DeferEnv) -> Result<(), De
     }
     // More deferrals came while we waited: one more grace period covers all of them, so
     // fold their tokens into one.
-    let desc = env.desc(page);
+    let desc = env.desc(page.pa());
     while refcount >= 2 * D {
         refcount = desc.pt_frag_refcount.fetch_sub(D, Ordering::AcqRel) - D;
     }

@@ -4,7 +4,9 @@
 use super::*;
 use crate::frame_alloc::FRAME_SIZE;
 use crate::page_desc::PageDesc;
+use crate::pgtable_frag::page_of;
 use crate::pgtable_frag::{pte_fragment_alloc, PTE_FRAG, RADIX64_PTE_FRAG};
+use crate::pgtable_t::{DetachedTable, PgTable, PtPage};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::string::{String, ToString};
@@ -76,12 +78,12 @@ impl Fake {
             st.deferred.insert(table, started);
             st.live.remove(&table);
         }
-        self.strategy.pte_free_defer(table, self)
+        self.strategy.pte_free_defer(detach(table), self)
     }
 
     fn free(&self, table: u64) -> Result<(), DeferError> {
         self.st.borrow_mut().live.remove(&table);
-        self.strategy.pte_free(table, self)
+        self.strategy.pte_free(PgTable::new(table), self)
     }
 
     fn destroy(&self, cache: &mut FragCache) -> Result<(), DeferError> {
@@ -101,7 +103,7 @@ impl Fake {
     fn run_callbacks(&self, pages: Vec<u64>) {
         for page in pages {
             self.desc(page).rcu_head.func.store(0, Ordering::Relaxed);
-            if let Err(e) = self.strategy.rcu_callback(page, self) {
+            if let Err(e) = self.strategy.rcu_callback(PtPage::new(page), self) {
                 self.st.borrow_mut().callback_errors.push(e);
             }
         }
@@ -162,7 +164,8 @@ impl PageSource for Fake {
 
     /// The checker: exactly once, no live table on the page, and a grace period that
     /// started after each deferral has ended.
-    fn free_page(&self, pa: u64) {
+    fn free_page(&self, page: PtPage) {
+        let pa = page.pa();
         let i = self.index(pa);
         let mut st = self.st.borrow_mut();
         if !st.allocated[i] {
@@ -196,17 +199,17 @@ impl PageSource for Fake {
 }
 
 impl DeferEnv for Fake {
-    fn call_rcu(&self, page: u64) -> Result<(), DeferError> {
-        let head = &self.desc(page).rcu_head;
+    fn call_rcu(&self, page: PtPage) -> Result<(), DeferError> {
+        let head = &self.desc(page.pa()).rcu_head;
         if head.func.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed).is_err() {
             return Err(DeferError::DoubleQueue { page });
         }
-        self.st.borrow_mut().queue.push(page);
+        self.st.borrow_mut().queue.push(page.pa());
         Ok(())
     }
 
-    fn bitmap_side(&self, page: u64) -> &BitmapSide {
-        &self.sides[self.index(page)]
+    fn bitmap_side(&self, page: PtPage) -> &BitmapSide {
+        &self.sides[self.index(page.pa())]
     }
 
     fn stats(&self) -> &DeferStats {
@@ -265,11 +268,11 @@ fn names_parse_and_print() {
 fn errors_name_the_page_in_hex() {
     let page = 0x1234_0000;
     let errs = [
-        DeferError::DoubleQueue { page },
+        DeferError::DoubleQueue { page: PtPage::new(page) },
         DeferError::Frag(FragError::NotPageTable { page }),
-        DeferError::AlreadyDeferred { table: page + 0x3000 },
-        DeferError::NotDeferred { page },
-        DeferError::TooManyFragments { page, frags_per_page: 256 },
+        DeferError::AlreadyDeferred { table: PgTable::new(page + 0x3000) },
+        DeferError::NotDeferred { page: PtPage::new(page) },
+        DeferError::TooManyFragments { page: PtPage::new(page), frags_per_page: 256 },
     ];
     for e in errs {
         assert!(e.to_string().contains("0x12340000"), "{e}");
@@ -492,7 +495,7 @@ fn naive_is_caught_on_the_second_deferral_in_a_grace_period() {
     let tables = f.alloc(&mut cache, 16);
     f.defer(tables[0]).unwrap();
     let err = f.defer(tables[1]).unwrap_err();
-    assert_eq!(err, DeferError::DoubleQueue { page: BASE });
+    assert_eq!(err, DeferError::DoubleQueue { page: PtPage::new(BASE) });
     assert!(err.to_string().contains("0x20000000"));
     assert_eq!(got(&f), counts(1, 1, 0, 0, 0));
     // One deferral per grace period is what naive can do.
@@ -528,7 +531,10 @@ fn none_frees_at_once_and_the_checker_sees_it() {
     assert_eq!(f.frees(), vec![(BASE, 0)]);
     assert_eq!(got(&f), counts(0, 0, 0, 0, 1));
     assert_eq!(f.violations().len(), 16);
-    assert_eq!(Strategy::None.rcu_callback(BASE, &f), Err(DeferError::NotDeferred { page: BASE }));
+    assert_eq!(
+        Strategy::None.rcu_callback(PtPage::new(BASE), &f),
+        Err(DeferError::NotDeferred { page: PtPage::new(BASE) })
+    );
 }
 
 /// The sketch's race, single-threaded: a deferral between the end of the grace period and
@@ -594,8 +600,16 @@ fn bitmap_catches_double_deferral_and_free_of_deferred_table() {
         f.defer(tables[1]).unwrap();
         f.defer(tables[2]).unwrap();
         for t in [tables[1], tables[2]] {
-            assert_eq!(f.defer(t), Err(DeferError::AlreadyDeferred { table: t }), "{s}");
-            assert_eq!(f.free(t), Err(DeferError::AlreadyDeferred { table: t }), "{s}");
+            assert_eq!(
+                f.defer(t),
+                Err(DeferError::AlreadyDeferred { table: PgTable::new(t) }),
+                "{s}"
+            );
+            assert_eq!(
+                f.free(t),
+                Err(DeferError::AlreadyDeferred { table: PgTable::new(t) }),
+                "{s}"
+            );
         }
         assert_eq!(f.desc(BASE).pt_frag_refcount.load(Ordering::Relaxed), 16);
     }
@@ -606,7 +620,7 @@ fn bitmap_phases() {
     let f = Fake::new(Strategy::Bitmap, 2);
     let mut cache = FragCache::new();
     let tables = f.alloc(&mut cache, 4);
-    let side = f.bitmap_side(BASE);
+    let side = f.bitmap_side(PtPage::new(BASE));
     f.defer(tables[0]).unwrap();
     f.defer(tables[2]).unwrap();
     assert_eq!(side.phases(), (1, 1));
@@ -625,7 +639,10 @@ fn bitmap_refuses_pages_with_more_fragments_than_bits() {
     let f = Fake::with_geometry(Strategy::Bitmap, 2, FragGeometry::from_size(128));
     let mut cache = FragCache::new();
     let t = f.alloc(&mut cache, 1)[0];
-    assert_eq!(f.defer(t), Err(DeferError::TooManyFragments { page: BASE, frags_per_page: 512 }));
+    assert_eq!(
+        f.defer(t),
+        Err(DeferError::TooManyFragments { page: PtPage::new(BASE), frags_per_page: 512 })
+    );
 }
 
 #[test]
@@ -669,7 +686,11 @@ fn spurious_callbacks_are_refused() {
         let f = Fake::new(s, 2);
         let mut cache = FragCache::new();
         f.alloc(&mut cache, 2);
-        assert_eq!(s.rcu_callback(BASE, &f), Err(DeferError::NotDeferred { page: BASE }), "{s}");
+        assert_eq!(
+            s.rcu_callback(PtPage::new(BASE), &f),
+            Err(DeferError::NotDeferred { page: PtPage::new(BASE) }),
+            "{s}"
+        );
         assert_eq!(f.desc(BASE).pt_frag_refcount.load(Ordering::Relaxed), 16);
         assert_eq!(f.counts().waiting, 0);
     }
@@ -712,4 +733,11 @@ fn pages_of_different_mms_wait_independently() {
         assert_eq!(f.counts().waiting_peak, 2, "{s}");
         f.assert_clean();
     }
+}
+
+/// A table as `pmdp_collapse_flush()` would hand it over.
+fn detach(table: u64) -> DetachedTable {
+    // SAFETY: the fake has no page tables that point at `table` and no walkers: only the
+    // strategy under test sees it.
+    unsafe { DetachedTable::new(PgTable::new(table)) }
 }

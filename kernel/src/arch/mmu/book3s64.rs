@@ -14,6 +14,7 @@ use ptfrag_core::pgtable::Level;
 use ptfrag_core::pgtable_frag::{
     FragGeometry, HASH_PMD_FRAG, PTE_FRAG, RADIX64_PTE_FRAG, RADIX_PMD_FRAG,
 };
+use ptfrag_core::pgtable_t::{DetachedTable, PgTable};
 
 /// Address-space contexts: radix PIDs (process-table entries), hash context ids (from which
 /// the VSIDs derive). 0 is the kernel's, `radix::NULL_PID` the empty tree.
@@ -125,12 +126,28 @@ pub fn handle_fault(mm: &Mm, ea: u64, write: bool) -> Result<(), FaultError> {
 // `break pmdp_collapse_flush` works in gdb); never inlined, so every call stops there.
 #[unsafe(export_name = "pmdp_collapse_flush")]
 #[inline(never)]
-pub fn pmdp_collapse_flush(mm: &Mm, pmd: &PteSlot, table: u64, addr: u64, ptl: &dyn PtlHeld) {
+pub fn pmdp_collapse_flush(
+    mm: &Mm,
+    pmd: &PteSlot,
+    table: u64,
+    addr: u64,
+    ptl: &dyn PtlHeld,
+) -> DetachedTable {
     pmd.set(0, ptl);
     if radix_enabled() {
         tlb::flush_all_cpus(mm.pid);
-        return;
+    } else {
+        hash_collapse_flush(mm, table, addr);
     }
+    // SAFETY: the PMD no longer points at `table` (cleared above, under its lock, and `table`
+    // was what it held: the caller's re-check) and every CPU has forgotten translations
+    // through it (the flush above has returned); one PMD held it, so this is its only
+    // `DetachedTable`.
+    unsafe { DetachedTable::new(PgTable::new(table)) }
+}
+
+/// Hash's part of `pmdp_collapse_flush()`, after the PMD is cleared.
+fn hash_collapse_flush(mm: &Mm, table: u64, addr: u64) {
     tlb::serialize_against_pte_lookup();
     let g = pte::geometry();
     let mut removed = 0;
@@ -138,7 +155,7 @@ pub fn pmdp_collapse_flush(mm: &Mm, pmd: &PteSlot, table: u64, addr: u64, ptl: &
         let ea = addr + ((i as u64) << g.page_shift);
         let slot = pte::slot(table, Level::Pte, ea);
         // The table is detached and every lockless walk of it has ended (serialized above);
-        // every other writer holds the lock we hold.
+        // every other writer holds the lock the caller holds.
         if slot.get() & pte::HASHPTE != 0 {
             let leaf = Leaf { slot, level: Level::Pte, table, writable: false };
             hash_utils::unhash_leaf(mm, None, &leaf, ea);
