@@ -22,6 +22,8 @@ mod qemu;
 mod runner;
 mod scenario;
 mod suite;
+#[cfg(test)]
+mod unsafe_places;
 
 use clap::{CommandFactory, Parser};
 use cli::{Cli, Cmd};

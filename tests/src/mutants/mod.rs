@@ -48,7 +48,9 @@ fn mutant_target_dir() -> PathBuf {
 }
 
 /// Copies every git-tracked file of the workspace into the mutant tree, writing only files
-/// whose contents differ (so cargo rebuilds only what changed since the last run).
+/// whose contents differ (so cargo rebuilds only what changed since the last run), and
+/// removes the files the workspace no longer has (a module moved from `x.rs` to `x/mod.rs`
+/// would otherwise exist twice).
 fn sync_tree() -> Result<(), String> {
     let root = paths::workspace_root();
     let out = Command::new("git")
@@ -60,10 +62,12 @@ fn sync_tree() -> Result<(), String> {
         return Err(format!("git ls-files failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
     let dst = src_dir();
+    let mut kept = std::collections::HashSet::new();
     for rel in out.stdout.split(|&b| b == 0).filter(|s| !s.is_empty()) {
         let rel = Path::new(std::str::from_utf8(rel).map_err(|e| e.to_string())?);
         let from = root.join(rel);
         let Ok(data) = fs::read(&from) else { continue }; // deleted in the work tree
+        kept.insert(dst.join(rel));
         let to = dst.join(rel);
         if fs::read(&to).ok().as_deref() == Some(&data[..]) {
             continue;
@@ -74,6 +78,20 @@ fn sync_tree() -> Result<(), String> {
         fs::write(&to, &data).map_err(|e| format!("{}: {e}", to.display()))?;
         let perm = fs::metadata(&from).map_err(|e| e.to_string())?.permissions();
         fs::set_permissions(&to, perm).map_err(|e| e.to_string())?;
+    }
+    remove_stale(&dst, &kept)
+}
+
+/// Removes the files under `dir` that are not in `kept`.
+fn remove_stale(dir: &Path, kept: &std::collections::HashSet<PathBuf>) -> Result<(), String> {
+    let Ok(entries) = fs::read_dir(dir) else { return Ok(()) };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            remove_stale(&p, kept)?;
+        } else if !kept.contains(&p) {
+            fs::remove_file(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        }
     }
     Ok(())
 }
