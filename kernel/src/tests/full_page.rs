@@ -13,6 +13,7 @@ use crate::mm::file::{pattern, File};
 use crate::mm::mm_types::{activate, pte_frag};
 use crate::mm::{frame, khugepaged, pte_free, Mm};
 use crate::{check, ktest, println, rcu};
+use crate::ktest::TestResult;
 use alloc::format;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -22,7 +23,6 @@ use ptfrag_core::pgtable_frag::page_of;
 
 const BASE: u64 = 0x0000_4000_0000_0000;
 
-ktest! {
 fn retract_full_page() -> TestResult {
     let g = pte::geometry();
     let n = pte_frag().frags_per_page;
@@ -84,4 +84,4 @@ fn retract_full_page() -> TestResult {
     check!(leaked == 0, "{leaked} frames leaked");
     Ok(())
 }
-}
+ktest!(retract_full_page);

@@ -4,13 +4,13 @@ use crate::arch::smp;
 use crate::mm::frame::FreeError;
 use crate::mm::{frame, heap};
 use crate::{check, ktest};
+use crate::ktest::TestResult;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use ptfrag_core::frame_alloc::{FrameError, FRAME_SIZE};
 use ptfrag_core::page_desc::flags;
 
-ktest! {
 fn frame_alloc() -> TestResult {
     let before = frame::free_count();
     let mut got = Vec::new();
@@ -41,9 +41,8 @@ fn frame_alloc() -> TestResult {
     check!(again == last, "expected LIFO reuse of {last:#x}, got {again:#x}");
     Ok(())
 }
-}
+ktest!(frame_alloc);
 
-ktest! {
 fn frame_alloc_exhaustion() -> TestResult {
     let before = frame::free_count();
     let mut got = Vec::with_capacity(before + 1);
@@ -65,9 +64,8 @@ fn frame_alloc_exhaustion() -> TestResult {
     check!(frame::free_count() == before, "free count not restored after exhaustion");
     Ok(())
 }
-}
+ktest!(frame_alloc_exhaustion);
 
-ktest! {
 fn frame_double_free() -> TestResult {
     let pa = frame::alloc().map_err(|e| alloc::format!("{e}"))?;
     frame::free(pa).map_err(|e| alloc::format!("{e}"))?;
@@ -85,7 +83,7 @@ fn frame_double_free() -> TestResult {
     );
     Ok(())
 }
-}
+ktest!(frame_double_free);
 
 /// Every CPU allocates and frees frames as fast as it can, holding a few at a time and
 /// marking each one as its owner would (PAGE_TABLE). Freed frames are reused first, so a
@@ -147,7 +145,6 @@ fn race_one_cpu(cpu: usize, errors: &spin::Mutex<Vec<String>>) {
     }
 }
 
-ktest! {
 fn frame_flags_survive_concurrent_reuse() -> TestResult {
     let before = frame::free_count();
     let errors = spin::Mutex::new(Vec::new());
@@ -157,9 +154,8 @@ fn frame_flags_survive_concurrent_reuse() -> TestResult {
     check!(frame::free_count() == before, "free count {} after the race, {before} before", frame::free_count());
     Ok(())
 }
-}
+ktest!(frame_flags_survive_concurrent_reuse);
 
-ktest! {
 fn heap() -> TestResult {
     let before = heap::used();
     {
@@ -177,4 +173,4 @@ fn heap() -> TestResult {
     check!(heap::used() == before, "heap leaked {} bytes", heap::used() - before);
     Ok(())
 }
-}
+ktest!(heap);

@@ -9,6 +9,7 @@ use crate::mm::file::{pattern, File};
 use crate::mm::mm_types::activate;
 use crate::mm::{frame, Mm};
 use crate::{check, ktest, println};
+use crate::ktest::TestResult;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -38,7 +39,6 @@ fn page() -> u64 {
     pte::geometry().page_size()
 }
 
-ktest! {
 fn mm_fault_read_write() -> TestResult {
     let before = frame::free_count();
     {
@@ -74,9 +74,8 @@ fn mm_fault_read_write() -> TestResult {
     check!(after == before, "leaked {} frames", before as i64 - after as i64);
     Ok(())
 }
-}
+ktest!(mm_fault_read_write);
 
-ktest! {
 fn mm_shared_between_mms() -> TestResult {
     let file = new_file(4)?;
     let (a, b) = (new_mm()?, new_mm()?);
@@ -95,9 +94,8 @@ fn mm_shared_between_mms() -> TestResult {
     check!(v == 0xabcd, "mm B read {v:#x}, mm A wrote 0xabcd");
     Ok(())
 }
-}
+ktest!(mm_shared_between_mms);
 
-ktest! {
 fn mm_all_cpus_share_file() -> TestResult {
     let before = frame::free_count();
     let n = smp::nr_online();
@@ -159,9 +157,8 @@ fn mm_all_cpus_share_file() -> TestResult {
     check!(frame::free_count() == before, "frames leaked across {n} CPUs' address spaces");
     Ok(())
 }
-}
+ktest!(mm_all_cpus_share_file);
 
-ktest! {
 fn pte_frag_per_page() -> TestResult {
     let file = new_file(1)?;
     let mm = new_mm()?;
@@ -191,9 +188,8 @@ fn pte_frag_per_page() -> TestResult {
     check!(refc == per_page as u32, "pt_frag_refcount {refc} with {per_page} live tables");
     Ok(())
 }
-}
+ktest!(pte_frag_per_page);
 
-ktest! {
 fn mm_one_translation_per_page() -> TestResult {
     // One fault maps a whole base page of the mode (4K radix, 64K radix64 and hash): a load
     // at the page's last word then needs no fault and reads the file's bytes there. Under
@@ -204,7 +200,7 @@ fn mm_one_translation_per_page() -> TestResult {
     let file = new_file(2)?;
     let mm = new_mm()?;
     mm.mmap(BASE, file.size(), &file, 0, false).map_err(|e| format!("{e:?}"))?;
-    let r = (|| {
+    let r = (|| -> TestResult {
         let _a = activate(&mm);
         let v = load_u64(BASE + 8).map_err(|e| format!("{e:?}"))?;
         check!(v == pattern(file.id, 8), "first word read {v:#x}");
@@ -223,9 +219,8 @@ fn mm_one_translation_per_page() -> TestResult {
     mm.destroy();
     r
 }
-}
+ktest!(mm_one_translation_per_page);
 
-ktest! {
 fn hardware_walks_our_tables() -> TestResult {
     if !crate::arch::mmu::radix_enabled() {
         return hash_hardware_uses_the_hpt();
@@ -233,7 +228,7 @@ fn hardware_walks_our_tables() -> TestResult {
     let file = new_file(2)?;
     let mm = new_mm()?;
     mm.mmap(BASE, file.size(), &file, 0, true).map_err(|e| format!("{e:?}"))?;
-    let r = (|| -> Result<(), String> {
+    let r = (|| -> TestResult {
         let _g = activate(&mm);
         let v0 = load_u64(BASE).map_err(|e| format!("{e:?}"))?;
         check!(v0 == pattern(file.id, 0), "first read {v0:#x}");
@@ -266,13 +261,13 @@ fn hardware_walks_our_tables() -> TestResult {
     mm.destroy();
     r
 }
-}
+ktest!(hardware_walks_our_tables);
 
 /// Hash: the hardware walks the hashed page table, which only our hcalls fill. Check that
 /// the slot recorded in the PTE fragment holds the right HPTE (H_READ), that removing that
 /// HPTE behind the fault handler's back makes the next access fault, and that munmap
 /// removes the HPTE through the recorded slot.
-fn hash_hardware_uses_the_hpt() -> crate::ktest::TestResult {
+fn hash_hardware_uses_the_hpt() -> TestResult {
     use crate::arch::mmu::hash;
     let file = new_file(2)?;
     let mm = new_mm()?;
@@ -284,7 +279,7 @@ fn hash_hardware_uses_the_hpt() -> crate::ktest::TestResult {
         // SAFETY: the slot word of a live PTE table of `mm`.
         hash::Slot::decode(unsafe { word.read_volatile() }).ok_or_else(|| "no slot recorded".into())
     };
-    let r = (|| -> Result<(), String> {
+    let r = (|| -> TestResult {
         {
             let _g = activate(&mm);
             load_u64(BASE).map_err(|e| format!("{e:?}"))?;
@@ -333,7 +328,6 @@ fn hash_hardware_uses_the_hpt() -> crate::ktest::TestResult {
     r
 }
 
-ktest! {
 fn fault_outside_vma_is_an_error() -> TestResult {
     let mm = new_mm()?;
     let r = {
@@ -342,16 +336,15 @@ fn fault_outside_vma_is_an_error() -> TestResult {
     };
     mm.destroy();
     match r {
-        Ok(v) => Err(format!("load outside any VMA returned {v:#x}")),
+        Ok(v) => Err(format!("load outside any VMA returned {v:#x}").into()),
         Err(e) => {
             check!(e.vector == 0x300, "vector {:#x}, expected a data storage interrupt", e.vector);
             Ok(())
         }
     }
 }
-}
+ktest!(fault_outside_vma_is_an_error);
 
-ktest! {
 fn huge_pmd_leaf() -> TestResult {
     let g = pte::geometry();
     let pages = (g.pmd_size() / FRAME_SIZE) as usize;
@@ -359,7 +352,7 @@ fn huge_pmd_leaf() -> TestResult {
     let huge = file.make_huge(0).map_err(|e| format!("huge frame: {e}"))?;
     let mm = new_mm()?;
     mm.mmap(BASE, file.size(), &file, 0, false).map_err(|e| format!("{e:?}"))?;
-    let r = (|| -> Result<(), String> {
+    let r = (|| -> TestResult {
         let _g = activate(&mm);
         let mut off = 0;
         while off < g.pmd_size() {
@@ -394,9 +387,8 @@ fn huge_pmd_leaf() -> TestResult {
     mm.destroy();
     r
 }
-}
+ktest!(huge_pmd_leaf);
 
-ktest! {
 fn unmap_is_seen_by_every_cpu() -> TestResult {
     // Readers on the other CPUs load X in a loop (so their TLBs hold it); CPU 0 unmaps X and
     // then raises a flag. A reader that sees the flag must fault on X: had munmap returned
@@ -446,9 +438,8 @@ fn unmap_is_seen_by_every_cpu() -> TestResult {
     check!(n == 1 || total >= 1000 * (n as u64 - 1), "readers made only {total} reads");
     Ok(())
 }
-}
+ktest!(unmap_is_seen_by_every_cpu);
 
-ktest! {
 fn figures_fault_rate() -> TestResult {
     // Single CPU, then every CPU at once, each faulting its own address space.
     let pages_per_cpu = 4096u64;
@@ -509,4 +500,4 @@ fn figures_fault_rate() -> TestResult {
     );
     Ok(())
 }
-}
+ktest!(figures_fault_rate);

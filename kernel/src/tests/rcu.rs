@@ -6,6 +6,7 @@ use crate::arch::{smp, timer};
 use crate::mm::frame;
 use crate::rcu;
 use crate::{check, ktest, println};
+use crate::ktest::TestResult;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -26,7 +27,6 @@ fn record_tag(head: *const RcuHead) {
     ORDER.lock().push(t.tag);
 }
 
-ktest! {
 fn rcu_callbacks_run_in_order() -> TestResult {
     ORDER.lock().clear();
     let items: Vec<Tagged> = (0..8).map(|i| Tagged { head: RcuHead::default(), tag: i }).collect();
@@ -39,9 +39,8 @@ fn rcu_callbacks_run_in_order() -> TestResult {
     check!(order == (0..8).collect::<Vec<_>>(), "callbacks ran in order {order:?}");
     Ok(())
 }
-}
+ktest!(rcu_callbacks_run_in_order);
 
-ktest! {
 fn rcu_misuse_is_caught() -> TestResult {
     let bugs = rcu::bugs();
     {
@@ -72,11 +71,10 @@ fn rcu_misuse_is_caught() -> TestResult {
     check!(order == [42], "after a refused double call_rcu the callbacks ran as {order:?}");
     Ok(())
 }
-}
+ktest!(rcu_misuse_is_caught);
 
 fn noop(_: *const RcuHead) {}
 
-ktest! {
 fn rcu_freeing_a_queued_head_is_caught() -> TestResult {
     let pa = frame::alloc().map_err(|e| format!("{e}"))?;
     let d = frame::desc(pa);
@@ -97,9 +95,8 @@ fn rcu_freeing_a_queued_head_is_caught() -> TestResult {
     check!(r2.is_ok(), "freeing it after the callback ran returned {r2:?}");
     Ok(())
 }
-}
+ktest!(rcu_freeing_a_queued_head_is_caught);
 
-ktest! {
 fn rcu_grace_period_waits_for_readers() -> TestResult {
     // A reader on another CPU holds its section open; synchronize_rcu must not return
     // before the reader has left it.
@@ -133,7 +130,7 @@ fn rcu_grace_period_waits_for_readers() -> TestResult {
     check!(!returned_early.load(Ordering::Acquire), "synchronize_rcu returned while a reader was inside");
     Ok(())
 }
-}
+ktest!(rcu_grace_period_waits_for_readers);
 
 /// rcutorture's pipe: a writer replaces the current element and ages the old one by one step
 /// per grace period through call_rcu (not on removal); readers that find an element aged at
@@ -168,7 +165,6 @@ fn pipe_advance(head: *const RcuHead) {
     }
 }
 
-ktest! {
 fn rcu_torture_pipe() -> TestResult {
     let n = smp::nr_online();
     let writes = 3000u64;
@@ -246,7 +242,7 @@ fn rcu_torture_pipe() -> TestResult {
     check!(reads.load(Ordering::Relaxed) > 0, "no reads happened");
     Ok(())
 }
-}
+ktest!(rcu_torture_pipe);
 
 fn read_once(hist: &[AtomicU64], reads: &AtomicU64, errors: &spin::Mutex<Vec<String>>, cpu: usize) {
     let _r = rcu::read();
@@ -278,7 +274,6 @@ fn waits_cb(_: *const RcuHead) {
     CB_RAN.store(true, Ordering::Release);
 }
 
-ktest! {
 fn rcu_callback_waits_for_reader() -> TestResult {
     let n = smp::nr_online();
     if n < 2 {
@@ -323,8 +318,8 @@ fn rcu_callback_waits_for_reader() -> TestResult {
         });
         match queued.lock().take() {
             Some(Ok(())) => {}
-            Some(Err(e)) => return Err(format!("variant {variant}: call_rcu refused: {e}")),
-            None => return Err(format!("variant {variant}: cpu 0 never called call_rcu")),
+            Some(Err(e)) => return Err(format!("variant {variant}: call_rcu refused: {e}").into()),
+            None => return Err(format!("variant {variant}: cpu 0 never called call_rcu").into()),
         }
         rcu::rcu_barrier();
         check!(!early.load(Ordering::Acquire), "variant {variant}: callback ran while cpu 1 was in a read section");
@@ -332,4 +327,4 @@ fn rcu_callback_waits_for_reader() -> TestResult {
     }
     Ok(())
 }
-}
+ktest!(rcu_callback_waits_for_reader);

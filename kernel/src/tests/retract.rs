@@ -15,6 +15,7 @@ use crate::mm::mm_types::activate;
 use crate::mm::pgalloc::POISON;
 use crate::mm::{frame, khugepaged, pte_free, Mm};
 use crate::{check, ktest, println, rcu};
+use crate::ktest::TestResult;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -625,7 +626,6 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
     })
 }
 
-ktest! {
 fn retract_torture() -> TestResult {
     let o = run_retract(&Params { mms: 4, rounds: crate::config().collapses, walkers: true, mixed: true })?;
     println!(
@@ -691,10 +691,9 @@ fn retract_torture() -> TestResult {
     check!(o.leaked == 0, "{} frames leaked", o.leaked);
     Ok(())
 }
-}
+ktest!(retract_torture);
 
-ktest! {
-bench fn retract_bench() -> TestResult {
+fn retract_bench() -> TestResult {
     // `bench=1` (make bench): every strategy in one boot, so their costs are ratios measured
     // in one run. The retract cost comes from a run without walkers (same conditions for all,
     // `none` included); the walker, grace-period and pending-page figures from a second run
@@ -749,4 +748,4 @@ bench fn retract_bench() -> TestResult {
     pte_free::set_strategy(original).map_err(|e| format!("restoring {}: {e}", original.name()))?;
     Ok(())
 }
-}
+ktest!(bench retract_bench);

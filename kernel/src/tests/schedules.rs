@@ -57,6 +57,7 @@ use crate::mm::mm_types::activate;
 use crate::mm::pgalloc::POISON;
 use crate::mm::{frame, khugepaged, pte_free, Mm};
 use crate::{check, ktest, println, rcu};
+use crate::ktest::TestResult;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -980,7 +981,6 @@ fn run_one(
     }
 }
 
-ktest! {
 fn retract_schedules() -> TestResult {
     let n = smp::nr_online();
     if n < 2 {
@@ -1039,4 +1039,4 @@ fn retract_schedules() -> TestResult {
     check!(leaked == 0, "schedules leaked {leaked} frames");
     Ok(())
 }
-}
+ktest!(retract_schedules);

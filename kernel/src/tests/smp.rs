@@ -2,11 +2,11 @@
 
 use crate::arch::{paca, smp, timer};
 use crate::{check, ktest};
+use crate::ktest::TestResult;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 const ROUNDS: u64 = 20_000;
 
-ktest! {
 fn smp_checkin_spinlock() -> TestResult {
     let n = smp::nr_online();
     let counter = spin::Mutex::new(0u64);
@@ -27,9 +27,8 @@ fn smp_checkin_spinlock() -> TestResult {
     check!(total == ROUNDS * n as u64, "counter {total}, expected {}", ROUNDS * n as u64);
     Ok(())
 }
-}
+ktest!(smp_checkin_spinlock);
 
-ktest! {
 fn ipi_all_cpus() -> TestResult {
     let n = smp::nr_online();
     for cpu in 0..n {
@@ -45,9 +44,8 @@ fn ipi_all_cpus() -> TestResult {
     }
     Ok(())
 }
-}
+ktest!(ipi_all_cpus);
 
-ktest! {
 fn tick_all_cpus() -> TestResult {
     let n = smp::nr_online();
     let hz = timer::tb_freq() / timer::tick_interval();
@@ -67,4 +65,4 @@ fn tick_all_cpus() -> TestResult {
     }
     Ok(())
 }
-}
+ktest!(tick_all_cpus);
