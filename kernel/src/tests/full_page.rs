@@ -9,11 +9,11 @@
 
 use crate::arch::mmu::pte;
 use crate::arch::uaccess::load_u64;
+use crate::ktest::TestResult;
 use crate::mm::file::{pattern, File};
 use crate::mm::mm_types::{activate, pte_frag};
 use crate::mm::{frame, khugepaged, pte_free, Mm};
 use crate::{check, ktest, println, rcu};
-use crate::ktest::TestResult;
 use alloc::format;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -28,7 +28,9 @@ fn retract_full_page() -> TestResult {
     let n = pte_frag().frags_per_page;
     let pmd = g.pmd_size();
     let frames0 = frame::free_count();
-    let file = Arc::new(File::new(3000, (pmd / FRAME_SIZE) as usize, pmd).map_err(|e| format!("file: {e}"))?);
+    let file = Arc::new(
+        File::new(3000, (pmd / FRAME_SIZE) as usize, pmd).map_err(|e| format!("file: {e}"))?,
+    );
     let mm = Mm::new().map_err(|e| format!("Mm::new: {e:?}"))?;
     for i in 0..n as u64 {
         mm.mmap(BASE + i * pmd, pmd, &file, 0, false).map_err(|e| format!("mmap: {e:?}"))?;

@@ -1,10 +1,10 @@
 //! Frame allocator and heap tests against the real, global allocators.
 
 use crate::arch::smp;
+use crate::ktest::TestResult;
 use crate::mm::frame::FreeError;
 use crate::mm::{frame, heap};
 use crate::{check, ktest};
-use crate::ktest::TestResult;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
@@ -150,8 +150,17 @@ fn frame_flags_survive_concurrent_reuse() -> TestResult {
     let errors = spin::Mutex::new(Vec::new());
     smp::on_each_cpu(&|cpu| race_one_cpu(cpu, &errors));
     let errs = errors.lock();
-    check!(errs.is_empty(), "descriptors clobbered on {} CPUs: {}", smp::nr_online(), errs.join("; "));
-    check!(frame::free_count() == before, "free count {} after the race, {before} before", frame::free_count());
+    check!(
+        errs.is_empty(),
+        "descriptors clobbered on {} CPUs: {}",
+        smp::nr_online(),
+        errs.join("; ")
+    );
+    check!(
+        frame::free_count() == before,
+        "free count {} after the race, {before} before",
+        frame::free_count()
+    );
     Ok(())
 }
 ktest!(frame_flags_survive_concurrent_reuse);

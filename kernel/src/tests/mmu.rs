@@ -5,11 +5,11 @@
 use crate::arch::mmu::{pte, tlb};
 use crate::arch::uaccess::{load_u64, store_u64};
 use crate::arch::{paca, smp, timer};
+use crate::ktest::TestResult;
 use crate::mm::file::{pattern, File};
 use crate::mm::mm_types::activate;
 use crate::mm::{frame, Mm};
 use crate::{check, ktest, println};
-use crate::ktest::TestResult;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -174,7 +174,8 @@ fn pte_frag_per_page() -> TestResult {
         let _g = activate(&mm);
         for i in 0..n {
             load_u64(BASE + i * pmd).map_err(|e| format!("{e:?}"))?;
-            let (slot, level) = mm.lookup_slot(BASE + i * pmd).ok_or("no translation after fault")?;
+            let (slot, level) =
+                mm.lookup_slot(BASE + i * pmd).ok_or("no translation after fault")?;
             check!(level == Level::Pte, "expected a PTE, got a {level:?} leaf");
             tables.push(page_of(slot as u64 & !crate::arch::PHYS_OFFSET));
         }
@@ -183,7 +184,10 @@ fn pte_frag_per_page() -> TestResult {
     let same = tables.iter().filter(|&&p| p == first).count();
     let refc = frame::desc(first).pt_frag_refcount.load(Ordering::Acquire);
     mm.destroy();
-    check!(same == per_page, "{same} of the first PTE tables share page {first:#x}, expected {per_page}");
+    check!(
+        same == per_page,
+        "{same} of the first PTE tables share page {first:#x}, expected {per_page}"
+    );
     check!(tables[per_page] != first, "table {} is in the full page {first:#x}", per_page + 1);
     check!(refc == per_page as u32, "pt_frag_refcount {refc} with {per_page} live tables");
     Ok(())
@@ -207,9 +211,18 @@ fn mm_one_translation_per_page() -> TestResult {
         let f = mm.faults.load(Ordering::Relaxed);
         let last = page() - 8;
         let v = load_u64(BASE + last).map_err(|e| format!("{e:?}"))?;
-        check!(v == pattern(file.id, last), "word {last:#x} read {v:#x}, file has {:#x}", pattern(file.id, last));
+        check!(
+            v == pattern(file.id, last),
+            "word {last:#x} read {v:#x}, file has {:#x}",
+            pattern(file.id, last)
+        );
         let f2 = mm.faults.load(Ordering::Relaxed);
-        check!(f2 == f, "the page's last word faulted ({} faults): pages are smaller than {:#x}", f2 - f, page());
+        check!(
+            f2 == f,
+            "the page's last word faulted ({} faults): pages are smaller than {:#x}",
+            f2 - f,
+            page()
+        );
         let v = load_u64(BASE + page() + 8).map_err(|e| format!("{e:?}"))?;
         check!(v == pattern(file.id, page() + 8), "next page read {v:#x}");
         let f3 = mm.faults.load(Ordering::Relaxed);
@@ -381,7 +394,11 @@ fn huge_pmd_leaf() -> TestResult {
         check!(level == Level::Pmd, "mapped by a {level:?} entry, expected a PMD leaf");
         // SAFETY: a live entry of this mm.
         let e = unsafe { pte::read(slot) };
-        check!(pte::target(e) == huge, "PMD leaf maps {:#x}, huge frame is {huge:#x}", pte::target(e));
+        check!(
+            pte::target(e) == huge,
+            "PMD leaf maps {:#x}, huge frame is {huge:#x}",
+            pte::target(e)
+        );
         Ok(())
     })();
     mm.destroy();

@@ -3,10 +3,10 @@
 //! whose rcu_head is queued), and an rcutorture-style pipe test on every CPU.
 
 use crate::arch::{smp, timer};
+use crate::ktest::TestResult;
 use crate::mm::frame;
 use crate::rcu;
 use crate::{check, ktest, println};
-use crate::ktest::TestResult;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -45,10 +45,16 @@ fn rcu_misuse_is_caught() -> TestResult {
     let bugs = rcu::bugs();
     {
         let _r = rcu::read();
-        check!(rcu::quiescent_state().is_err(), "a quiescent state inside a read section was accepted");
+        check!(
+            rcu::quiescent_state().is_err(),
+            "a quiescent state inside a read section was accepted"
+        );
         check!(rcu::might_sleep().is_err(), "sleeping inside a read section was not caught");
     }
-    check!(rcu::quiescent_state().is_ok(), "a quiescent state outside any read section was refused");
+    check!(
+        rcu::quiescent_state().is_ok(),
+        "a quiescent state outside any read section was refused"
+    );
     check!(rcu::bugs() == bugs + 2, "expected 2 reported bugs, got {}", rcu::bugs() - bugs);
     // Double call_rcu: refused, and the first queueing still runs exactly once.
     ORDER.lock().clear();
@@ -127,7 +133,10 @@ fn rcu_grace_period_waits_for_readers() -> TestResult {
             }
         }
     });
-    check!(!returned_early.load(Ordering::Acquire), "synchronize_rcu returned while a reader was inside");
+    check!(
+        !returned_early.load(Ordering::Acquire),
+        "synchronize_rcu returned while a reader was inside"
+    );
     Ok(())
 }
 ktest!(rcu_grace_period_waits_for_readers);
@@ -322,8 +331,14 @@ fn rcu_callback_waits_for_reader() -> TestResult {
             None => return Err(format!("variant {variant}: cpu 0 never called call_rcu").into()),
         }
         rcu::rcu_barrier();
-        check!(!early.load(Ordering::Acquire), "variant {variant}: callback ran while cpu 1 was in a read section");
-        check!(CB_RAN.load(Ordering::Acquire), "variant {variant}: callback did not run by rcu_barrier");
+        check!(
+            !early.load(Ordering::Acquire),
+            "variant {variant}: callback ran while cpu 1 was in a read section"
+        );
+        check!(
+            CB_RAN.load(Ordering::Acquire),
+            "variant {variant}: callback did not run by rcu_barrier"
+        );
     }
     Ok(())
 }

@@ -10,12 +10,12 @@ use super::gup_fast::{self, Walk};
 use crate::arch::mmu::pte;
 use crate::arch::uaccess::load_u64;
 use crate::arch::{paca, smp, timer};
+use crate::ktest::TestResult;
 use crate::mm::file::{pattern, File};
 use crate::mm::mm_types::activate;
 use crate::mm::pgalloc::POISON;
 use crate::mm::{frame, khugepaged, pte_free, Mm};
 use crate::{check, ktest, println, rcu};
-use crate::ktest::TestResult;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -627,7 +627,12 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
 }
 
 fn retract_torture() -> TestResult {
-    let o = run_retract(&Params { mms: 4, rounds: crate::config().collapses, walkers: true, mixed: true })?;
+    let o = run_retract(&Params {
+        mms: 4,
+        rounds: crate::config().collapses,
+        walkers: true,
+        mixed: true,
+    })?;
     println!(
         "figure: retract mmu={} strategy={} cpus={} rounds={} retracts={} deferrals={} pages_freed_after_gp={} \
          pages_freed_now={} call_rcu_per_page={:.2} gp_per_page={:.2} head_already_queued={} redefers={} \
@@ -685,7 +690,12 @@ fn retract_torture() -> TestResult {
         o.oracle_bugs
     );
     check!(o.bad_data == 0, "walkers saw wrong data: {first}");
-    check!(o.n < 2 || o.det_seen == o.rounds as u64, "the deterministic walker ran {} of {} rounds", o.det_seen, o.rounds);
+    check!(
+        o.n < 2 || o.det_seen == o.rounds as u64,
+        "the deterministic walker ran {} of {} rounds",
+        o.det_seen,
+        o.rounds
+    );
     check!(o.deferrals == o.retracts, "deferrals != retracts");
     check!(o.pending == 0, "{} RCU callbacks still pending", o.pending);
     check!(o.leaked == 0, "{} frames leaked", o.leaked);
@@ -705,12 +715,23 @@ fn retract_bench() -> TestResult {
     let mut none_cost = 0.0;
     for st in [Strategy::None, Strategy::Refcount, Strategy::Active, Strategy::Bitmap] {
         pte_free::set_strategy(st).map_err(|e| format!("switching to {}: {e}", st.name()))?;
-        let quiet = run_retract(&Params { mms: cfg.mms, rounds: cfg.collapses, walkers: false, mixed: false })?;
-        let us_per_table = timer::tb_to_us(quiet.retract_time) as f64 / quiet.retracts.max(1) as f64;
+        let quiet = run_retract(&Params {
+            mms: cfg.mms,
+            rounds: cfg.collapses,
+            walkers: false,
+            mixed: false,
+        })?;
+        let us_per_table =
+            timer::tb_to_us(quiet.retract_time) as f64 / quiet.retracts.max(1) as f64;
         let o = if st == Strategy::None {
             quiet
         } else {
-            run_retract(&Params { mms: cfg.mms, rounds: cfg.collapses, walkers: true, mixed: false })?
+            run_retract(&Params {
+                mms: cfg.mms,
+                rounds: cfg.collapses,
+                walkers: true,
+                mixed: false,
+            })?
         };
         if st == Strategy::None {
             none_cost = us_per_table;
@@ -743,7 +764,13 @@ fn retract_bench() -> TestResult {
             crate::arch::mmu::hash::EVICTIONS.load(Ordering::Relaxed)
         );
         check!(st == Strategy::None || o.poison == 0, "{}: walkers read POISON", st.name());
-        check!(o.leaked == 0 && o.pending == 0, "{}: {} frames leaked, {} callbacks pending", st.name(), o.leaked, o.pending);
+        check!(
+            o.leaked == 0 && o.pending == 0,
+            "{}: {} frames leaked, {} callbacks pending",
+            st.name(),
+            o.leaked,
+            o.pending
+        );
     }
     pte_free::set_strategy(original).map_err(|e| format!("restoring {}: {e}", original.name()))?;
     Ok(())

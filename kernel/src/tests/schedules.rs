@@ -52,12 +52,12 @@ use crate::arch::mmu::pte;
 use crate::arch::mmu::tlb;
 use crate::arch::uaccess::load_u64;
 use crate::arch::{smp, timer};
+use crate::ktest::TestResult;
 use crate::mm::file::{pattern, File};
 use crate::mm::mm_types::activate;
 use crate::mm::pgalloc::POISON;
 use crate::mm::{frame, khugepaged, pte_free, Mm};
 use crate::{check, ktest, println, rcu};
-use crate::ktest::TestResult;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -995,8 +995,7 @@ fn retract_schedules() -> TestResult {
     let mut skipped = 0;
     let only = crate::config().schedule.as_deref();
     for kind in Kind::ALL {
-        if !kind.applies() || only.is_some_and(|f| !f.split(',').any(|p| kind.name().contains(p)))
-        {
+        if !kind.applies() || only.is_some_and(|f| !f.split(',').any(|p| kind.name().contains(p))) {
             continue;
         }
         if kind.helper().is_some() && n < 3 {
@@ -1034,7 +1033,12 @@ fn retract_schedules() -> TestResult {
         poison.load(Ordering::Relaxed)
     );
     let leaked = before as i64 - frame::free_count() as i64;
-    check!(errors.is_empty(), "{} of {runs} schedule runs failed; first: {}", errors.len(), errors[0]);
+    check!(
+        errors.is_empty(),
+        "{} of {runs} schedule runs failed; first: {}",
+        errors.len(),
+        errors[0]
+    );
     check!(oracle == 0, "rcu_check reported {oracle} early or misused free(s) in the schedules");
     check!(leaked == 0, "schedules leaked {leaked} frames");
     Ok(())

@@ -1,8 +1,8 @@
 //! Every CPU takes part: a shared counter under a spinlock, IPIs, the periodic tick.
 
 use crate::arch::{paca, smp, timer};
-use crate::{check, ktest};
 use crate::ktest::TestResult;
+use crate::{check, ktest};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 const ROUNDS: u64 = 20_000;
@@ -38,7 +38,10 @@ fn ipi_all_cpus() -> TestResult {
         check!(rc == 0, "H_IPI to cpu {cpu} returned {rc}");
         let t0 = timer::now();
         while p.ipis.load(Ordering::Acquire) == before {
-            check!(timer::tb_to_us(timer::now() - t0) < 1_000_000, "cpu {cpu} got no IPI within 1 s");
+            check!(
+                timer::tb_to_us(timer::now() - t0) < 1_000_000,
+                "cpu {cpu} got no IPI within 1 s"
+            );
             core::hint::spin_loop();
         }
     }
@@ -49,7 +52,8 @@ ktest!(ipi_all_cpus);
 fn tick_all_cpus() -> TestResult {
     let n = smp::nr_online();
     let hz = timer::tb_freq() / timer::tick_interval();
-    let before: alloc::vec::Vec<u64> = (0..n).map(|c| paca::get(c).ticks.load(Ordering::Relaxed)).collect();
+    let before: alloc::vec::Vec<u64> =
+        (0..n).map(|c| paca::get(c).ticks.load(Ordering::Relaxed)).collect();
     let t0 = timer::now();
     timer::udelay(200_000);
     let elapsed_us = timer::tb_to_us(timer::now() - t0);

@@ -1,8 +1,8 @@
 //! Interrupt handling: an expected storage interrupt is caught and reported.
 
 use crate::arch::exceptions::probe_load;
-use crate::{check, ktest};
 use crate::ktest::TestResult;
+use crate::{check, ktest};
 
 fn storage_interrupt_caught() -> TestResult {
     // No SLB entry and no page table maps this address: with MSR[DR]=1 the load must take a
