@@ -31,6 +31,22 @@ impl<E: Display> From<E> for TestError {
     }
 }
 
+/// Says what was being done when an error came: `r.context("mmap")?` fails the test with
+/// `mmap: <error>`; `with_context(|| format!(..))` builds the words only on an error.
+pub trait Context<T> {
+    fn context(self, what: impl Display) -> Result<T, TestError>;
+    fn with_context<C: Display>(self, what: impl FnOnce() -> C) -> Result<T, TestError>;
+}
+
+impl<T, E: Display> Context<T> for Result<T, E> {
+    fn context(self, what: impl Display) -> Result<T, TestError> {
+        self.map_err(|e| TestError { message: alloc::format!("{what}: {e}") })
+    }
+    fn with_context<C: Display>(self, what: impl FnOnce() -> C) -> Result<T, TestError> {
+        self.map_err(|e| TestError { message: alloc::format!("{}: {e}", what()) })
+    }
+}
+
 #[repr(C)]
 pub struct KTest {
     pub name: &'static str,

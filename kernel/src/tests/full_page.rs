@@ -9,12 +9,11 @@
 
 use crate::arch::mmu::pte;
 use crate::arch::uaccess::load_u64;
-use crate::ktest::TestResult;
+use crate::ktest::{Context, TestResult};
 use crate::mm::file::{pattern, File};
 use crate::mm::mm_types::{activate, pte_frag};
 use crate::mm::{frame, khugepaged, pte_free, Mm};
 use crate::{check, ktest, println, rcu};
-use alloc::format;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use ptfrag_core::frame_alloc::FRAME_SIZE;
@@ -28,17 +27,15 @@ fn retract_full_page() -> TestResult {
     let n = pte_frag().frags_per_page;
     let pmd = g.pmd_size();
     let frames0 = frame::free_count();
-    let file = Arc::new(
-        File::new(3000, (pmd / FRAME_SIZE) as usize, pmd).map_err(|e| format!("file: {e}"))?,
-    );
-    let mm = Mm::new().map_err(|e| format!("Mm::new: {e:?}"))?;
+    let file = Arc::new(File::new(3000, (pmd / FRAME_SIZE) as usize, pmd).context("file")?);
+    let mm = Mm::new().context("Mm::new")?;
     for i in 0..n as u64 {
-        mm.mmap(BASE + i * pmd, pmd, &file, 0, false).map_err(|e| format!("mmap: {e:?}"))?;
+        mm.mmap(BASE + i * pmd, pmd, &file, 0, false).context("mmap")?;
     }
     {
         let _g = activate(&mm);
         for i in 0..n as u64 {
-            let v = load_u64(BASE + i * pmd + 8).map_err(|e| format!("prefault: {e:?}"))?;
+            let v = load_u64(BASE + i * pmd + 8).context("prefault")?;
             check!(v == pattern(file.id, 8), "mapping {i} read {v:#x}");
         }
     }
@@ -58,7 +55,7 @@ fn retract_full_page() -> TestResult {
         // Our own read section: the grace period that starts with the first deferral cannot
         // end before the last one.
         let _r = rcu::read();
-        khugepaged::collapse_file(&file, 0).map_err(|e| format!("collapse: {e}"))?
+        khugepaged::collapse_file(&file, 0).context("collapse")?
     };
     rcu::rcu_barrier();
     rcu::rcu_barrier();

@@ -1,7 +1,7 @@
 //! Frame allocator and heap tests against the real, global allocators.
 
 use crate::arch::smp;
-use crate::ktest::TestResult;
+use crate::ktest::{Context, TestResult};
 use crate::mm::frame::FreeError;
 use crate::mm::{frame, heap};
 use crate::{check, ktest};
@@ -15,7 +15,7 @@ fn frame_alloc() -> TestResult {
     let before = frame::free_count();
     let mut got = Vec::new();
     for i in 0..32u64 {
-        let pa = frame::alloc().map_err(|e| alloc::format!("alloc {i}: {e}"))?;
+        let pa = frame::alloc().with_context(|| alloc::format!("alloc {i}"))?;
         check!(pa % FRAME_SIZE == 0, "frame {pa:#x} not 64K aligned");
         check!(!got.contains(&pa), "frame {pa:#x} handed out twice");
         // Each frame must be real, writable memory of its own.
@@ -32,12 +32,12 @@ fn frame_alloc() -> TestResult {
     check!(frame::free_count() == before - 32, "free count off after 32 allocations");
     let last = *got.last().unwrap_or(&0);
     for pa in got.drain(..) {
-        frame::free(pa).map_err(|e| alloc::format!("free: {e}"))?;
+        frame::free(pa).context("free")?;
     }
     check!(frame::free_count() == before, "free count not restored");
     // The most recently freed frame is handed out first (later issues rely on it).
-    let again = frame::alloc().map_err(|e| alloc::format!("{e}"))?;
-    frame::free(again).map_err(|e| alloc::format!("{e}"))?;
+    let again = frame::alloc()?;
+    frame::free(again)?;
     check!(again == last, "expected LIFO reuse of {last:#x}, got {again:#x}");
     Ok(())
 }
@@ -57,7 +57,7 @@ fn frame_alloc_exhaustion() -> TestResult {
     };
     let n = got.len();
     for pa in got.drain(..) {
-        frame::free(pa).map_err(|e| alloc::format!("free: {e}"))?;
+        frame::free(pa).context("free")?;
     }
     check!(err == FrameError::Exhausted, "expected Exhausted after {n} frames, got {err:?}");
     check!(n == before, "allocated {n} frames but {before} were free");
@@ -67,8 +67,8 @@ fn frame_alloc_exhaustion() -> TestResult {
 ktest!(frame_alloc_exhaustion);
 
 fn frame_double_free() -> TestResult {
-    let pa = frame::alloc().map_err(|e| alloc::format!("{e}"))?;
-    frame::free(pa).map_err(|e| alloc::format!("{e}"))?;
+    let pa = frame::alloc()?;
+    frame::free(pa)?;
     let before = frame::free_count();
     let r = frame::free(pa);
     check!(

@@ -5,7 +5,7 @@
 use crate::arch::mmu::{pte, tlb};
 use crate::arch::uaccess::{load_u64, store_u64};
 use crate::arch::{paca, smp, timer};
-use crate::ktest::TestResult;
+use crate::ktest::{Context, TestError, TestResult};
 use crate::mm::file::{pattern, File};
 use crate::mm::mm_types::activate;
 use crate::mm::{frame, Mm};
@@ -24,15 +24,15 @@ const BASE: u64 = 0x0000_1000_0000_0000;
 
 static FILE_IDS: AtomicU32 = AtomicU32::new(1);
 
-fn new_file(npages: usize) -> Result<Arc<File>, String> {
+fn new_file(npages: usize) -> Result<Arc<File>, TestError> {
     let id = FILE_IDS.fetch_add(1, Ordering::Relaxed);
     File::new(id, npages, pte::geometry().pmd_size())
         .map(Arc::new)
-        .map_err(|e| format!("file of {npages} pages: {e}"))
+        .with_context(|| format!("file of {npages} pages"))
 }
 
-fn new_mm() -> Result<Arc<Mm>, String> {
-    Mm::new().map_err(|e| format!("Mm::new: {e:?}"))
+fn new_mm() -> Result<Arc<Mm>, TestError> {
+    Mm::new().context("Mm::new")
 }
 
 fn page() -> u64 {
@@ -44,24 +44,24 @@ fn mm_fault_read_write() -> TestResult {
     {
         let file = new_file(32)?;
         let mm = new_mm()?;
-        mm.mmap(BASE, file.size(), &file, 0, true).map_err(|e| format!("{e:?}"))?;
+        mm.mmap(BASE, file.size(), &file, 0, true)?;
         let touched = file.size() / page();
         {
             let _a = activate(&mm);
             for i in 0..touched {
                 let off = i * page() + 8;
-                let v = load_u64(BASE + off).map_err(|e| format!("read {off:#x}: {e:?}"))?;
+                let v = load_u64(BASE + off).context("read")?;
                 check!(v == pattern(file.id, off), "read {off:#x}: {v:#x}");
             }
             let f = mm.faults.load(Ordering::Relaxed);
             check!(f == touched, "{f} faults for {touched} pages touched");
             for i in 0..touched {
-                load_u64(BASE + i * page()).map_err(|e| format!("{e:?}"))?;
+                load_u64(BASE + i * page())?;
             }
             let f2 = mm.faults.load(Ordering::Relaxed);
             check!(f2 == touched, "re-reading mapped pages faulted ({f2} faults)");
-            store_u64(BASE + 0x18, 0x1234_5678).map_err(|e| format!("write: {e:?}"))?;
-            let v = load_u64(BASE + 0x18).map_err(|e| format!("{e:?}"))?;
+            store_u64(BASE + 0x18, 0x1234_5678).context("write")?;
+            let v = load_u64(BASE + 0x18)?;
             check!(v == 0x1234_5678, "read back {v:#x} after write");
         }
         let pa = file.phys(0x18).ok_or("file page 0 missing")?;
@@ -79,15 +79,15 @@ ktest!(mm_fault_read_write);
 fn mm_shared_between_mms() -> TestResult {
     let file = new_file(4)?;
     let (a, b) = (new_mm()?, new_mm()?);
-    a.mmap(BASE, file.size(), &file, 0, true).map_err(|e| format!("{e:?}"))?;
-    b.mmap(BASE + (64 << 20), file.size(), &file, 0, true).map_err(|e| format!("{e:?}"))?;
+    a.mmap(BASE, file.size(), &file, 0, true)?;
+    b.mmap(BASE + (64 << 20), file.size(), &file, 0, true)?;
     {
         let _g = activate(&a);
-        store_u64(BASE + 0x2000, 0xabcd).map_err(|e| format!("{e:?}"))?;
+        store_u64(BASE + 0x2000, 0xabcd)?;
     }
     let v = {
         let _g = activate(&b);
-        load_u64(BASE + (64 << 20) + 0x2000).map_err(|e| format!("{e:?}"))?
+        load_u64(BASE + (64 << 20) + 0x2000)?
     };
     a.destroy();
     b.destroy();
@@ -110,15 +110,15 @@ fn mm_all_cpus_share_file() -> TestResult {
     let errors = spin::Mutex::new(Vec::<String>::new());
     smp::on_each_cpu(&|cpu| {
         let mut counted = false;
-        let r = (|| -> Result<(), String> {
+        let r = (|| -> TestResult {
             let mm = new_mm()?;
             let base = BASE + cpu as u64 * (1 << 30);
-            mm.mmap(base, file.size(), &file, 0, true).map_err(|e| format!("{e:?}"))?;
-            let res = (|| -> Result<(), String> {
+            mm.mmap(base, file.size(), &file, 0, true)?;
+            let res = (|| -> TestResult {
                 let _g = activate(&mm);
                 let slot = |c: usize| base + page() + c as u64 * page();
                 let st = store_u64(slot(cpu), 0xc0de_0000 + cpu as u64)
-                    .map_err(|e| format!("cpu {cpu}: store to {:#x}: {e:?}", slot(cpu)));
+                    .with_context(|| format!("cpu {cpu}: store"));
                 if st.is_ok() {
                     stored.fetch_or(1 << cpu, Ordering::AcqRel);
                 }
@@ -128,15 +128,15 @@ fn mm_all_cpus_share_file() -> TestResult {
                 let t0 = timer::now();
                 while arrived.load(Ordering::Acquire) < n {
                     if timer::tb_to_us(timer::now() - t0) > 5_000_000 {
-                        return Err(format!("cpu {cpu}: others did not arrive"));
+                        return Err(format!("cpu {cpu}: others did not arrive").into());
                     }
                     core::hint::spin_loop();
                 }
                 let ok = stored.load(Ordering::Acquire);
                 for c in (0..n).filter(|c| ok & (1 << c) != 0) {
-                    let v = load_u64(slot(c)).map_err(|e| format!("cpu {cpu}: {e:?}"))?;
+                    let v = load_u64(slot(c)).with_context(|| format!("cpu {cpu}"))?;
                     if v != 0xc0de_0000 + c as u64 {
-                        return Err(format!("cpu {cpu} sees {v:#x} from cpu {c}"));
+                        return Err(format!("cpu {cpu} sees {v:#x} from cpu {c}").into());
                     }
                 }
                 Ok(())
@@ -148,7 +148,7 @@ fn mm_all_cpus_share_file() -> TestResult {
             arrived.fetch_add(1, Ordering::AcqRel);
         }
         if let Err(e) = r {
-            errors.lock().push(e);
+            errors.lock().push(e.message().into());
         }
     });
     drop(file);
@@ -167,13 +167,13 @@ fn pte_frag_per_page() -> TestResult {
     let per_page = crate::mm::mm_types::pte_frag().frags_per_page;
     let n = per_page as u64 + 1;
     for i in 0..n {
-        mm.mmap(BASE + i * pmd, file.size(), &file, 0, false).map_err(|e| format!("{e:?}"))?;
+        mm.mmap(BASE + i * pmd, file.size(), &file, 0, false)?;
     }
     let mut tables = Vec::new();
     {
         let _g = activate(&mm);
         for i in 0..n {
-            load_u64(BASE + i * pmd).map_err(|e| format!("{e:?}"))?;
+            load_u64(BASE + i * pmd)?;
             let (slot, level) =
                 mm.lookup_slot(BASE + i * pmd).ok_or("no translation after fault")?;
             check!(level == Level::Pte, "expected a PTE, got a {level:?} leaf");
@@ -203,14 +203,14 @@ fn mm_one_translation_per_page() -> TestResult {
     // the last word would come from the wrong place in the frame.
     let file = new_file(2)?;
     let mm = new_mm()?;
-    mm.mmap(BASE, file.size(), &file, 0, false).map_err(|e| format!("{e:?}"))?;
+    mm.mmap(BASE, file.size(), &file, 0, false)?;
     let r = (|| -> TestResult {
         let _a = activate(&mm);
-        let v = load_u64(BASE + 8).map_err(|e| format!("{e:?}"))?;
+        let v = load_u64(BASE + 8)?;
         check!(v == pattern(file.id, 8), "first word read {v:#x}");
         let f = mm.faults.load(Ordering::Relaxed);
         let last = page() - 8;
-        let v = load_u64(BASE + last).map_err(|e| format!("{e:?}"))?;
+        let v = load_u64(BASE + last)?;
         check!(
             v == pattern(file.id, last),
             "word {last:#x} read {v:#x}, file has {:#x}",
@@ -223,7 +223,7 @@ fn mm_one_translation_per_page() -> TestResult {
             f2 - f,
             page()
         );
-        let v = load_u64(BASE + page() + 8).map_err(|e| format!("{e:?}"))?;
+        let v = load_u64(BASE + page() + 8)?;
         check!(v == pattern(file.id, page() + 8), "next page read {v:#x}");
         let f3 = mm.faults.load(Ordering::Relaxed);
         check!(f3 == f + 1, "the next page took {} faults, not 1", f3 - f);
@@ -240,10 +240,10 @@ fn hardware_walks_our_tables() -> TestResult {
     }
     let file = new_file(2)?;
     let mm = new_mm()?;
-    mm.mmap(BASE, file.size(), &file, 0, true).map_err(|e| format!("{e:?}"))?;
+    mm.mmap(BASE, file.size(), &file, 0, true)?;
     let r = (|| -> TestResult {
         let _g = activate(&mm);
-        let v0 = load_u64(BASE).map_err(|e| format!("{e:?}"))?;
+        let v0 = load_u64(BASE)?;
         check!(v0 == pattern(file.id, 0), "first read {v0:#x}");
         // Point the PTE at file page 1 behind the fault handler's back: only a hardware
         // walk of this very table can make the next load return page 1's contents.
@@ -255,7 +255,7 @@ fn hardware_walks_our_tables() -> TestResult {
             unsafe { pte::write(slot, pte::mk_leaf(other, true)) };
         }
         tlb::flush_all_cpus(mm.pid);
-        let v1 = load_u64(BASE).map_err(|e| format!("{e:?}"))?;
+        let v1 = load_u64(BASE)?;
         check!(v1 == pattern(file.id, FRAME_SIZE), "after retargeting the PTE read {v1:#x}");
         // Clear it: the access must fault (and be refilled from the VMA).
         let faults = mm.faults.load(Ordering::Relaxed);
@@ -265,7 +265,7 @@ fn hardware_walks_our_tables() -> TestResult {
             unsafe { pte::write(slot, 0) };
         }
         tlb::flush_all_cpus(mm.pid);
-        let v2 = load_u64(BASE).map_err(|e| format!("{e:?}"))?;
+        let v2 = load_u64(BASE)?;
         let f2 = mm.faults.load(Ordering::Relaxed);
         check!(f2 == faults + 1, "a cleared PTE did not raise a storage interrupt");
         check!(v2 == pattern(file.id, 0), "refilled PTE read {v2:#x}");
@@ -284,18 +284,18 @@ fn hash_hardware_uses_the_hpt() -> TestResult {
     use crate::arch::mmu::hash;
     let file = new_file(2)?;
     let mm = new_mm()?;
-    mm.mmap(BASE, file.size(), &file, 0, true).map_err(|e| format!("{e:?}"))?;
+    mm.mmap(BASE, file.size(), &file, 0, true)?;
     let seg = hash::user_segment(mm.pid, BASE);
-    let slot_of = |mm: &Mm| -> Result<hash::Slot, String> {
+    let slot_of = |mm: &Mm| -> Result<hash::Slot, TestError> {
         let leaf = mm.lookup_leaf(BASE).ok_or("no leaf after the fault")?;
         let word = pte::slot_info(leaf.table, pte::geometry().index(Level::Pte, BASE));
         // SAFETY: the slot word of a live PTE table of `mm`.
-        hash::Slot::decode(unsafe { word.read_volatile() }).ok_or_else(|| "no slot recorded".into())
+        Ok(hash::Slot::decode(unsafe { word.read_volatile() }).ok_or("no slot recorded")?)
     };
     let r = (|| -> TestResult {
         {
             let _g = activate(&mm);
-            load_u64(BASE).map_err(|e| format!("{e:?}"))?;
+            load_u64(BASE)?;
         }
         let slot = slot_of(&mm)?;
         let (v, r) = hash::read(slot.ptex);
@@ -310,23 +310,23 @@ fn hash_hardware_uses_the_hpt() -> TestResult {
             "HPTE maps {:#x}, file page is {want:#x}",
             hash::hpte_pa(r)
         );
-        hash::remove(seg, BASE, slot).map_err(|e| format!("H_REMOVE: {e:?}"))?;
+        hash::remove(seg, BASE, slot)?;
         tlb::flush_all_cpus(mm.pid);
         let faults = mm.faults.load(Ordering::Relaxed);
         {
             let _g = activate(&mm);
-            let v = load_u64(BASE).map_err(|e| format!("{e:?}"))?;
+            let v = load_u64(BASE)?;
             check!(v == pattern(file.id, 0), "re-read {v:#x}");
         }
         let f = mm.faults.load(Ordering::Relaxed);
         check!(f == faults + 1, "removing the HPTE did not make the access fault");
         // H_PROTECT the HPTE read-only: a store must fault and be upgraded in place.
         let slot = slot_of(&mm)?;
-        hash::protect(seg, BASE, slot, hash::PP_RO).map_err(|e| format!("H_PROTECT: {e:?}"))?;
+        hash::protect(seg, BASE, slot, hash::PP_RO)?;
         tlb::flush_all_cpus(mm.pid);
         {
             let _g = activate(&mm);
-            store_u64(BASE + 8, 0x77).map_err(|e| format!("store after H_PROTECT: {e:?}"))?;
+            store_u64(BASE + 8, 0x77).context("store after H_PROTECT")?;
         }
         let f3 = mm.faults.load(Ordering::Relaxed);
         check!(f3 == f + 1, "a store to a read-only HPTE did not fault");
@@ -362,14 +362,14 @@ fn huge_pmd_leaf() -> TestResult {
     let g = pte::geometry();
     let pages = (g.pmd_size() / FRAME_SIZE) as usize;
     let file = new_file(pages)?;
-    let huge = file.make_huge(0).map_err(|e| format!("huge frame: {e}"))?;
+    let huge = file.make_huge(0).context("huge frame")?;
     let mm = new_mm()?;
-    mm.mmap(BASE, file.size(), &file, 0, false).map_err(|e| format!("{e:?}"))?;
+    mm.mmap(BASE, file.size(), &file, 0, false)?;
     let r = (|| -> TestResult {
         let _g = activate(&mm);
         let mut off = 0;
         while off < g.pmd_size() {
-            let v = load_u64(BASE + off).map_err(|e| format!("{e:?}"))?;
+            let v = load_u64(BASE + off)?;
             check!(v == pattern(file.id, off), "huge read at {off:#x}: {v:#x}");
             off += g.page_size() * 7 + 8;
         }
@@ -413,7 +413,7 @@ fn unmap_is_seen_by_every_cpu() -> TestResult {
     let file = new_file(1)?;
     let mm = new_mm()?;
     let x = BASE + 0x3000;
-    mm.mmap(BASE, file.size(), &file, 0, false).map_err(|e| format!("{e:?}"))?;
+    mm.mmap(BASE, file.size(), &file, 0, false)?;
     let n = smp::nr_online();
     let reads: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
     let unmapped = AtomicU32::new(0);
@@ -462,16 +462,16 @@ fn figures_fault_rate() -> TestResult {
     let pages_per_cpu = 4096u64;
     let file = new_file(((pages_per_cpu * page()) / FRAME_SIZE) as usize)?;
     // Returns (start, end) timebase of the fault loop and the page-table frames it used.
-    let run = |cpu: usize| -> Result<(u64, u64, u64), String> {
+    let run = |cpu: usize| -> Result<(u64, u64, u64), TestError> {
         let mm = new_mm()?;
         let base = BASE + cpu as u64 * (1 << 32);
-        mm.mmap(base, file.size(), &file, 0, false).map_err(|e| format!("{e:?}"))?;
+        mm.mmap(base, file.size(), &file, 0, false)?;
         let before = frame::free_count();
         let t0 = timer::now();
         {
             let _g = activate(&mm);
             for i in 0..pages_per_cpu {
-                load_u64(base + i * page()).map_err(|e| format!("{e:?}"))?;
+                load_u64(base + i * page())?;
             }
         }
         let t1 = timer::now();
@@ -479,7 +479,7 @@ fn figures_fault_rate() -> TestResult {
         let faults = mm.faults.load(Ordering::Relaxed);
         mm.destroy();
         if faults != pages_per_cpu {
-            return Err(format!("{faults} faults for {pages_per_cpu} pages"));
+            return Err(format!("{faults} faults for {pages_per_cpu} pages").into());
         }
         Ok((t0, t1, pt_frames))
     };
@@ -498,7 +498,7 @@ fn figures_fault_rate() -> TestResult {
             first.fetch_min(s, Ordering::Relaxed);
             last.fetch_max(e, Ordering::Relaxed);
         }
-        Err(e) => errs.lock().push(e),
+        Err(e) => errs.lock().push(e.message().into()),
     });
     let dtn = last.load(Ordering::Relaxed).saturating_sub(first.load(Ordering::Relaxed));
     check!(errs.lock().is_empty(), "{}", errs.lock().join("; "));

@@ -32,7 +32,7 @@ fn rcu_callbacks_run_in_order() -> TestResult {
     let items: Vec<Tagged> = (0..8).map(|i| Tagged { head: RcuHead::default(), tag: i }).collect();
     for t in &items {
         // SAFETY: `items` outlives rcu_barrier below, which waits for every callback.
-        unsafe { rcu::call_rcu(&t.head, record_tag) }.map_err(|e| format!("{e}"))?;
+        unsafe { rcu::call_rcu(&t.head, record_tag) }?;
     }
     rcu::rcu_barrier();
     let order = ORDER.lock().clone();
@@ -67,7 +67,7 @@ fn rcu_misuse_is_caught() -> TestResult {
     // SAFETY: as above.
     let second = unsafe { rcu::call_rcu(&t.head, record_tag) };
     drop(r);
-    first.map_err(|e| format!("{e}"))?;
+    first?;
     check!(
         matches!(second, Err(ptfrag_core::rcu::RcuError::DoubleQueue { head }) if head == &t.head as *const RcuHead as u64),
         "double call_rcu returned {second:?}"
@@ -82,7 +82,7 @@ ktest!(rcu_misuse_is_caught);
 fn noop(_: *const RcuHead) {}
 
 fn rcu_freeing_a_queued_head_is_caught() -> TestResult {
-    let pa = frame::alloc().map_err(|e| format!("{e}"))?;
+    let pa = frame::alloc()?;
     let d = frame::desc(pa);
     // Queue and free inside a read section, so the callback cannot run in between.
     let guard = rcu::read();
@@ -91,7 +91,7 @@ fn rcu_freeing_a_queued_head_is_caught() -> TestResult {
     let queued = unsafe { rcu::call_rcu(&d.rcu_head, noop) };
     let r = frame::free(pa);
     drop(guard);
-    queued.map_err(|e| format!("{e}"))?;
+    queued?;
     rcu::rcu_barrier();
     let r2 = frame::free(pa);
     check!(

@@ -10,7 +10,7 @@ use super::gup_fast::{self, Walk};
 use crate::arch::mmu::pte;
 use crate::arch::uaccess::load_u64;
 use crate::arch::{paca, smp, timer};
-use crate::ktest::TestResult;
+use crate::ktest::{Context, TestError, TestResult};
 use crate::mm::file::{pattern, File};
 use crate::mm::mm_types::activate;
 use crate::mm::pgalloc::POISON;
@@ -226,27 +226,25 @@ fn xorshift(s: &mut u64) -> u64 {
     *s
 }
 
-fn make_round(round_no: u32, mms_n: usize, kind: RoundKind) -> Result<Round, String> {
+fn make_round(round_no: u32, mms_n: usize, kind: RoundKind) -> Result<Round, TestError> {
     let g = pte::geometry();
     let pages = (g.pmd_size() * CHUNKS as u64 / FRAME_SIZE) as usize;
-    let file =
-        Arc::new(File::new(1000 + round_no, pages, g.pmd_size()).map_err(|e| format!("{e}"))?);
+    let file = Arc::new(File::new(1000 + round_no, pages, g.pmd_size())?);
     let half = g.pmd_size() * CHUNKS as u64 / 2;
     let mut mms = Vec::new();
     let mut bases = Vec::new();
     for i in 0..mms_n {
-        let mm = Mm::new().map_err(|e| format!("{e:?}"))?;
+        let mm = Mm::new()?;
         let base = BASE + i as u64 * (1 << 36);
         // Two VMAs, so the upper one can go on its own.
-        mm.mmap(base, half, &file, 0, false).map_err(|e| format!("{e:?}"))?;
-        mm.mmap(base + half, half, &file, half, false).map_err(|e| format!("{e:?}"))?;
+        mm.mmap(base, half, &file, 0, false)?;
+        mm.mmap(base + half, half, &file, half, false)?;
         // Fault a few small pages of every chunk: one PTE table per (mm, chunk).
         {
             let _g = activate(&mm);
             for c in 0..CHUNKS as u64 {
                 for p in [0u64, 1, 7] {
-                    load_u64(base + c * g.pmd_size() + p * g.page_size())
-                        .map_err(|e| format!("prefault: {e:?}"))?;
+                    load_u64(base + c * g.pmd_size() + p * g.page_size()).context("prefault")?;
                 }
             }
         }
@@ -260,7 +258,7 @@ fn make_round(round_no: u32, mms_n: usize, kind: RoundKind) -> Result<Round, Str
     if kind != RoundKind::Collapse {
         let last = mms_n - 1;
         if !mms[last].munmap(bases[last] + half) {
-            return Err(format!("munmap of {:#x} found no VMA", bases[last] + half));
+            return Err(format!("munmap of {:#x} found no VMA", bases[last] + half).into());
         }
         unmapped = Some((last, half));
     }
@@ -349,7 +347,7 @@ fn walk_batch(round: &Round, seed: &mut u64, t: &Tally) {
     }
 }
 
-fn run_retract(p: &Params) -> Result<Outcome, String> {
+fn run_retract(p: &Params) -> Result<Outcome, TestError> {
     let rounds = p.rounds;
     let mms_n = p.mms;
     let n = smp::nr_online();
@@ -383,14 +381,14 @@ fn run_retract(p: &Params) -> Result<Outcome, String> {
     let (munmap_rounds, early_teardowns) = (AtomicU64::new(0), AtomicU64::new(0));
     let retract_time = AtomicU64::new(0);
     let retracts = AtomicU64::new(0);
-    let setup_error = spin::Mutex::new(None::<String>);
+    let setup_error = spin::Mutex::new(None::<TestError>);
     let gp_time = AtomicU64::new(0);
     let collapse_all = |round: &Round| {
         retract_cpus[paca::cpu_id()].fetch_add(1, Ordering::Relaxed);
         for c in 0..CHUNKS as u64 {
             // The collapse: copy and unmap (not timed), then the retract (timed).
             if let Err(e) = khugepaged::collapse_begin(&round.file, c * g.pmd_size()) {
-                *setup_error.lock() = Some(format!("collapse: {e}"));
+                *setup_error.lock() = Some(format!("collapse: {e}").into());
                 continue;
             }
             let t0 = timer::now();
@@ -714,7 +712,7 @@ fn retract_bench() -> TestResult {
     run_retract(&Params { mms: cfg.mms, rounds: 1, walkers: false, mixed: false })?;
     let mut none_cost = 0.0;
     for st in [Strategy::None, Strategy::Refcount, Strategy::Active, Strategy::Bitmap] {
-        pte_free::set_strategy(st).map_err(|e| format!("switching to {}: {e}", st.name()))?;
+        pte_free::set_strategy(st).with_context(|| format!("switching to {}", st.name()))?;
         let quiet = run_retract(&Params {
             mms: cfg.mms,
             rounds: cfg.collapses,
@@ -772,7 +770,7 @@ fn retract_bench() -> TestResult {
             o.pending
         );
     }
-    pte_free::set_strategy(original).map_err(|e| format!("restoring {}: {e}", original.name()))?;
+    pte_free::set_strategy(original).with_context(|| format!("restoring {}", original.name()))?;
     Ok(())
 }
 ktest!(bench retract_bench);
