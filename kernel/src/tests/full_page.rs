@@ -7,12 +7,13 @@
 //! many deferrals found the page's head already queued and how many `call_rcu`s the page
 //! cost; the oracle checks the free.
 
+use super::MmGuard;
 use crate::arch::mmu::pte;
 use crate::arch::uaccess::load_u64;
 use crate::ktest::{Context, TestResult};
 use crate::mm::file::{pattern, File};
 use crate::mm::mm_types::{activate, pte_frag};
-use crate::mm::{frame, khugepaged, pte_free, Mm};
+use crate::mm::{frame, khugepaged, pte_free};
 use crate::{check, ktest, println, rcu};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -28,7 +29,7 @@ fn retract_full_page() -> TestResult {
     let pmd = g.pmd_size();
     let frames0 = frame::free_count();
     let file = Arc::new(File::new(3000, (pmd / FRAME_SIZE) as usize, pmd).context("file")?);
-    let mm = Mm::new().context("Mm::new")?;
+    let mm = MmGuard::new().context("Mm::new")?;
     for i in 0..n as u64 {
         mm.mmap(BASE + i * pmd, pmd, &file, 0, false).context("mmap")?;
     }

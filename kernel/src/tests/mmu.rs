@@ -2,6 +2,7 @@
 //! shared, 16 PTE tables share one 64K page, the hardware walks our tables, huge PMD
 //! leaves, and an unmap is seen by every CPU before it returns.
 
+use super::MmGuard;
 use crate::arch::mmu::{pte, tlb};
 use crate::arch::uaccess::{load_u64, store_u64};
 use crate::arch::{paca, smp, timer};
@@ -31,8 +32,9 @@ fn new_file(npages: usize) -> Result<Arc<File>, TestError> {
         .with_context(|| format!("file of {npages} pages"))
 }
 
-fn new_mm() -> Result<Arc<Mm>, TestError> {
-    Mm::new().context("Mm::new")
+/// An address space torn down when the test is done with it (or fails).
+fn new_mm() -> Result<MmGuard, TestError> {
+    MmGuard::new().context("Mm::new")
 }
 
 fn page() -> u64 {
@@ -114,35 +116,31 @@ fn mm_all_cpus_share_file() -> TestResult {
             let mm = new_mm()?;
             let base = BASE + cpu as u64 * (1 << 30);
             mm.mmap(base, file.size(), &file, 0, true)?;
-            let res = (|| -> TestResult {
-                let _g = activate(&mm);
-                let slot = |c: usize| base + page() + c as u64 * page();
-                let st = store_u64(slot(cpu), 0xc0de_0000 + cpu as u64)
-                    .with_context(|| format!("cpu {cpu}: store"));
-                if st.is_ok() {
-                    stored.fetch_or(1 << cpu, Ordering::AcqRel);
+            let _g = activate(&mm);
+            let slot = |c: usize| base + page() + c as u64 * page();
+            let st = store_u64(slot(cpu), 0xc0de_0000 + cpu as u64)
+                .with_context(|| format!("cpu {cpu}: store"));
+            if st.is_ok() {
+                stored.fetch_or(1 << cpu, Ordering::AcqRel);
+            }
+            arrived.fetch_add(1, Ordering::AcqRel);
+            counted = true;
+            st?;
+            let t0 = timer::now();
+            while arrived.load(Ordering::Acquire) < n {
+                if timer::tb_to_us(timer::now() - t0) > 5_000_000 {
+                    return Err(format!("cpu {cpu}: others did not arrive").into());
                 }
-                arrived.fetch_add(1, Ordering::AcqRel);
-                counted = true;
-                st?;
-                let t0 = timer::now();
-                while arrived.load(Ordering::Acquire) < n {
-                    if timer::tb_to_us(timer::now() - t0) > 5_000_000 {
-                        return Err(format!("cpu {cpu}: others did not arrive").into());
-                    }
-                    core::hint::spin_loop();
+                core::hint::spin_loop();
+            }
+            let ok = stored.load(Ordering::Acquire);
+            for c in (0..n).filter(|c| ok & (1 << c) != 0) {
+                let v = load_u64(slot(c)).with_context(|| format!("cpu {cpu}"))?;
+                if v != 0xc0de_0000 + c as u64 {
+                    return Err(format!("cpu {cpu} sees {v:#x} from cpu {c}").into());
                 }
-                let ok = stored.load(Ordering::Acquire);
-                for c in (0..n).filter(|c| ok & (1 << c) != 0) {
-                    let v = load_u64(slot(c)).with_context(|| format!("cpu {cpu}"))?;
-                    if v != 0xc0de_0000 + c as u64 {
-                        return Err(format!("cpu {cpu} sees {v:#x} from cpu {c}").into());
-                    }
-                }
-                Ok(())
-            })();
-            mm.destroy();
-            res
+            }
+            Ok(())
         })();
         if !counted {
             arrived.fetch_add(1, Ordering::AcqRel);
@@ -204,33 +202,29 @@ fn mm_one_translation_per_page() -> TestResult {
     let file = new_file(2)?;
     let mm = new_mm()?;
     mm.mmap(BASE, file.size(), &file, 0, false)?;
-    let r = (|| -> TestResult {
-        let _a = activate(&mm);
-        let v = load_u64(BASE + 8)?;
-        check!(v == pattern(file.id, 8), "first word read {v:#x}");
-        let f = mm.faults.load(Ordering::Relaxed);
-        let last = page() - 8;
-        let v = load_u64(BASE + last)?;
-        check!(
-            v == pattern(file.id, last),
-            "word {last:#x} read {v:#x}, file has {:#x}",
-            pattern(file.id, last)
-        );
-        let f2 = mm.faults.load(Ordering::Relaxed);
-        check!(
-            f2 == f,
-            "the page's last word faulted ({} faults): pages are smaller than {:#x}",
-            f2 - f,
-            page()
-        );
-        let v = load_u64(BASE + page() + 8)?;
-        check!(v == pattern(file.id, page() + 8), "next page read {v:#x}");
-        let f3 = mm.faults.load(Ordering::Relaxed);
-        check!(f3 == f + 1, "the next page took {} faults, not 1", f3 - f);
-        Ok(())
-    })();
-    mm.destroy();
-    r
+    let _a = activate(&mm);
+    let v = load_u64(BASE + 8)?;
+    check!(v == pattern(file.id, 8), "first word read {v:#x}");
+    let f = mm.faults.load(Ordering::Relaxed);
+    let last = page() - 8;
+    let v = load_u64(BASE + last)?;
+    check!(
+        v == pattern(file.id, last),
+        "word {last:#x} read {v:#x}, file has {:#x}",
+        pattern(file.id, last)
+    );
+    let f2 = mm.faults.load(Ordering::Relaxed);
+    check!(
+        f2 == f,
+        "the page's last word faulted ({} faults): pages are smaller than {:#x}",
+        f2 - f,
+        page()
+    );
+    let v = load_u64(BASE + page() + 8)?;
+    check!(v == pattern(file.id, page() + 8), "next page read {v:#x}");
+    let f3 = mm.faults.load(Ordering::Relaxed);
+    check!(f3 == f + 1, "the next page took {} faults, not 1", f3 - f);
+    Ok(())
 }
 ktest!(mm_one_translation_per_page);
 
@@ -241,38 +235,34 @@ fn hardware_walks_our_tables() -> TestResult {
     let file = new_file(2)?;
     let mm = new_mm()?;
     mm.mmap(BASE, file.size(), &file, 0, true)?;
-    let r = (|| -> TestResult {
-        let _g = activate(&mm);
-        let v0 = load_u64(BASE)?;
-        check!(v0 == pattern(file.id, 0), "first read {v0:#x}");
-        // Point the PTE at file page 1 behind the fault handler's back: only a hardware
-        // walk of this very table can make the next load return page 1's contents.
-        let (slot, _) = mm.lookup_slot(BASE).ok_or("no PTE")?;
-        let other = file.phys(FRAME_SIZE).ok_or("no page 1")?;
-        {
-            let _ptl = mm.ptl.lock();
-            // SAFETY: a live PTE of this mm, under its lock.
-            unsafe { pte::write(slot, pte::mk_leaf(other, true)) };
-        }
-        tlb::flush_all_cpus(mm.pid);
-        let v1 = load_u64(BASE)?;
-        check!(v1 == pattern(file.id, FRAME_SIZE), "after retargeting the PTE read {v1:#x}");
-        // Clear it: the access must fault (and be refilled from the VMA).
-        let faults = mm.faults.load(Ordering::Relaxed);
-        {
-            let _ptl = mm.ptl.lock();
-            // SAFETY: as above.
-            unsafe { pte::write(slot, 0) };
-        }
-        tlb::flush_all_cpus(mm.pid);
-        let v2 = load_u64(BASE)?;
-        let f2 = mm.faults.load(Ordering::Relaxed);
-        check!(f2 == faults + 1, "a cleared PTE did not raise a storage interrupt");
-        check!(v2 == pattern(file.id, 0), "refilled PTE read {v2:#x}");
-        Ok(())
-    })();
-    mm.destroy();
-    r
+    let _g = activate(&mm);
+    let v0 = load_u64(BASE)?;
+    check!(v0 == pattern(file.id, 0), "first read {v0:#x}");
+    // Point the PTE at file page 1 behind the fault handler's back: only a hardware
+    // walk of this very table can make the next load return page 1's contents.
+    let (slot, _) = mm.lookup_slot(BASE).ok_or("no PTE")?;
+    let other = file.phys(FRAME_SIZE).ok_or("no page 1")?;
+    {
+        let _ptl = mm.ptl.lock();
+        // SAFETY: a live PTE of this mm, under its lock.
+        unsafe { pte::write(slot, pte::mk_leaf(other, true)) };
+    }
+    tlb::flush_all_cpus(mm.pid);
+    let v1 = load_u64(BASE)?;
+    check!(v1 == pattern(file.id, FRAME_SIZE), "after retargeting the PTE read {v1:#x}");
+    // Clear it: the access must fault (and be refilled from the VMA).
+    let faults = mm.faults.load(Ordering::Relaxed);
+    {
+        let _ptl = mm.ptl.lock();
+        // SAFETY: as above.
+        unsafe { pte::write(slot, 0) };
+    }
+    tlb::flush_all_cpus(mm.pid);
+    let v2 = load_u64(BASE)?;
+    let f2 = mm.faults.load(Ordering::Relaxed);
+    check!(f2 == faults + 1, "a cleared PTE did not raise a storage interrupt");
+    check!(v2 == pattern(file.id, 0), "refilled PTE read {v2:#x}");
+    Ok(())
 }
 ktest!(hardware_walks_our_tables);
 
@@ -292,53 +282,45 @@ fn hash_hardware_uses_the_hpt() -> TestResult {
         // SAFETY: the slot word of a live PTE table of `mm`.
         Ok(hash::Slot::decode(unsafe { word.read_volatile() }).ok_or("no slot recorded")?)
     };
-    let r = (|| -> TestResult {
-        {
-            let _g = activate(&mm);
-            load_u64(BASE)?;
-        }
-        let slot = slot_of(&mm)?;
-        let (v, r) = hash::read(slot.ptex);
-        check!(
-            hash::translates(v, seg, BASE),
-            "H_READ({:#x}) = {v:#x}: not {BASE:#x}'s HPTE",
-            slot.ptex
-        );
-        let want = file.phys(0).ok_or("no page 0")?;
-        check!(
-            hash::hpte_pa(r) == want,
-            "HPTE maps {:#x}, file page is {want:#x}",
-            hash::hpte_pa(r)
-        );
-        hash::remove(seg, BASE, slot)?;
-        tlb::flush_all_cpus(mm.pid);
-        let faults = mm.faults.load(Ordering::Relaxed);
-        {
-            let _g = activate(&mm);
-            let v = load_u64(BASE)?;
-            check!(v == pattern(file.id, 0), "re-read {v:#x}");
-        }
-        let f = mm.faults.load(Ordering::Relaxed);
-        check!(f == faults + 1, "removing the HPTE did not make the access fault");
-        // H_PROTECT the HPTE read-only: a store must fault and be upgraded in place.
-        let slot = slot_of(&mm)?;
-        hash::protect(seg, BASE, slot, hash::PP_RO)?;
-        tlb::flush_all_cpus(mm.pid);
-        {
-            let _g = activate(&mm);
-            store_u64(BASE + 8, 0x77).context("store after H_PROTECT")?;
-        }
-        let f3 = mm.faults.load(Ordering::Relaxed);
-        check!(f3 == f + 1, "a store to a read-only HPTE did not fault");
-        let (_, r) = hash::read(slot.ptex);
-        check!(r & 3 == hash::PP_RW, "HPTE protection {:#x} after the upgrade", r & 3);
-        check!(mm.munmap(BASE), "munmap found no VMA");
-        let (v, _) = hash::read(slot.ptex);
-        check!(!hash::translates(v, seg, BASE), "munmap left the HPTE at {:#x}", slot.ptex);
-        Ok(())
-    })();
-    mm.destroy();
-    r
+    {
+        let _g = activate(&mm);
+        load_u64(BASE)?;
+    }
+    let slot = slot_of(&mm)?;
+    let (v, r) = hash::read(slot.ptex);
+    check!(
+        hash::translates(v, seg, BASE),
+        "H_READ({:#x}) = {v:#x}: not {BASE:#x}'s HPTE",
+        slot.ptex
+    );
+    let want = file.phys(0).ok_or("no page 0")?;
+    check!(hash::hpte_pa(r) == want, "HPTE maps {:#x}, file page is {want:#x}", hash::hpte_pa(r));
+    hash::remove(seg, BASE, slot)?;
+    tlb::flush_all_cpus(mm.pid);
+    let faults = mm.faults.load(Ordering::Relaxed);
+    {
+        let _g = activate(&mm);
+        let v = load_u64(BASE)?;
+        check!(v == pattern(file.id, 0), "re-read {v:#x}");
+    }
+    let f = mm.faults.load(Ordering::Relaxed);
+    check!(f == faults + 1, "removing the HPTE did not make the access fault");
+    // H_PROTECT the HPTE read-only: a store must fault and be upgraded in place.
+    let slot = slot_of(&mm)?;
+    hash::protect(seg, BASE, slot, hash::PP_RO)?;
+    tlb::flush_all_cpus(mm.pid);
+    {
+        let _g = activate(&mm);
+        store_u64(BASE + 8, 0x77).context("store after H_PROTECT")?;
+    }
+    let f3 = mm.faults.load(Ordering::Relaxed);
+    check!(f3 == f + 1, "a store to a read-only HPTE did not fault");
+    let (_, r) = hash::read(slot.ptex);
+    check!(r & 3 == hash::PP_RW, "HPTE protection {:#x} after the upgrade", r & 3);
+    check!(mm.munmap(BASE), "munmap found no VMA");
+    let (v, _) = hash::read(slot.ptex);
+    check!(!hash::translates(v, seg, BASE), "munmap left the HPTE at {:#x}", slot.ptex);
+    Ok(())
 }
 
 fn fault_outside_vma_is_an_error() -> TestResult {
@@ -365,44 +347,36 @@ fn huge_pmd_leaf() -> TestResult {
     let huge = file.make_huge(0).context("huge frame")?;
     let mm = new_mm()?;
     mm.mmap(BASE, file.size(), &file, 0, false)?;
-    let r = (|| -> TestResult {
-        let _g = activate(&mm);
+    let _g = activate(&mm);
+    let mut off = 0;
+    while off < g.pmd_size() {
+        let v = load_u64(BASE + off)?;
+        check!(v == pattern(file.id, off), "huge read at {off:#x}: {v:#x}");
+        off += g.page_size() * 7 + 8;
+    }
+    // Radix: one fault maps the whole PMD. Hash: one fault per 64K subpage touched, each
+    // inserting an HPTE for that subpage (Linux hash THP does the same).
+    let touched = {
+        let mut pages = Vec::new();
         let mut off = 0;
         while off < g.pmd_size() {
-            let v = load_u64(BASE + off)?;
-            check!(v == pattern(file.id, off), "huge read at {off:#x}: {v:#x}");
+            let p = off >> 16;
+            if !pages.contains(&p) {
+                pages.push(p);
+            }
             off += g.page_size() * 7 + 8;
         }
-        // Radix: one fault maps the whole PMD. Hash: one fault per 64K subpage touched, each
-        // inserting an HPTE for that subpage (Linux hash THP does the same).
-        let touched = {
-            let mut pages = Vec::new();
-            let mut off = 0;
-            while off < g.pmd_size() {
-                let p = off >> 16;
-                if !pages.contains(&p) {
-                    pages.push(p);
-                }
-                off += g.page_size() * 7 + 8;
-            }
-            pages.len() as u64
-        };
-        let want = if crate::arch::mmu::radix_enabled() { 1 } else { touched };
-        let f = mm.faults.load(Ordering::Relaxed);
-        check!(f == want, "{f} faults to map a huge PMD leaf, expected {want}");
-        let (slot, level) = mm.lookup_slot(BASE).ok_or("no translation")?;
-        check!(level == Level::Pmd, "mapped by a {level:?} entry, expected a PMD leaf");
-        // SAFETY: a live entry of this mm.
-        let e = unsafe { pte::read(slot) };
-        check!(
-            pte::target(e) == huge,
-            "PMD leaf maps {:#x}, huge frame is {huge:#x}",
-            pte::target(e)
-        );
-        Ok(())
-    })();
-    mm.destroy();
-    r
+        pages.len() as u64
+    };
+    let want = if crate::arch::mmu::radix_enabled() { 1 } else { touched };
+    let f = mm.faults.load(Ordering::Relaxed);
+    check!(f == want, "{f} faults to map a huge PMD leaf, expected {want}");
+    let (slot, level) = mm.lookup_slot(BASE).ok_or("no translation")?;
+    check!(level == Level::Pmd, "mapped by a {level:?} entry, expected a PMD leaf");
+    // SAFETY: a live entry of this mm.
+    let e = unsafe { pte::read(slot) };
+    check!(pte::target(e) == huge, "PMD leaf maps {:#x}, huge frame is {huge:#x}", pte::target(e));
+    Ok(())
 }
 ktest!(huge_pmd_leaf);
 

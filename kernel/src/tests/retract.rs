@@ -7,6 +7,7 @@
 //! so a premature free is caught on every run, not by luck of timing.
 
 use super::gup_fast::{self, Walk};
+use super::MmGuard;
 use crate::arch::mmu::pte;
 use crate::arch::uaccess::load_u64;
 use crate::arch::{paca, smp, timer};
@@ -234,7 +235,7 @@ fn make_round(round_no: u32, mms_n: usize, kind: RoundKind) -> Result<Round, Tes
     let mut mms = Vec::new();
     let mut bases = Vec::new();
     for i in 0..mms_n {
-        let mm = Mm::new()?;
+        let mm = MmGuard::new()?;
         let base = BASE + i as u64 * (1 << 36);
         // Two VMAs, so the upper one can go on its own.
         mm.mmap(base, half, &file, 0, false)?;
@@ -262,6 +263,8 @@ fn make_round(round_no: u32, mms_n: usize, kind: RoundKind) -> Result<Round, Tes
         }
         unmapped = Some((last, half));
     }
+    // Set up: from here on the round's owner tears its address spaces down.
+    let mms = mms.into_iter().map(MmGuard::into_inner).collect();
     Ok(Round { file, mms, bases, unmapped })
 }
 

@@ -47,6 +47,7 @@
 
 use super::gup_fast::{self, Walk};
 use super::pwc::{self, PwcWalk};
+use super::MmGuard;
 use crate::arch::mmu::hash_utils;
 use crate::arch::mmu::pte;
 use crate::arch::mmu::tlb;
@@ -298,7 +299,8 @@ impl Choreo {
 /// What the driver sets up and the reader looks at.
 struct Stage {
     file: Arc<File>,
-    mm: spin::Mutex<Option<Arc<Mm>>>,
+    /// Torn down by the driver or at the end of the run, whichever comes first.
+    mm: spin::Mutex<Option<MmGuard>>,
     /// What the reader held (0 until it held something).
     held: AtomicU64,
 }
@@ -306,7 +308,7 @@ struct Stage {
 impl Stage {
     /// The address space the driver set up, or the schedule fails.
     fn mm(&self, ch: &Choreo, cpu: usize) -> Result<Arc<Mm>, ()> {
-        let mm = self.mm.lock().clone();
+        let mm = self.mm.lock().as_deref().cloned();
         ch.check(cpu, mm.ok_or("no address space"))
     }
 }
@@ -346,7 +348,7 @@ fn pmd_size() -> u64 {
 /// fragments of one page. Without `keep_cache` the page's unused fragments are returned,
 /// so only the tables hold it.
 fn set_up(stage: &Stage, kind: Kind) -> Result<(), TestError> {
-    let mm = Mm::new().context("Mm::new")?;
+    let mm = MmGuard::new().context("Mm::new")?;
     mm.mmap(BASE, stage.file.size(), &stage.file, 0, false).context("mmap")?;
     {
         let _g = activate(&mm);
@@ -511,7 +513,7 @@ fn driver(ch: &Choreo, stage: &Stage, kind: Kind, cpu: usize, _: &AtomicU64) -> 
 const STALE_PGOFF: u64 = FRAME_SIZE;
 
 fn stale_set_up(stage: &Stage) -> Result<(), TestError> {
-    let mm = Mm::new().context("Mm::new")?;
+    let mm = MmGuard::new().context("Mm::new")?;
     let len = stage.file.size() - STALE_PGOFF;
     mm.mmap(BASE, len, &stage.file, STALE_PGOFF, false).context("mmap")?;
     *stage.mm.lock() = Some(mm);
