@@ -1,11 +1,51 @@
-//! In-kernel tests on stable Rust: `ktest!` puts a `KTest` record in the `.ktest` linker
-//! section; the runner walks the section, prints `test <name> ... ok` or `... FAILED:
-//! <reason>` for each, then the summary line `N passed, M failed` that the harness reads.
+//! In-kernel tests on stable Rust: a test is a plain `fn name() -> TestResult`, and
+//! `ktest!(name);` after it puts a `KTest` record in the `.ktest` linker section; the runner
+//! walks the section, prints `test <name> ... ok` or `... FAILED: <reason>` for each, then
+//! the summary line `N passed, M failed` that the harness reads.
 
-use alloc::string::String;
-use core::fmt::Write;
+use alloc::string::{String, ToString};
+use core::fmt::{Display, Write};
 
-pub type TestResult = Result<(), String>;
+pub type TestResult = Result<(), TestError>;
+
+/// Why a test failed: a message for its `FAILED:` line.
+///
+/// Any error that implements `Display` converts into it, so `?` works on the kernel's own
+/// `Result`s (and on `String` and `&str`, e.g. `option.ok_or("no PTE")?`). For that blanket
+/// `From` to be coherent with core's `impl<T> From<T> for T`, `TestError` must not implement
+/// `Display` itself: read the message with `message()`.
+#[derive(Debug)]
+pub struct TestError {
+    message: String,
+}
+
+impl TestError {
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl<E: Display> From<E> for TestError {
+    fn from(e: E) -> Self {
+        TestError { message: e.to_string() }
+    }
+}
+
+/// Says what was being done when an error came: `r.context("mmap")?` fails the test with
+/// `mmap: <error>`; `with_context(|| format!(..))` builds the words only on an error.
+pub trait Context<T> {
+    fn context(self, what: impl Display) -> Result<T, TestError>;
+    fn with_context<C: Display>(self, what: impl FnOnce() -> C) -> Result<T, TestError>;
+}
+
+impl<T, E: Display> Context<T> for Result<T, E> {
+    fn context(self, what: impl Display) -> Result<T, TestError> {
+        self.map_err(|e| TestError { message: alloc::format!("{what}: {e}") })
+    }
+    fn with_context<C: Display>(self, what: impl FnOnce() -> C) -> Result<T, TestError> {
+        self.map_err(|e| TestError { message: alloc::format!("{}: {e}", what()) })
+    }
+}
 
 #[repr(C)]
 pub struct KTest {
@@ -24,29 +64,28 @@ pub enum Gate {
     Bench,
 }
 
-/// Registers a test: `ktest!(fn name() -> TestResult { ... });`
+/// Registers the test function `name` (a `fn() -> TestResult` in scope):
+/// `ktest!(name);`, `ktest!(negative_control name);` or `ktest!(bench name);`.
 #[macro_export]
 macro_rules! ktest {
-    (fn $name:ident() -> TestResult $body:block) => {
-        $crate::ktest!(@reg Always, $name, $body);
+    (negative_control $name:ident) => {
+        $crate::ktest!(@reg NegativeControl, $name);
     };
-    (negative_control fn $name:ident() -> TestResult $body:block) => {
-        $crate::ktest!(@reg NegativeControl, $name, $body);
+    (bench $name:ident) => {
+        $crate::ktest!(@reg Bench, $name);
     };
-    (bench fn $name:ident() -> TestResult $body:block) => {
-        $crate::ktest!(@reg Bench, $name, $body);
+    ($name:ident) => {
+        $crate::ktest!(@reg Always, $name);
     };
-    (@reg $gate:ident, $name:ident, $body:block) => {
-        fn $name() -> $crate::ktest::TestResult $body
+    (@reg $gate:ident, $name:ident) => {
         const _: () = {
             #[unsafe(link_section = ".ktest")]
             #[used]
-            static ENTRY: $crate::ktest::KTest =
-                $crate::ktest::KTest {
-                    name: stringify!($name),
-                    run: $name,
-                    gate: $crate::ktest::Gate::$gate,
-                };
+            static ENTRY: $crate::ktest::KTest = $crate::ktest::KTest {
+                name: stringify!($name),
+                run: $name,
+                gate: $crate::ktest::Gate::$gate,
+            };
         };
     };
 }
@@ -56,7 +95,7 @@ macro_rules! ktest {
 macro_rules! check {
     ($cond:expr, $($arg:tt)*) => {
         if !$cond {
-            return Err(alloc::format!($($arg)*));
+            return Err($crate::ktest::TestError::from(alloc::format!($($arg)*)));
         }
     };
 }
@@ -105,7 +144,7 @@ pub fn run_all(filter: Option<&str>, negative_controls: bool, bench: bool) -> (u
             }
             Err(why) => {
                 failed += 1;
-                crate::println!("test {} ... FAILED: {}", t.name, why);
+                crate::println!("test {} ... FAILED: {}", t.name, why.message());
             }
         }
     }

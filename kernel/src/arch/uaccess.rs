@@ -13,6 +13,12 @@ pub struct UserFault {
     pub vector: u64,
 }
 
+impl core::fmt::Display for UserFault {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "access to {:#x} faulted (interrupt {:#x})", self.addr, self.vector)
+    }
+}
+
 fn arm() -> &'static paca::Paca {
     let p = paca::this();
     p.fault_vector.store(0, Ordering::Relaxed);

@@ -98,6 +98,16 @@ pub enum MmError {
     Overlap,
 }
 
+impl core::fmt::Display for MmError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            MmError::NoPid => write!(f, "no free PID for an address space"),
+            MmError::NoMemory(e) => write!(f, "no memory for an address space: {e}"),
+            MmError::Overlap => write!(f, "the mapping overlaps an existing VMA"),
+        }
+    }
+}
+
 impl Mm {
     pub fn new() -> Result<Arc<Mm>, MmError> {
         let pid = alloc_pid().ok_or(MmError::NoPid)?;

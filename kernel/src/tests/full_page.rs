@@ -7,13 +7,14 @@
 //! many deferrals found the page's head already queued and how many `call_rcu`s the page
 //! cost; the oracle checks the free.
 
+use super::MmGuard;
 use crate::arch::mmu::pte;
 use crate::arch::uaccess::load_u64;
+use crate::ktest::{Context, TestResult};
 use crate::mm::file::{pattern, File};
 use crate::mm::mm_types::{activate, pte_frag};
-use crate::mm::{frame, khugepaged, pte_free, Mm};
+use crate::mm::{frame, khugepaged, pte_free};
 use crate::{check, ktest, println, rcu};
-use alloc::format;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use ptfrag_core::frame_alloc::FRAME_SIZE;
@@ -22,21 +23,20 @@ use ptfrag_core::pgtable_frag::page_of;
 
 const BASE: u64 = 0x0000_4000_0000_0000;
 
-ktest! {
 fn retract_full_page() -> TestResult {
     let g = pte::geometry();
     let n = pte_frag().frags_per_page;
     let pmd = g.pmd_size();
     let frames0 = frame::free_count();
-    let file = Arc::new(File::new(3000, (pmd / FRAME_SIZE) as usize, pmd).map_err(|e| format!("file: {e}"))?);
-    let mm = Mm::new().map_err(|e| format!("Mm::new: {e:?}"))?;
+    let file = Arc::new(File::new(3000, (pmd / FRAME_SIZE) as usize, pmd).context("file")?);
+    let mm = MmGuard::new().context("Mm::new")?;
     for i in 0..n as u64 {
-        mm.mmap(BASE + i * pmd, pmd, &file, 0, false).map_err(|e| format!("mmap: {e:?}"))?;
+        mm.mmap(BASE + i * pmd, pmd, &file, 0, false).context("mmap")?;
     }
     {
         let _g = activate(&mm);
         for i in 0..n as u64 {
-            let v = load_u64(BASE + i * pmd + 8).map_err(|e| format!("prefault: {e:?}"))?;
+            let v = load_u64(BASE + i * pmd + 8).context("prefault")?;
             check!(v == pattern(file.id, 8), "mapping {i} read {v:#x}");
         }
     }
@@ -56,7 +56,7 @@ fn retract_full_page() -> TestResult {
         // Our own read section: the grace period that starts with the first deferral cannot
         // end before the last one.
         let _r = rcu::read();
-        khugepaged::collapse_file(&file, 0).map_err(|e| format!("collapse: {e}"))?
+        khugepaged::collapse_file(&file, 0).context("collapse")?
     };
     rcu::rcu_barrier();
     rcu::rcu_barrier();
@@ -84,4 +84,4 @@ fn retract_full_page() -> TestResult {
     check!(leaked == 0, "{leaked} frames leaked");
     Ok(())
 }
-}
+ktest!(retract_full_page);

@@ -1,6 +1,7 @@
 //! Frame allocator and heap tests against the real, global allocators.
 
 use crate::arch::smp;
+use crate::ktest::{Context, TestResult};
 use crate::mm::frame::FreeError;
 use crate::mm::{frame, heap};
 use crate::{check, ktest};
@@ -10,12 +11,11 @@ use core::sync::atomic::Ordering;
 use ptfrag_core::frame_alloc::{FrameError, FRAME_SIZE};
 use ptfrag_core::page_desc::flags;
 
-ktest! {
 fn frame_alloc() -> TestResult {
     let before = frame::free_count();
     let mut got = Vec::new();
     for i in 0..32u64 {
-        let pa = frame::alloc().map_err(|e| alloc::format!("alloc {i}: {e}"))?;
+        let pa = frame::alloc().with_context(|| alloc::format!("alloc {i}"))?;
         check!(pa % FRAME_SIZE == 0, "frame {pa:#x} not 64K aligned");
         check!(!got.contains(&pa), "frame {pa:#x} handed out twice");
         // Each frame must be real, writable memory of its own.
@@ -32,18 +32,17 @@ fn frame_alloc() -> TestResult {
     check!(frame::free_count() == before - 32, "free count off after 32 allocations");
     let last = *got.last().unwrap_or(&0);
     for pa in got.drain(..) {
-        frame::free(pa).map_err(|e| alloc::format!("free: {e}"))?;
+        frame::free(pa).context("free")?;
     }
     check!(frame::free_count() == before, "free count not restored");
     // The most recently freed frame is handed out first (later issues rely on it).
-    let again = frame::alloc().map_err(|e| alloc::format!("{e}"))?;
-    frame::free(again).map_err(|e| alloc::format!("{e}"))?;
+    let again = frame::alloc()?;
+    frame::free(again)?;
     check!(again == last, "expected LIFO reuse of {last:#x}, got {again:#x}");
     Ok(())
 }
-}
+ktest!(frame_alloc);
 
-ktest! {
 fn frame_alloc_exhaustion() -> TestResult {
     let before = frame::free_count();
     let mut got = Vec::with_capacity(before + 1);
@@ -58,19 +57,18 @@ fn frame_alloc_exhaustion() -> TestResult {
     };
     let n = got.len();
     for pa in got.drain(..) {
-        frame::free(pa).map_err(|e| alloc::format!("free: {e}"))?;
+        frame::free(pa).context("free")?;
     }
     check!(err == FrameError::Exhausted, "expected Exhausted after {n} frames, got {err:?}");
     check!(n == before, "allocated {n} frames but {before} were free");
     check!(frame::free_count() == before, "free count not restored after exhaustion");
     Ok(())
 }
-}
+ktest!(frame_alloc_exhaustion);
 
-ktest! {
 fn frame_double_free() -> TestResult {
-    let pa = frame::alloc().map_err(|e| alloc::format!("{e}"))?;
-    frame::free(pa).map_err(|e| alloc::format!("{e}"))?;
+    let pa = frame::alloc()?;
+    frame::free(pa)?;
     let before = frame::free_count();
     let r = frame::free(pa);
     check!(
@@ -85,7 +83,7 @@ fn frame_double_free() -> TestResult {
     );
     Ok(())
 }
-}
+ktest!(frame_double_free);
 
 /// Every CPU allocates and frees frames as fast as it can, holding a few at a time and
 /// marking each one as its owner would (PAGE_TABLE). Freed frames are reused first, so a
@@ -147,19 +145,26 @@ fn race_one_cpu(cpu: usize, errors: &spin::Mutex<Vec<String>>) {
     }
 }
 
-ktest! {
 fn frame_flags_survive_concurrent_reuse() -> TestResult {
     let before = frame::free_count();
     let errors = spin::Mutex::new(Vec::new());
     smp::on_each_cpu(&|cpu| race_one_cpu(cpu, &errors));
     let errs = errors.lock();
-    check!(errs.is_empty(), "descriptors clobbered on {} CPUs: {}", smp::nr_online(), errs.join("; "));
-    check!(frame::free_count() == before, "free count {} after the race, {before} before", frame::free_count());
+    check!(
+        errs.is_empty(),
+        "descriptors clobbered on {} CPUs: {}",
+        smp::nr_online(),
+        errs.join("; ")
+    );
+    check!(
+        frame::free_count() == before,
+        "free count {} after the race, {before} before",
+        frame::free_count()
+    );
     Ok(())
 }
-}
+ktest!(frame_flags_survive_concurrent_reuse);
 
-ktest! {
 fn heap() -> TestResult {
     let before = heap::used();
     {
@@ -177,4 +182,4 @@ fn heap() -> TestResult {
     check!(heap::used() == before, "heap leaked {} bytes", heap::used() - before);
     Ok(())
 }
-}
+ktest!(heap);

@@ -2,9 +2,11 @@
 //! shared, 16 PTE tables share one 64K page, the hardware walks our tables, huge PMD
 //! leaves, and an unmap is seen by every CPU before it returns.
 
+use super::MmGuard;
 use crate::arch::mmu::{pte, tlb};
 use crate::arch::uaccess::{load_u64, store_u64};
 use crate::arch::{paca, smp, timer};
+use crate::ktest::{Context, TestError, TestResult};
 use crate::mm::file::{pattern, File};
 use crate::mm::mm_types::activate;
 use crate::mm::{frame, Mm};
@@ -23,45 +25,45 @@ const BASE: u64 = 0x0000_1000_0000_0000;
 
 static FILE_IDS: AtomicU32 = AtomicU32::new(1);
 
-fn new_file(npages: usize) -> Result<Arc<File>, String> {
+fn new_file(npages: usize) -> Result<Arc<File>, TestError> {
     let id = FILE_IDS.fetch_add(1, Ordering::Relaxed);
     File::new(id, npages, pte::geometry().pmd_size())
         .map(Arc::new)
-        .map_err(|e| format!("file of {npages} pages: {e}"))
+        .with_context(|| format!("file of {npages} pages"))
 }
 
-fn new_mm() -> Result<Arc<Mm>, String> {
-    Mm::new().map_err(|e| format!("Mm::new: {e:?}"))
+/// An address space torn down when the test is done with it (or fails).
+fn new_mm() -> Result<MmGuard, TestError> {
+    MmGuard::new().context("Mm::new")
 }
 
 fn page() -> u64 {
     pte::geometry().page_size()
 }
 
-ktest! {
 fn mm_fault_read_write() -> TestResult {
     let before = frame::free_count();
     {
         let file = new_file(32)?;
         let mm = new_mm()?;
-        mm.mmap(BASE, file.size(), &file, 0, true).map_err(|e| format!("{e:?}"))?;
+        mm.mmap(BASE, file.size(), &file, 0, true)?;
         let touched = file.size() / page();
         {
             let _a = activate(&mm);
             for i in 0..touched {
                 let off = i * page() + 8;
-                let v = load_u64(BASE + off).map_err(|e| format!("read {off:#x}: {e:?}"))?;
+                let v = load_u64(BASE + off).context("read")?;
                 check!(v == pattern(file.id, off), "read {off:#x}: {v:#x}");
             }
             let f = mm.faults.load(Ordering::Relaxed);
             check!(f == touched, "{f} faults for {touched} pages touched");
             for i in 0..touched {
-                load_u64(BASE + i * page()).map_err(|e| format!("{e:?}"))?;
+                load_u64(BASE + i * page())?;
             }
             let f2 = mm.faults.load(Ordering::Relaxed);
             check!(f2 == touched, "re-reading mapped pages faulted ({f2} faults)");
-            store_u64(BASE + 0x18, 0x1234_5678).map_err(|e| format!("write: {e:?}"))?;
-            let v = load_u64(BASE + 0x18).map_err(|e| format!("{e:?}"))?;
+            store_u64(BASE + 0x18, 0x1234_5678).context("write")?;
+            let v = load_u64(BASE + 0x18)?;
             check!(v == 0x1234_5678, "read back {v:#x} after write");
         }
         let pa = file.phys(0x18).ok_or("file page 0 missing")?;
@@ -74,30 +76,28 @@ fn mm_fault_read_write() -> TestResult {
     check!(after == before, "leaked {} frames", before as i64 - after as i64);
     Ok(())
 }
-}
+ktest!(mm_fault_read_write);
 
-ktest! {
 fn mm_shared_between_mms() -> TestResult {
     let file = new_file(4)?;
     let (a, b) = (new_mm()?, new_mm()?);
-    a.mmap(BASE, file.size(), &file, 0, true).map_err(|e| format!("{e:?}"))?;
-    b.mmap(BASE + (64 << 20), file.size(), &file, 0, true).map_err(|e| format!("{e:?}"))?;
+    a.mmap(BASE, file.size(), &file, 0, true)?;
+    b.mmap(BASE + (64 << 20), file.size(), &file, 0, true)?;
     {
         let _g = activate(&a);
-        store_u64(BASE + 0x2000, 0xabcd).map_err(|e| format!("{e:?}"))?;
+        store_u64(BASE + 0x2000, 0xabcd)?;
     }
     let v = {
         let _g = activate(&b);
-        load_u64(BASE + (64 << 20) + 0x2000).map_err(|e| format!("{e:?}"))?
+        load_u64(BASE + (64 << 20) + 0x2000)?
     };
     a.destroy();
     b.destroy();
     check!(v == 0xabcd, "mm B read {v:#x}, mm A wrote 0xabcd");
     Ok(())
 }
-}
+ktest!(mm_shared_between_mms);
 
-ktest! {
 fn mm_all_cpus_share_file() -> TestResult {
     let before = frame::free_count();
     let n = smp::nr_online();
@@ -112,45 +112,41 @@ fn mm_all_cpus_share_file() -> TestResult {
     let errors = spin::Mutex::new(Vec::<String>::new());
     smp::on_each_cpu(&|cpu| {
         let mut counted = false;
-        let r = (|| -> Result<(), String> {
+        let r = (|| -> TestResult {
             let mm = new_mm()?;
             let base = BASE + cpu as u64 * (1 << 30);
-            mm.mmap(base, file.size(), &file, 0, true).map_err(|e| format!("{e:?}"))?;
-            let res = (|| -> Result<(), String> {
-                let _g = activate(&mm);
-                let slot = |c: usize| base + page() + c as u64 * page();
-                let st = store_u64(slot(cpu), 0xc0de_0000 + cpu as u64)
-                    .map_err(|e| format!("cpu {cpu}: store to {:#x}: {e:?}", slot(cpu)));
-                if st.is_ok() {
-                    stored.fetch_or(1 << cpu, Ordering::AcqRel);
+            mm.mmap(base, file.size(), &file, 0, true)?;
+            let _g = activate(&mm);
+            let slot = |c: usize| base + page() + c as u64 * page();
+            let st = store_u64(slot(cpu), 0xc0de_0000 + cpu as u64)
+                .with_context(|| format!("cpu {cpu}: store"));
+            if st.is_ok() {
+                stored.fetch_or(1 << cpu, Ordering::AcqRel);
+            }
+            arrived.fetch_add(1, Ordering::AcqRel);
+            counted = true;
+            st?;
+            let t0 = timer::now();
+            while arrived.load(Ordering::Acquire) < n {
+                if timer::tb_to_us(timer::now() - t0) > 5_000_000 {
+                    return Err(format!("cpu {cpu}: others did not arrive").into());
                 }
-                arrived.fetch_add(1, Ordering::AcqRel);
-                counted = true;
-                st?;
-                let t0 = timer::now();
-                while arrived.load(Ordering::Acquire) < n {
-                    if timer::tb_to_us(timer::now() - t0) > 5_000_000 {
-                        return Err(format!("cpu {cpu}: others did not arrive"));
-                    }
-                    core::hint::spin_loop();
+                core::hint::spin_loop();
+            }
+            let ok = stored.load(Ordering::Acquire);
+            for c in (0..n).filter(|c| ok & (1 << c) != 0) {
+                let v = load_u64(slot(c)).with_context(|| format!("cpu {cpu}"))?;
+                if v != 0xc0de_0000 + c as u64 {
+                    return Err(format!("cpu {cpu} sees {v:#x} from cpu {c}").into());
                 }
-                let ok = stored.load(Ordering::Acquire);
-                for c in (0..n).filter(|c| ok & (1 << c) != 0) {
-                    let v = load_u64(slot(c)).map_err(|e| format!("cpu {cpu}: {e:?}"))?;
-                    if v != 0xc0de_0000 + c as u64 {
-                        return Err(format!("cpu {cpu} sees {v:#x} from cpu {c}"));
-                    }
-                }
-                Ok(())
-            })();
-            mm.destroy();
-            res
+            }
+            Ok(())
         })();
         if !counted {
             arrived.fetch_add(1, Ordering::AcqRel);
         }
         if let Err(e) = r {
-            errors.lock().push(e);
+            errors.lock().push(e.message().into());
         }
     });
     drop(file);
@@ -159,9 +155,8 @@ fn mm_all_cpus_share_file() -> TestResult {
     check!(frame::free_count() == before, "frames leaked across {n} CPUs' address spaces");
     Ok(())
 }
-}
+ktest!(mm_all_cpus_share_file);
 
-ktest! {
 fn pte_frag_per_page() -> TestResult {
     let file = new_file(1)?;
     let mm = new_mm()?;
@@ -170,14 +165,15 @@ fn pte_frag_per_page() -> TestResult {
     let per_page = crate::mm::mm_types::pte_frag().frags_per_page;
     let n = per_page as u64 + 1;
     for i in 0..n {
-        mm.mmap(BASE + i * pmd, file.size(), &file, 0, false).map_err(|e| format!("{e:?}"))?;
+        mm.mmap(BASE + i * pmd, file.size(), &file, 0, false)?;
     }
     let mut tables = Vec::new();
     {
         let _g = activate(&mm);
         for i in 0..n {
-            load_u64(BASE + i * pmd).map_err(|e| format!("{e:?}"))?;
-            let (slot, level) = mm.lookup_slot(BASE + i * pmd).ok_or("no translation after fault")?;
+            load_u64(BASE + i * pmd)?;
+            let (slot, level) =
+                mm.lookup_slot(BASE + i * pmd).ok_or("no translation after fault")?;
             check!(level == Level::Pte, "expected a PTE, got a {level:?} leaf");
             tables.push(page_of(slot.pa()));
         }
@@ -186,14 +182,16 @@ fn pte_frag_per_page() -> TestResult {
     let same = tables.iter().filter(|&&p| p == first).count();
     let refc = frame::desc(first).pt_frag_refcount.load(Ordering::Acquire);
     mm.destroy();
-    check!(same == per_page, "{same} of the first PTE tables share page {first:#x}, expected {per_page}");
+    check!(
+        same == per_page,
+        "{same} of the first PTE tables share page {first:#x}, expected {per_page}"
+    );
     check!(tables[per_page] != first, "table {} is in the full page {first:#x}", per_page + 1);
     check!(refc == per_page as u32, "pt_frag_refcount {refc} with {per_page} live tables");
     Ok(())
 }
-}
+ktest!(pte_frag_per_page);
 
-ktest! {
 fn mm_one_translation_per_page() -> TestResult {
     // One fault maps a whole base page of the mode (4K radix, 64K radix64 and hash): a load
     // at the page's last word then needs no fault and reads the file's bytes there. Under
@@ -203,137 +201,128 @@ fn mm_one_translation_per_page() -> TestResult {
     // the last word would come from the wrong place in the frame.
     let file = new_file(2)?;
     let mm = new_mm()?;
-    mm.mmap(BASE, file.size(), &file, 0, false).map_err(|e| format!("{e:?}"))?;
-    let r = (|| {
-        let _a = activate(&mm);
-        let v = load_u64(BASE + 8).map_err(|e| format!("{e:?}"))?;
-        check!(v == pattern(file.id, 8), "first word read {v:#x}");
-        let f = mm.faults.load(Ordering::Relaxed);
-        let last = page() - 8;
-        let v = load_u64(BASE + last).map_err(|e| format!("{e:?}"))?;
-        check!(v == pattern(file.id, last), "word {last:#x} read {v:#x}, file has {:#x}", pattern(file.id, last));
-        let f2 = mm.faults.load(Ordering::Relaxed);
-        check!(f2 == f, "the page's last word faulted ({} faults): pages are smaller than {:#x}", f2 - f, page());
-        let v = load_u64(BASE + page() + 8).map_err(|e| format!("{e:?}"))?;
-        check!(v == pattern(file.id, page() + 8), "next page read {v:#x}");
-        let f3 = mm.faults.load(Ordering::Relaxed);
-        check!(f3 == f + 1, "the next page took {} faults, not 1", f3 - f);
-        Ok(())
-    })();
-    mm.destroy();
-    r
+    mm.mmap(BASE, file.size(), &file, 0, false)?;
+    let _a = activate(&mm);
+    let v = load_u64(BASE + 8)?;
+    check!(v == pattern(file.id, 8), "first word read {v:#x}");
+    let f = mm.faults.load(Ordering::Relaxed);
+    let last = page() - 8;
+    let v = load_u64(BASE + last)?;
+    check!(
+        v == pattern(file.id, last),
+        "word {last:#x} read {v:#x}, file has {:#x}",
+        pattern(file.id, last)
+    );
+    let f2 = mm.faults.load(Ordering::Relaxed);
+    check!(
+        f2 == f,
+        "the page's last word faulted ({} faults): pages are smaller than {:#x}",
+        f2 - f,
+        page()
+    );
+    let v = load_u64(BASE + page() + 8)?;
+    check!(v == pattern(file.id, page() + 8), "next page read {v:#x}");
+    let f3 = mm.faults.load(Ordering::Relaxed);
+    check!(f3 == f + 1, "the next page took {} faults, not 1", f3 - f);
+    Ok(())
 }
-}
+ktest!(mm_one_translation_per_page);
 
-ktest! {
 fn hardware_walks_our_tables() -> TestResult {
     if !crate::arch::mmu::radix_enabled() {
         return hash_hardware_uses_the_hpt();
     }
     let file = new_file(2)?;
     let mm = new_mm()?;
-    mm.mmap(BASE, file.size(), &file, 0, true).map_err(|e| format!("{e:?}"))?;
-    let r = (|| -> Result<(), String> {
-        let _g = activate(&mm);
-        let v0 = load_u64(BASE).map_err(|e| format!("{e:?}"))?;
-        check!(v0 == pattern(file.id, 0), "first read {v0:#x}");
-        // Point the PTE at file page 1 behind the fault handler's back: only a hardware
-        // walk of this very table can make the next load return page 1's contents.
-        let (slot, _) = mm.lookup_slot(BASE).ok_or("no PTE")?;
-        let other = file.phys(FRAME_SIZE).ok_or("no page 1")?;
-        {
-            let _ptl = mm.ptl.lock();
-            // SAFETY: a live PTE of this mm, under its lock.
-            unsafe { pte::write(slot, pte::mk_leaf(other, true)) };
-        }
-        tlb::flush_all_cpus(mm.pid);
-        let v1 = load_u64(BASE).map_err(|e| format!("{e:?}"))?;
-        check!(v1 == pattern(file.id, FRAME_SIZE), "after retargeting the PTE read {v1:#x}");
-        // Clear it: the access must fault (and be refilled from the VMA).
-        let faults = mm.faults.load(Ordering::Relaxed);
-        {
-            let _ptl = mm.ptl.lock();
-            // SAFETY: as above.
-            unsafe { pte::write(slot, 0) };
-        }
-        tlb::flush_all_cpus(mm.pid);
-        let v2 = load_u64(BASE).map_err(|e| format!("{e:?}"))?;
-        let f2 = mm.faults.load(Ordering::Relaxed);
-        check!(f2 == faults + 1, "a cleared PTE did not raise a storage interrupt");
-        check!(v2 == pattern(file.id, 0), "refilled PTE read {v2:#x}");
-        Ok(())
-    })();
-    mm.destroy();
-    r
+    mm.mmap(BASE, file.size(), &file, 0, true)?;
+    let _g = activate(&mm);
+    let v0 = load_u64(BASE)?;
+    check!(v0 == pattern(file.id, 0), "first read {v0:#x}");
+    // Point the PTE at file page 1 behind the fault handler's back: only a hardware
+    // walk of this very table can make the next load return page 1's contents.
+    let (slot, _) = mm.lookup_slot(BASE).ok_or("no PTE")?;
+    let other = file.phys(FRAME_SIZE).ok_or("no page 1")?;
+    {
+        let _ptl = mm.ptl.lock();
+        // SAFETY: a live PTE of this mm, under its lock.
+        unsafe { pte::write(slot, pte::mk_leaf(other, true)) };
+    }
+    tlb::flush_all_cpus(mm.pid);
+    let v1 = load_u64(BASE)?;
+    check!(v1 == pattern(file.id, FRAME_SIZE), "after retargeting the PTE read {v1:#x}");
+    // Clear it: the access must fault (and be refilled from the VMA).
+    let faults = mm.faults.load(Ordering::Relaxed);
+    {
+        let _ptl = mm.ptl.lock();
+        // SAFETY: as above.
+        unsafe { pte::write(slot, 0) };
+    }
+    tlb::flush_all_cpus(mm.pid);
+    let v2 = load_u64(BASE)?;
+    let f2 = mm.faults.load(Ordering::Relaxed);
+    check!(f2 == faults + 1, "a cleared PTE did not raise a storage interrupt");
+    check!(v2 == pattern(file.id, 0), "refilled PTE read {v2:#x}");
+    Ok(())
 }
-}
+ktest!(hardware_walks_our_tables);
 
 /// Hash: the hardware walks the hashed page table, which only our hcalls fill. Check that
 /// the slot recorded in the PTE fragment holds the right HPTE (H_READ), that removing that
 /// HPTE behind the fault handler's back makes the next access fault, and that munmap
 /// removes the HPTE through the recorded slot.
-fn hash_hardware_uses_the_hpt() -> crate::ktest::TestResult {
+fn hash_hardware_uses_the_hpt() -> TestResult {
     use crate::arch::mmu::hash;
     let file = new_file(2)?;
     let mm = new_mm()?;
-    mm.mmap(BASE, file.size(), &file, 0, true).map_err(|e| format!("{e:?}"))?;
+    mm.mmap(BASE, file.size(), &file, 0, true)?;
     let seg = hash::user_segment(mm.pid, BASE);
-    let slot_of = |mm: &Mm| -> Result<hash::Slot, String> {
+    let slot_of = |mm: &Mm| -> Result<hash::Slot, TestError> {
         let leaf = mm.lookup_leaf(BASE).ok_or("no leaf after the fault")?;
         let word = pte::slot_info(leaf.table, pte::geometry().index(Level::Pte, BASE));
-        hash::Slot::decode(word.load(core::sync::atomic::Ordering::Relaxed))
-            .ok_or_else(|| "no slot recorded".into())
+        Ok(hash::Slot::decode(word.load(core::sync::atomic::Ordering::Relaxed))
+            .ok_or("no slot recorded")?)
     };
-    let r = (|| -> Result<(), String> {
-        {
-            let _g = activate(&mm);
-            load_u64(BASE).map_err(|e| format!("{e:?}"))?;
-        }
-        let slot = slot_of(&mm)?;
-        let (v, r) = hash::read(slot.ptex);
-        check!(
-            hash::translates(v, seg, BASE),
-            "H_READ({:#x}) = {v:#x}: not {BASE:#x}'s HPTE",
-            slot.ptex
-        );
-        let want = file.phys(0).ok_or("no page 0")?;
-        check!(
-            hash::hpte_pa(r) == want,
-            "HPTE maps {:#x}, file page is {want:#x}",
-            hash::hpte_pa(r)
-        );
-        hash::remove(seg, BASE, slot).map_err(|e| format!("H_REMOVE: {e:?}"))?;
-        tlb::flush_all_cpus(mm.pid);
-        let faults = mm.faults.load(Ordering::Relaxed);
-        {
-            let _g = activate(&mm);
-            let v = load_u64(BASE).map_err(|e| format!("{e:?}"))?;
-            check!(v == pattern(file.id, 0), "re-read {v:#x}");
-        }
-        let f = mm.faults.load(Ordering::Relaxed);
-        check!(f == faults + 1, "removing the HPTE did not make the access fault");
-        // H_PROTECT the HPTE read-only: a store must fault and be upgraded in place.
-        let slot = slot_of(&mm)?;
-        hash::protect(seg, BASE, slot, hash::PP_RO).map_err(|e| format!("H_PROTECT: {e:?}"))?;
-        tlb::flush_all_cpus(mm.pid);
-        {
-            let _g = activate(&mm);
-            store_u64(BASE + 8, 0x77).map_err(|e| format!("store after H_PROTECT: {e:?}"))?;
-        }
-        let f3 = mm.faults.load(Ordering::Relaxed);
-        check!(f3 == f + 1, "a store to a read-only HPTE did not fault");
-        let (_, r) = hash::read(slot.ptex);
-        check!(r & 3 == hash::PP_RW, "HPTE protection {:#x} after the upgrade", r & 3);
-        check!(mm.munmap(BASE), "munmap found no VMA");
-        let (v, _) = hash::read(slot.ptex);
-        check!(!hash::translates(v, seg, BASE), "munmap left the HPTE at {:#x}", slot.ptex);
-        Ok(())
-    })();
-    mm.destroy();
-    r
+    {
+        let _g = activate(&mm);
+        load_u64(BASE)?;
+    }
+    let slot = slot_of(&mm)?;
+    let (v, r) = hash::read(slot.ptex);
+    check!(
+        hash::translates(v, seg, BASE),
+        "H_READ({:#x}) = {v:#x}: not {BASE:#x}'s HPTE",
+        slot.ptex
+    );
+    let want = file.phys(0).ok_or("no page 0")?;
+    check!(hash::hpte_pa(r) == want, "HPTE maps {:#x}, file page is {want:#x}", hash::hpte_pa(r));
+    hash::remove(seg, BASE, slot)?;
+    tlb::flush_all_cpus(mm.pid);
+    let faults = mm.faults.load(Ordering::Relaxed);
+    {
+        let _g = activate(&mm);
+        let v = load_u64(BASE)?;
+        check!(v == pattern(file.id, 0), "re-read {v:#x}");
+    }
+    let f = mm.faults.load(Ordering::Relaxed);
+    check!(f == faults + 1, "removing the HPTE did not make the access fault");
+    // H_PROTECT the HPTE read-only: a store must fault and be upgraded in place.
+    let slot = slot_of(&mm)?;
+    hash::protect(seg, BASE, slot, hash::PP_RO)?;
+    tlb::flush_all_cpus(mm.pid);
+    {
+        let _g = activate(&mm);
+        store_u64(BASE + 8, 0x77).context("store after H_PROTECT")?;
+    }
+    let f3 = mm.faults.load(Ordering::Relaxed);
+    check!(f3 == f + 1, "a store to a read-only HPTE did not fault");
+    let (_, r) = hash::read(slot.ptex);
+    check!(r & 3 == hash::PP_RW, "HPTE protection {:#x} after the upgrade", r & 3);
+    check!(mm.munmap(BASE), "munmap found no VMA");
+    let (v, _) = hash::read(slot.ptex);
+    check!(!hash::translates(v, seg, BASE), "munmap left the HPTE at {:#x}", slot.ptex);
+    Ok(())
 }
 
-ktest! {
 fn fault_outside_vma_is_an_error() -> TestResult {
     let mm = new_mm()?;
     let r = {
@@ -342,61 +331,55 @@ fn fault_outside_vma_is_an_error() -> TestResult {
     };
     mm.destroy();
     match r {
-        Ok(v) => Err(format!("load outside any VMA returned {v:#x}")),
+        Ok(v) => Err(format!("load outside any VMA returned {v:#x}").into()),
         Err(e) => {
             check!(e.vector == 0x300, "vector {:#x}, expected a data storage interrupt", e.vector);
             Ok(())
         }
     }
 }
-}
+ktest!(fault_outside_vma_is_an_error);
 
-ktest! {
 fn huge_pmd_leaf() -> TestResult {
     let g = pte::geometry();
     let pages = (g.pmd_size() / FRAME_SIZE) as usize;
     let file = new_file(pages)?;
-    let huge = file.make_huge(0).map_err(|e| format!("huge frame: {e}"))?;
+    let huge = file.make_huge(0).context("huge frame")?;
     let mm = new_mm()?;
-    mm.mmap(BASE, file.size(), &file, 0, false).map_err(|e| format!("{e:?}"))?;
-    let r = (|| -> Result<(), String> {
-        let _g = activate(&mm);
+    mm.mmap(BASE, file.size(), &file, 0, false)?;
+    let _g = activate(&mm);
+    let mut off = 0;
+    while off < g.pmd_size() {
+        let v = load_u64(BASE + off)?;
+        check!(v == pattern(file.id, off), "huge read at {off:#x}: {v:#x}");
+        off += g.page_size() * 7 + 8;
+    }
+    // Radix: one fault maps the whole PMD. Hash: one fault per 64K subpage touched, each
+    // inserting an HPTE for that subpage (Linux hash THP does the same).
+    let touched = {
+        let mut pages = Vec::new();
         let mut off = 0;
         while off < g.pmd_size() {
-            let v = load_u64(BASE + off).map_err(|e| format!("{e:?}"))?;
-            check!(v == pattern(file.id, off), "huge read at {off:#x}: {v:#x}");
+            let p = off >> 16;
+            if !pages.contains(&p) {
+                pages.push(p);
+            }
             off += g.page_size() * 7 + 8;
         }
-        // Radix: one fault maps the whole PMD. Hash: one fault per 64K subpage touched, each
-        // inserting an HPTE for that subpage (Linux hash THP does the same).
-        let touched = {
-            let mut pages = Vec::new();
-            let mut off = 0;
-            while off < g.pmd_size() {
-                let p = off >> 16;
-                if !pages.contains(&p) {
-                    pages.push(p);
-                }
-                off += g.page_size() * 7 + 8;
-            }
-            pages.len() as u64
-        };
-        let want = if crate::arch::mmu::radix_enabled() { 1 } else { touched };
-        let f = mm.faults.load(Ordering::Relaxed);
-        check!(f == want, "{f} faults to map a huge PMD leaf, expected {want}");
-        let (slot, level) = mm.lookup_slot(BASE).ok_or("no translation")?;
-        check!(level == Level::Pmd, "mapped by a {level:?} entry, expected a PMD leaf");
-        // SAFETY: a live entry of this mm.
-        let e = unsafe { pte::read(slot) };
-        check!(pte::target(e) == huge, "PMD leaf maps {:#x}, huge frame is {huge:#x}", pte::target(e));
-        Ok(())
-    })();
-    mm.destroy();
-    r
+        pages.len() as u64
+    };
+    let want = if crate::arch::mmu::radix_enabled() { 1 } else { touched };
+    let f = mm.faults.load(Ordering::Relaxed);
+    check!(f == want, "{f} faults to map a huge PMD leaf, expected {want}");
+    let (slot, level) = mm.lookup_slot(BASE).ok_or("no translation")?;
+    check!(level == Level::Pmd, "mapped by a {level:?} entry, expected a PMD leaf");
+    // SAFETY: a live entry of this mm.
+    let e = unsafe { pte::read(slot) };
+    check!(pte::target(e) == huge, "PMD leaf maps {:#x}, huge frame is {huge:#x}", pte::target(e));
+    Ok(())
 }
-}
+ktest!(huge_pmd_leaf);
 
-ktest! {
 fn unmap_is_seen_by_every_cpu() -> TestResult {
     // Readers on the other CPUs load X in a loop (so their TLBs hold it); CPU 0 unmaps X and
     // then raises a flag. A reader that sees the flag must fault on X: had munmap returned
@@ -404,7 +387,7 @@ fn unmap_is_seen_by_every_cpu() -> TestResult {
     let file = new_file(1)?;
     let mm = new_mm()?;
     let x = BASE + 0x3000;
-    mm.mmap(BASE, file.size(), &file, 0, false).map_err(|e| format!("{e:?}"))?;
+    mm.mmap(BASE, file.size(), &file, 0, false)?;
     let n = smp::nr_online();
     let reads: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
     let unmapped = AtomicU32::new(0);
@@ -446,24 +429,23 @@ fn unmap_is_seen_by_every_cpu() -> TestResult {
     check!(n == 1 || total >= 1000 * (n as u64 - 1), "readers made only {total} reads");
     Ok(())
 }
-}
+ktest!(unmap_is_seen_by_every_cpu);
 
-ktest! {
 fn figures_fault_rate() -> TestResult {
     // Single CPU, then every CPU at once, each faulting its own address space.
     let pages_per_cpu = 4096u64;
     let file = new_file(((pages_per_cpu * page()) / FRAME_SIZE) as usize)?;
     // Returns (start, end) timebase of the fault loop and the page-table frames it used.
-    let run = |cpu: usize| -> Result<(u64, u64, u64), String> {
+    let run = |cpu: usize| -> Result<(u64, u64, u64), TestError> {
         let mm = new_mm()?;
         let base = BASE + cpu as u64 * (1 << 32);
-        mm.mmap(base, file.size(), &file, 0, false).map_err(|e| format!("{e:?}"))?;
+        mm.mmap(base, file.size(), &file, 0, false)?;
         let before = frame::free_count();
         let t0 = timer::now();
         {
             let _g = activate(&mm);
             for i in 0..pages_per_cpu {
-                load_u64(base + i * page()).map_err(|e| format!("{e:?}"))?;
+                load_u64(base + i * page())?;
             }
         }
         let t1 = timer::now();
@@ -471,7 +453,7 @@ fn figures_fault_rate() -> TestResult {
         let faults = mm.faults.load(Ordering::Relaxed);
         mm.destroy();
         if faults != pages_per_cpu {
-            return Err(format!("{faults} faults for {pages_per_cpu} pages"));
+            return Err(format!("{faults} faults for {pages_per_cpu} pages").into());
         }
         Ok((t0, t1, pt_frames))
     };
@@ -490,7 +472,7 @@ fn figures_fault_rate() -> TestResult {
             first.fetch_min(s, Ordering::Relaxed);
             last.fetch_max(e, Ordering::Relaxed);
         }
-        Err(e) => errs.lock().push(e),
+        Err(e) => errs.lock().push(e.message().into()),
     });
     let dtn = last.load(Ordering::Relaxed).saturating_sub(first.load(Ordering::Relaxed));
     check!(errs.lock().is_empty(), "{}", errs.lock().join("; "));
@@ -509,4 +491,4 @@ fn figures_fault_rate() -> TestResult {
     );
     Ok(())
 }
-}
+ktest!(figures_fault_rate);

@@ -11,3 +11,46 @@ mod schedules;
 mod selftest;
 mod smp;
 mod traps;
+
+use crate::mm::mm_types::MmError;
+use crate::mm::Mm;
+use alloc::sync::Arc;
+
+/// An address space that is torn down (`Mm::destroy`) when the guard goes out of scope, so
+/// a test that returns early (`?`, `check!`) leaves no page tables or PID behind. It derefs
+/// to the `Arc<Mm>`. `destroy()` tears it down at a moment the test chooses (before a leak
+/// count, say); `into_inner()` gives the teardown to the caller. As for `Mm::destroy`, the
+/// mm must be active nowhere when the guard goes: `activate` after the guard, not before.
+pub struct MmGuard(Option<Arc<Mm>>);
+
+impl MmGuard {
+    pub fn new() -> Result<Self, MmError> {
+        Ok(MmGuard(Some(Mm::new()?)))
+    }
+
+    /// Tears the address space down now.
+    pub fn destroy(self) {
+        drop(self);
+    }
+
+    /// The address space, which the caller must now tear down itself.
+    pub fn into_inner(mut self) -> Arc<Mm> {
+        self.0.take().expect("an MmGuard holds its mm until it is consumed")
+    }
+}
+
+impl core::ops::Deref for MmGuard {
+    type Target = Arc<Mm>;
+
+    fn deref(&self) -> &Arc<Mm> {
+        self.0.as_ref().expect("an MmGuard holds its mm until it is consumed")
+    }
+}
+
+impl Drop for MmGuard {
+    fn drop(&mut self) {
+        if let Some(mm) = self.0.take() {
+            mm.destroy();
+        }
+    }
+}

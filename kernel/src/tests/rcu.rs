@@ -3,6 +3,7 @@
 //! whose rcu_head is queued), and an rcutorture-style pipe test on every CPU.
 
 use crate::arch::{smp, timer};
+use crate::ktest::TestResult;
 use crate::mm::frame;
 use crate::rcu;
 use crate::{check, ktest, println};
@@ -26,30 +27,34 @@ fn record_tag(head: *const RcuHead) {
     ORDER.lock().push(t.tag);
 }
 
-ktest! {
 fn rcu_callbacks_run_in_order() -> TestResult {
     ORDER.lock().clear();
     let items: Vec<Tagged> = (0..8).map(|i| Tagged { head: RcuHead::default(), tag: i }).collect();
     for t in &items {
         // SAFETY: `items` outlives rcu_barrier below, which waits for every callback.
-        unsafe { rcu::call_rcu(&t.head, record_tag) }.map_err(|e| format!("{e}"))?;
+        unsafe { rcu::call_rcu(&t.head, record_tag) }?;
     }
     rcu::rcu_barrier();
     let order = ORDER.lock().clone();
     check!(order == (0..8).collect::<Vec<_>>(), "callbacks ran in order {order:?}");
     Ok(())
 }
-}
+ktest!(rcu_callbacks_run_in_order);
 
-ktest! {
 fn rcu_misuse_is_caught() -> TestResult {
     let bugs = rcu::bugs();
     {
         let _r = rcu::read();
-        check!(rcu::quiescent_state().is_err(), "a quiescent state inside a read section was accepted");
+        check!(
+            rcu::quiescent_state().is_err(),
+            "a quiescent state inside a read section was accepted"
+        );
         check!(rcu::might_sleep().is_err(), "sleeping inside a read section was not caught");
     }
-    check!(rcu::quiescent_state().is_ok(), "a quiescent state outside any read section was refused");
+    check!(
+        rcu::quiescent_state().is_ok(),
+        "a quiescent state outside any read section was refused"
+    );
     check!(rcu::bugs() == bugs + 2, "expected 2 reported bugs, got {}", rcu::bugs() - bugs);
     // Double call_rcu: refused, and the first queueing still runs exactly once.
     ORDER.lock().clear();
@@ -62,7 +67,7 @@ fn rcu_misuse_is_caught() -> TestResult {
     // SAFETY: as above.
     let second = unsafe { rcu::call_rcu(&t.head, record_tag) };
     drop(r);
-    first.map_err(|e| format!("{e}"))?;
+    first?;
     check!(
         matches!(second, Err(ptfrag_core::rcu::RcuError::DoubleQueue { head }) if head == &t.head as *const RcuHead as u64),
         "double call_rcu returned {second:?}"
@@ -72,13 +77,12 @@ fn rcu_misuse_is_caught() -> TestResult {
     check!(order == [42], "after a refused double call_rcu the callbacks ran as {order:?}");
     Ok(())
 }
-}
+ktest!(rcu_misuse_is_caught);
 
 fn noop(_: *const RcuHead) {}
 
-ktest! {
 fn rcu_freeing_a_queued_head_is_caught() -> TestResult {
-    let pa = frame::alloc().map_err(|e| format!("{e}"))?;
+    let pa = frame::alloc()?;
     let d = frame::desc(pa);
     // Queue and free inside a read section, so the callback cannot run in between.
     let guard = rcu::read();
@@ -87,7 +91,7 @@ fn rcu_freeing_a_queued_head_is_caught() -> TestResult {
     let queued = unsafe { rcu::call_rcu(&d.rcu_head, noop) };
     let r = frame::free(pa);
     drop(guard);
-    queued.map_err(|e| format!("{e}"))?;
+    queued?;
     rcu::rcu_barrier();
     let r2 = frame::free(pa);
     check!(
@@ -97,9 +101,8 @@ fn rcu_freeing_a_queued_head_is_caught() -> TestResult {
     check!(r2.is_ok(), "freeing it after the callback ran returned {r2:?}");
     Ok(())
 }
-}
+ktest!(rcu_freeing_a_queued_head_is_caught);
 
-ktest! {
 fn rcu_grace_period_waits_for_readers() -> TestResult {
     // A reader on another CPU holds its section open; synchronize_rcu must not return
     // before the reader has left it.
@@ -130,10 +133,13 @@ fn rcu_grace_period_waits_for_readers() -> TestResult {
             }
         }
     });
-    check!(!returned_early.load(Ordering::Acquire), "synchronize_rcu returned while a reader was inside");
+    check!(
+        !returned_early.load(Ordering::Acquire),
+        "synchronize_rcu returned while a reader was inside"
+    );
     Ok(())
 }
-}
+ktest!(rcu_grace_period_waits_for_readers);
 
 /// rcutorture's pipe: a writer replaces the current element and ages the old one by one step
 /// per grace period through call_rcu (not on removal); readers that find an element aged at
@@ -168,7 +174,6 @@ fn pipe_advance(head: *const RcuHead) {
     }
 }
 
-ktest! {
 fn rcu_torture_pipe() -> TestResult {
     let n = smp::nr_online();
     let writes = 3000u64;
@@ -246,7 +251,7 @@ fn rcu_torture_pipe() -> TestResult {
     check!(reads.load(Ordering::Relaxed) > 0, "no reads happened");
     Ok(())
 }
-}
+ktest!(rcu_torture_pipe);
 
 fn read_once(hist: &[AtomicU64], reads: &AtomicU64, errors: &spin::Mutex<Vec<String>>, cpu: usize) {
     let _r = rcu::read();
@@ -278,7 +283,6 @@ fn waits_cb(_: *const RcuHead) {
     CB_RAN.store(true, Ordering::Release);
 }
 
-ktest! {
 fn rcu_callback_waits_for_reader() -> TestResult {
     let n = smp::nr_online();
     if n < 2 {
@@ -323,13 +327,19 @@ fn rcu_callback_waits_for_reader() -> TestResult {
         });
         match queued.lock().take() {
             Some(Ok(())) => {}
-            Some(Err(e)) => return Err(format!("variant {variant}: call_rcu refused: {e}")),
-            None => return Err(format!("variant {variant}: cpu 0 never called call_rcu")),
+            Some(Err(e)) => return Err(format!("variant {variant}: call_rcu refused: {e}").into()),
+            None => return Err(format!("variant {variant}: cpu 0 never called call_rcu").into()),
         }
         rcu::rcu_barrier();
-        check!(!early.load(Ordering::Acquire), "variant {variant}: callback ran while cpu 1 was in a read section");
-        check!(CB_RAN.load(Ordering::Acquire), "variant {variant}: callback did not run by rcu_barrier");
+        check!(
+            !early.load(Ordering::Acquire),
+            "variant {variant}: callback ran while cpu 1 was in a read section"
+        );
+        check!(
+            CB_RAN.load(Ordering::Acquire),
+            "variant {variant}: callback did not run by rcu_barrier"
+        );
     }
     Ok(())
 }
-}
+ktest!(rcu_callback_waits_for_reader);

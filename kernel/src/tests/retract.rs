@@ -7,9 +7,11 @@
 //! so a premature free is caught on every run, not by luck of timing.
 
 use super::gup_fast::{self, Walk};
+use super::MmGuard;
 use crate::arch::mmu::pte;
 use crate::arch::uaccess::load_u64;
 use crate::arch::{paca, smp, timer};
+use crate::ktest::{Context, TestError, TestResult};
 use crate::mm::file::{pattern, File};
 use crate::mm::mm_types::activate;
 use crate::mm::pgalloc::POISON;
@@ -225,27 +227,25 @@ fn xorshift(s: &mut u64) -> u64 {
     *s
 }
 
-fn make_round(round_no: u32, mms_n: usize, kind: RoundKind) -> Result<Round, String> {
+fn make_round(round_no: u32, mms_n: usize, kind: RoundKind) -> Result<Round, TestError> {
     let g = pte::geometry();
     let pages = (g.pmd_size() * CHUNKS as u64 / FRAME_SIZE) as usize;
-    let file =
-        Arc::new(File::new(1000 + round_no, pages, g.pmd_size()).map_err(|e| format!("{e}"))?);
+    let file = Arc::new(File::new(1000 + round_no, pages, g.pmd_size())?);
     let half = g.pmd_size() * CHUNKS as u64 / 2;
     let mut mms = Vec::new();
     let mut bases = Vec::new();
     for i in 0..mms_n {
-        let mm = Mm::new().map_err(|e| format!("{e:?}"))?;
+        let mm = MmGuard::new()?;
         let base = BASE + i as u64 * (1 << 36);
         // Two VMAs, so the upper one can go on its own.
-        mm.mmap(base, half, &file, 0, false).map_err(|e| format!("{e:?}"))?;
-        mm.mmap(base + half, half, &file, half, false).map_err(|e| format!("{e:?}"))?;
+        mm.mmap(base, half, &file, 0, false)?;
+        mm.mmap(base + half, half, &file, half, false)?;
         // Fault a few small pages of every chunk: one PTE table per (mm, chunk).
         {
             let _g = activate(&mm);
             for c in 0..CHUNKS as u64 {
                 for p in [0u64, 1, 7] {
-                    load_u64(base + c * g.pmd_size() + p * g.page_size())
-                        .map_err(|e| format!("prefault: {e:?}"))?;
+                    load_u64(base + c * g.pmd_size() + p * g.page_size()).context("prefault")?;
                 }
             }
         }
@@ -259,10 +259,12 @@ fn make_round(round_no: u32, mms_n: usize, kind: RoundKind) -> Result<Round, Str
     if kind != RoundKind::Collapse {
         let last = mms_n - 1;
         if !mms[last].munmap(bases[last] + half) {
-            return Err(format!("munmap of {:#x} found no VMA", bases[last] + half));
+            return Err(format!("munmap of {:#x} found no VMA", bases[last] + half).into());
         }
         unmapped = Some((last, half));
     }
+    // Set up: from here on the round's owner tears its address spaces down.
+    let mms = mms.into_iter().map(MmGuard::into_inner).collect();
     Ok(Round { file, mms, bases, unmapped })
 }
 
@@ -333,6 +335,148 @@ impl Outcome {
     fn mmu() -> &'static str {
         crate::arch::mmu::mode().name()
     }
+
+    /// The `figure: retract` line of `retract_torture` (the harness reads its keys).
+    fn print_retract_figure(&self) {
+        println!(
+            "figure: retract mmu={} strategy={} cpus={} rounds={} retracts={} deferrals={} pages_freed_after_gp={} \
+             pages_freed_now={} call_rcu_per_page={:.2} gp_per_page={:.2} head_already_queued={} redefers={} \
+             peak_waiting_pages={} defer_to_free_mean_us={} defer_to_free_max_us={} retracts_per_s={:.0} \
+             walker_reads_per_s={:.0} gp_latency_us={} deterministic_checks={} poison_reads={} \
+             deterministic_poison_reads={} bad_data={} \
+             double_call_rcu={} rcu_check={} rcu_check_bugs={} leaked_frames={} pending_callbacks={} \
+             catches_by_cpu={} retract_cpus={} munmap_rounds={} early_teardowns={} \
+             hash_page_poison_reads={}",
+            Outcome::mmu(),
+            pte_free::strategy().name(),
+            self.n,
+            self.rounds,
+            self.retracts,
+            self.deferrals,
+            self.pages_freed,
+            self.pages_freed_now,
+            self.per_page(self.call_rcu),
+            self.per_page(self.grace_periods),
+            self.head_already_queued,
+            self.redefers,
+            self.peak_waiting,
+            self.lat_mean_us,
+            self.lat_max_us,
+            self.retracts_per_s(),
+            self.walker_reads_per_s(),
+            self.gp_latency_us,
+            self.det_seen,
+            self.poison,
+            self.det_poison,
+            self.bad_data,
+            pte_free::double_queues(),
+            if pte_free::rcu_check_enabled() { "on" } else { "off" },
+            self.oracle_bugs,
+            self.leaked,
+            self.pending,
+            self.by_cpu,
+            self.retract_cpus,
+            self.munmap_rounds,
+            self.early_teardowns,
+            self.hash_page_poison
+        );
+    }
+
+    /// A `figure: bench` line of `retract_bench` for `strategy` over `mms` address spaces,
+    /// its retract cost against `none`'s (the plots read its keys).
+    fn print_bench_figure(
+        &self,
+        mms: usize,
+        strategy: Strategy,
+        us_per_table: f64,
+        none_cost: f64,
+    ) {
+        println!(
+            "figure: bench mmu={} cpus={} mms={} strategy={} rounds={} retracts={} retract_us_per_table={:.1} \
+             retract_cost_vs_none={:.2} call_rcu_per_page={:.2} gp_per_page={:.2} head_already_queued={} \
+             redefers={} peak_waiting_pages={} defer_to_free_mean_us={} defer_to_free_max_us={} \
+             walker_reads_per_s={:.0} gp_latency_us={} poison_reads={} leaked_frames={} \
+             hpte_evictions={}",
+            Outcome::mmu(),
+            self.n,
+            mms,
+            strategy.name(),
+            self.rounds,
+            self.retracts,
+            us_per_table,
+            us_per_table / none_cost.max(f64::MIN_POSITIVE),
+            self.per_page(self.call_rcu),
+            self.per_page(self.grace_periods),
+            self.head_already_queued,
+            self.redefers,
+            self.peak_waiting,
+            self.lat_mean_us,
+            self.lat_max_us,
+            self.walker_reads_per_s(),
+            self.gp_latency_us,
+            self.poison,
+            self.leaked,
+            crate::arch::mmu::hash::EVICTIONS.load(Ordering::Relaxed)
+        );
+    }
+
+    /// What the workload `s` measured since `before` (or why it could not be set up), read
+    /// once every deferral's callback has run.
+    fn measure(s: &Shared, before: &Baseline, elapsed: u64) -> Result<Outcome, TestError> {
+        rcu::rcu_barrier();
+        rcu::rcu_barrier();
+        let d = pte_free::stats();
+        let r = rcu::stats();
+        let (lat_mean, lat_max) = pte_free::take_defer_to_free_us();
+        let leaked = before.frames as i64 - frame::free_count() as i64;
+        let pending = rcu::pending();
+        if let Some(e) = s.setup_error.lock().take() {
+            return Err(e);
+        }
+        let (d0, r0, t) = (&before.defer, &before.rcu, &s.tally);
+        let first_error = t.first_error.lock().clone();
+        Ok(Outcome {
+            n: s.n,
+            rounds: s.p.rounds,
+            retracts: s.retracts.load(Ordering::Relaxed),
+            deferrals: d.deferrals - d0.deferrals,
+            pages_freed: d.pages_freed - d0.pages_freed,
+            pages_freed_now: d.pages_freed_now - d0.pages_freed_now,
+            call_rcu: d.call_rcu - d0.call_rcu,
+            grace_periods: r.grace_periods - r0.grace_periods,
+            head_already_queued: d.head_already_queued - d0.head_already_queued,
+            redefers: d.redefers - d0.redefers,
+            peak_waiting: d.waiting_peak,
+            lat_mean_us: lat_mean,
+            lat_max_us: lat_max,
+            retract_time: s.retract_time.load(Ordering::Relaxed),
+            elapsed,
+            gp_latency_us: timer::tb_to_us(
+                s.gp_time.load(Ordering::Relaxed) / s.p.rounds.max(1) as u64,
+            ),
+            walker_reads: t.lockless.load(Ordering::Relaxed) + t.mmu_loads.load(Ordering::Relaxed),
+            det_seen: s.det_seen.load(Ordering::Relaxed),
+            retract_cpus: per_cpu(&s.retract_cpus),
+            munmap_rounds: s.munmap_rounds.load(Ordering::Relaxed),
+            early_teardowns: s.early_teardowns.load(Ordering::Relaxed),
+            hash_page_poison: crate::arch::mmu::hash_utils::POISON_READS.load(Ordering::Relaxed)
+                - before.hash_page_poison,
+            poison: t.poison.load(Ordering::Relaxed),
+            det_poison: t.det_poison.load(Ordering::Relaxed),
+            bad_data: t.bad_data.load(Ordering::Relaxed),
+            first_error,
+            bugs: pte_free::bugs() - before.bugs,
+            oracle_bugs: pte_free::oracle_bugs() - before.oracle_bugs,
+            by_cpu: per_cpu(&t.by_cpu[..s.n]),
+            leaked,
+            pending,
+        })
+    }
+}
+
+/// Counters per CPU as `a/b/c/...`.
+fn per_cpu(counters: &[AtomicU64]) -> String {
+    counters.iter().map(|c| format!("{}", c.load(Ordering::Relaxed))).collect::<Vec<_>>().join("/")
 }
 
 /// A few lockless walks (and some MMU loads) of random places of `round`.
@@ -348,328 +492,346 @@ fn walk_batch(round: &Round, seed: &mut u64, t: &Tally) {
     }
 }
 
-fn run_retract(p: &Params) -> Result<Outcome, String> {
-    let rounds = p.rounds;
-    let mms_n = p.mms;
-    let n = smp::nr_online();
-    let g = pte::geometry();
-    let frames_before = frame::free_count();
-    let d0 = pte_free::stats();
-    let r0 = rcu::stats();
-    let bugs0 = pte_free::bugs();
-    let oracle0 = pte_free::oracle_bugs();
-    let hash_poison0 = crate::arch::mmu::hash_utils::POISON_READS.load(Ordering::Relaxed);
-    let tally = Tally::default();
-    let current: spin::RwLock<Option<Arc<Round>>> = spin::RwLock::new(None);
-    let generation = AtomicU64::new(0);
-    let acks: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
-    let stop = AtomicBool::new(false);
-    // Deterministic case: 0 idle, 1 = walker should grab the PMD, 2 = walker holds it,
-    // 3 = retract returned.
-    let det = AtomicU32::new(0);
-    let det_seen = AtomicU64::new(0);
-    // The CPU whose deterministic walker holds the read section this round: every CPU in
-    // turn, so a grace period that forgets one CPU meets that CPU's reader.
-    let det_cpu = AtomicUsize::new(1);
-    // The collapse of a round, run by CPU c when `job` is JOB_FOR + c (JOB_DONE once done;
-    // one word, so a CPU cannot pair an old target with a new request): every CPU in
-    // turn retracts, so deferrals, call_rcu and callbacks happen on every CPU.
-    const JOB_IDLE: usize = 0;
-    const JOB_FOR: usize = 1;
-    const JOB_DONE: usize = usize::MAX;
-    let job = AtomicUsize::new(JOB_IDLE);
-    let retract_cpus: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
-    let (munmap_rounds, early_teardowns) = (AtomicU64::new(0), AtomicU64::new(0));
-    let retract_time = AtomicU64::new(0);
-    let retracts = AtomicU64::new(0);
-    let setup_error = spin::Mutex::new(None::<String>);
-    let gp_time = AtomicU64::new(0);
-    let collapse_all = |round: &Round| {
-        retract_cpus[paca::cpu_id()].fetch_add(1, Ordering::Relaxed);
+/// `Shared::det`, the deterministic case's hand-shake between CPU 0 and the walker CPU that
+/// holds the read section: idle, the walker should grab the PMD, it holds it, the retract
+/// returned.
+const DET_IDLE: u32 = 0;
+const DET_GRAB: u32 = 1;
+const DET_HOLDS: u32 = 2;
+const DET_RETRACTED: u32 = 3;
+
+/// `Shared::job`: the collapse of a round, run by CPU c when `job` is JOB_FOR + c (JOB_DONE
+/// once done; one word, so a CPU cannot pair an old target with a new request): every CPU
+/// in turn retracts, so deferrals, call_rcu and callbacks happen on every CPU.
+const JOB_IDLE: usize = 0;
+const JOB_FOR: usize = 1;
+const JOB_DONE: usize = usize::MAX;
+
+/// What the CPUs of one workload share: the published round, the hand-shakes around it, and
+/// the counters its figures come from.
+struct Shared<'a> {
+    p: &'a Params,
+    /// CPUs online.
+    n: usize,
+    tally: Tally,
+    /// The round the walkers walk, `None` between rounds.
+    current: spin::RwLock<Option<Arc<Round>>>,
+    /// Bumped to retire a round; each walker acks the generation it has seen in `acks`
+    /// (`u64::MAX` once it stopped).
+    generation: AtomicU64,
+    acks: Vec<AtomicU64>,
+    stop: AtomicBool,
+    /// `DET_*`.
+    det: AtomicU32,
+    det_seen: AtomicU64,
+    /// The CPU whose deterministic walker holds the read section this round: every CPU in
+    /// turn, so a grace period that forgets one CPU meets that CPU's reader.
+    det_cpu: AtomicUsize,
+    /// `JOB_*`.
+    job: AtomicUsize,
+    /// Rounds retracted by each CPU.
+    retract_cpus: Vec<AtomicU64>,
+    munmap_rounds: AtomicU64,
+    early_teardowns: AtomicU64,
+    retract_time: AtomicU64,
+    retracts: AtomicU64,
+    setup_error: spin::Mutex<Option<TestError>>,
+    /// Time spent in the rounds' `synchronize_rcu`.
+    gp_time: AtomicU64,
+}
+
+impl<'a> Shared<'a> {
+    fn new(p: &'a Params, n: usize) -> Self {
+        Shared {
+            p,
+            n,
+            tally: Tally::default(),
+            current: spin::RwLock::new(None),
+            generation: AtomicU64::new(0),
+            acks: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            stop: AtomicBool::new(false),
+            det: AtomicU32::new(DET_IDLE),
+            det_seen: AtomicU64::new(0),
+            det_cpu: AtomicUsize::new(1),
+            job: AtomicUsize::new(JOB_IDLE),
+            retract_cpus: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            munmap_rounds: AtomicU64::new(0),
+            early_teardowns: AtomicU64::new(0),
+            retract_time: AtomicU64::new(0),
+            retracts: AtomicU64::new(0),
+            setup_error: spin::Mutex::new(None),
+            gp_time: AtomicU64::new(0),
+        }
+    }
+
+    /// Collapses every chunk of `round` on this CPU.
+    fn collapse_all(&self, round: &Round) {
+        let g = pte::geometry();
+        self.retract_cpus[paca::cpu_id()].fetch_add(1, Ordering::Relaxed);
         for c in 0..CHUNKS as u64 {
             // The collapse: copy and unmap (not timed), then the retract (timed).
             if let Err(e) = khugepaged::collapse_begin(&round.file, c * g.pmd_size()) {
-                *setup_error.lock() = Some(format!("collapse: {e}"));
+                *self.setup_error.lock() = Some(format!("collapse: {e}").into());
                 continue;
             }
             let t0 = timer::now();
             let k = khugepaged::retract_page_tables(&round.file, c * g.pmd_size());
-            retract_time.fetch_add(timer::now() - t0, Ordering::Relaxed);
+            self.retract_time.fetch_add(timer::now() - t0, Ordering::Relaxed);
             khugepaged::collapse_end(&round.file, c * g.pmd_size());
-            retracts.fetch_add(k as u64, Ordering::Relaxed);
+            self.retracts.fetch_add(k as u64, Ordering::Relaxed);
         }
+    }
+
+    /// CPU 0: runs the collapse of `round` on CPU `rc` and waits for it, walking meanwhile
+    /// if `walk` (not while it holds the deterministic read section: then it waits inside
+    /// it).
+    fn run_job(&self, round: &Round, rc: usize, walk: bool, seed: &mut u64) {
+        if rc == 0 {
+            self.collapse_all(round);
+            return;
+        }
+        self.job.store(JOB_FOR + rc, Ordering::Release);
+        while self.job.load(Ordering::Acquire) != JOB_DONE {
+            if walk {
+                walk_batch(round, seed, &self.tally);
+                let _ = rcu::quiescent_state();
+                rcu::run_callbacks();
+            }
+            core::hint::spin_loop();
+        }
+        self.job.store(JOB_IDLE, Ordering::Release);
+    }
+
+    /// CPU 0: starts a new generation and waits (5 s at most) until every walker has seen
+    /// it, so none still walks what was published before.
+    fn retire(&self) {
+        let gen = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let t0 = timer::now();
+        while self.p.walkers
+            && (1..self.n).any(|c| self.acks[c].load(Ordering::Acquire) < gen)
+            && timer::tb_to_us(timer::now() - t0) < 5_000_000
+        {
+            let _ = rcu::quiescent_state();
+            rcu::run_callbacks();
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// A walker CPU (any but CPU 0): until told to stop, walks the published round's address
+/// spaces, collapses it when it is this CPU's turn and holds the deterministic read section
+/// when asked to.
+fn walker(s: &Shared, cpu: usize) {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ (cpu as u64 * 0x1234_5678);
+    let mut seen_gen = 0;
+    while !s.stop.load(Ordering::Acquire) {
+        let gen = s.generation.load(Ordering::Acquire);
+        let round = s.current.read().clone();
+        if let Some(round) = &round {
+            if s.job.load(Ordering::Acquire) == JOB_FOR + cpu {
+                s.collapse_all(round);
+                s.job.store(JOB_DONE, Ordering::Release);
+            }
+            if cpu == s.det_cpu.load(Ordering::Acquire) && s.det.load(Ordering::Acquire) == DET_GRAB
+            {
+                deterministic_walk(round, &s.tally, || {
+                    s.det.store(DET_HOLDS, Ordering::Release);
+                    while s.det.load(Ordering::Acquire) != DET_RETRACTED
+                        && !s.stop.load(Ordering::Acquire)
+                    {
+                        core::hint::spin_loop();
+                    }
+                });
+                s.det_seen.fetch_add(1, Ordering::Relaxed);
+                s.det.store(DET_IDLE, Ordering::Release);
+            }
+            walk_batch(round, &mut seed, &s.tally);
+        }
+        drop(round);
+        if gen != seen_gen {
+            s.acks[cpu].store(gen, Ordering::Release);
+            seen_gen = gen;
+        }
+        let _ = rcu::quiescent_state();
+        rcu::run_callbacks();
+    }
+    s.acks[cpu].store(u64::MAX, Ordering::Release);
+}
+
+/// CPU 0's part, the workload: sets up, publishes, retires and tears down the rounds (the
+/// collapse runs on each round's retracting CPU), then stops the walkers.
+fn workload(s: &Shared) {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for rno in 0..s.p.rounds {
+        if let Err(e) = run_round(s, rno, &mut seed) {
+            *s.setup_error.lock() = Some(e);
+            break;
+        }
+        let _ = rcu::quiescent_state();
+        rcu::run_callbacks();
+    }
+    s.stop.store(true, Ordering::Release);
+}
+
+/// One round: set up and publish it, collapse it, tear its last address space down early
+/// if it is a `MunmapTeardown` round, time a grace period, check that the huge leaves
+/// replaced the tables, then retire and tear it down. Fails only if it cannot be set up.
+fn run_round(s: &Shared, rno: u32, seed: &mut u64) -> Result<(), TestError> {
+    let p = s.p;
+    let kind = match (p.mixed && p.mms >= 2, rno % 3) {
+        (false, _) | (true, 0) => RoundKind::Collapse,
+        (true, 1) => RoundKind::Munmap,
+        _ => RoundKind::MunmapTeardown,
     };
+    let mut round = Arc::new(make_round(rno, p.mms, kind)?);
+    if kind != RoundKind::Collapse {
+        s.munmap_rounds.fetch_add(1, Ordering::Relaxed);
+    }
+    *s.current.write() = Some(round.clone());
+    collapse_round(s, &round, rno, seed);
+    if kind == RoundKind::MunmapTeardown {
+        round = early_teardown(s, round);
+    }
+    // A grace period while the walkers run: its latency is a figure.
+    let t0 = timer::now();
+    rcu::synchronize_rcu();
+    s.gp_time.fetch_add(timer::now() - t0, Ordering::Relaxed);
+    check_huge_leaves(s, &round);
+    retire_round(s, round);
+    Ok(())
+}
+
+/// The round's collapse, on the CPU whose turn it is (`rc`), with a deterministic walker's
+/// read section held across it (on CPU `dc`) when there are walkers.
+fn collapse_round(s: &Shared, round: &Round, rno: u32, seed: &mut u64) {
+    let n = s.n;
+    let deterministic = n > 1 && s.p.walkers;
+    let rc = if deterministic && s.p.mixed { rno as usize % n } else { 0 };
+    let dc = if rc == 0 { 1 + rno as usize % (n - 1).max(1) } else { (rc + 1) % n };
+    if deterministic && dc == 0 {
+        deterministic_walk(round, &s.tally, || s.run_job(round, rc, false, seed));
+        s.det_seen.fetch_add(1, Ordering::Relaxed);
+    } else if deterministic {
+        s.det_cpu.store(dc, Ordering::Release);
+        s.det.store(DET_GRAB, Ordering::Release);
+        let t0 = timer::now();
+        while s.det.load(Ordering::Acquire) != DET_HOLDS
+            && timer::tb_to_us(timer::now() - t0) < 2_000_000
+        {
+            core::hint::spin_loop();
+        }
+        s.run_job(round, rc, true, seed);
+        s.det.store(DET_RETRACTED, Ordering::Release);
+        let t0 = timer::now();
+        while s.det.load(Ordering::Acquire) != DET_IDLE
+            && timer::tb_to_us(timer::now() - t0) < 2_000_000
+        {
+            let _ = rcu::quiescent_state();
+            rcu::run_callbacks();
+            core::hint::spin_loop();
+        }
+    } else {
+        s.run_job(round, rc, false, seed);
+    }
+}
+
+/// Tears the round's last address space down now, its deferrals still pending: first every
+/// walker must have left it. Returns the round without it, published.
+fn early_teardown(s: &Shared, old: Arc<Round>) -> Arc<Round> {
+    let round = Arc::new(old.without_last());
+    *s.current.write() = Some(round.clone());
+    s.retire();
+    let last = old.mms[old.mms.len() - 1].clone();
+    drop(old);
+    last.destroy();
+    s.early_teardowns.fetch_add(1, Ordering::Relaxed);
+    round
+}
+
+/// Later accesses fault in the huge PMD leaves: a load through the MMU of every chunk an
+/// address space still maps, which must then be a PMD leaf.
+fn check_huge_leaves(s: &Shared, round: &Round) {
+    let g = pte::geometry();
+    for (m, mm) in round.mms.iter().enumerate() {
+        for c in 0..CHUNKS as u64 {
+            let off = c * g.pmd_size() + 0x1238;
+            if !round.mapped(m, off) {
+                continue;
+            }
+            mmu_load(mm, round.bases[m] + off, round, off, &s.tally);
+            if mm.lookup_slot(round.bases[m] + off).map(|(_, l)| l) != Some(Level::Pmd) {
+                s.tally.error(
+                    &s.tally.bad_data,
+                    format!("mm {} chunk {c}: no huge PMD leaf after collapse", mm.pid),
+                );
+            }
+        }
+    }
+}
+
+/// Retires the round: every walker must have moved past it before teardown (a round a
+/// walker still holds after the wait is left alone: its frames then count as leaked).
+fn retire_round(s: &Shared, round: Arc<Round>) {
+    *s.current.write() = None;
+    s.retire();
+    if let Ok(r) = Arc::try_unwrap(round) {
+        for mm in r.mms {
+            mm.destroy();
+        }
+        for c in 0..CHUNKS as u64 {
+            r.file.unhuge(c * pte::geometry().pmd_size());
+        }
+    }
+}
+
+/// The global counters when a workload starts: its figures are the differences.
+struct Baseline {
+    frames: usize,
+    defer: ptfrag_core::pte_free_defer::DeferCounts,
+    rcu: ptfrag_core::rcu::RcuStats,
+    bugs: u64,
+    oracle_bugs: u64,
+    hash_page_poison: u64,
+}
+
+impl Baseline {
+    fn now() -> Self {
+        Baseline {
+            frames: frame::free_count(),
+            defer: pte_free::stats(),
+            rcu: rcu::stats(),
+            bugs: pte_free::bugs(),
+            oracle_bugs: pte_free::oracle_bugs(),
+            hash_page_poison: crate::arch::mmu::hash_utils::POISON_READS.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn run_retract(p: &Params) -> Result<Outcome, TestError> {
+    let n = smp::nr_online();
+    let before = Baseline::now();
+    let s = Shared::new(p, n);
     let t_start = timer::now();
     pte_free::reset_peak();
     smp::on_each_cpu(&|cpu| {
-        if cpu != 0 && !p.walkers {
-            return;
+        if cpu == 0 {
+            workload(&s);
+        } else if p.walkers {
+            walker(&s, cpu);
         }
-        if cpu != 0 {
-            // Walkers: until told to stop, walk the published round's address spaces, and
-            // collapse it when it is this CPU's turn.
-            let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ (cpu as u64 * 0x1234_5678);
-            let mut seen_gen = 0;
-            while !stop.load(Ordering::Acquire) {
-                let gen = generation.load(Ordering::Acquire);
-                let round = current.read().clone();
-                if let Some(round) = &round {
-                    if job.load(Ordering::Acquire) == JOB_FOR + cpu {
-                        collapse_all(round);
-                        job.store(JOB_DONE, Ordering::Release);
-                    }
-                    if cpu == det_cpu.load(Ordering::Acquire) && det.load(Ordering::Acquire) == 1 {
-                        deterministic_walk(round, &tally, || {
-                            det.store(2, Ordering::Release);
-                            while det.load(Ordering::Acquire) != 3 && !stop.load(Ordering::Acquire)
-                            {
-                                core::hint::spin_loop();
-                            }
-                        });
-                        det_seen.fetch_add(1, Ordering::Relaxed);
-                        det.store(0, Ordering::Release);
-                    }
-                    walk_batch(round, &mut seed, &tally);
-                }
-                drop(round);
-                if gen != seen_gen {
-                    acks[cpu].store(gen, Ordering::Release);
-                    seen_gen = gen;
-                }
-                let _ = rcu::quiescent_state();
-                rcu::run_callbacks();
-            }
-            acks[cpu].store(u64::MAX, Ordering::Release);
-            return;
-        }
-        // CPU 0: sets up, publishes, retires and tears down the rounds; the collapse runs on
-        // the round's retracting CPU.
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let retire = |gen_of: &AtomicU64| {
-            let gen = gen_of.fetch_add(1, Ordering::AcqRel) + 1;
-            let t0 = timer::now();
-            while p.walkers
-                && (1..n).any(|c| acks[c].load(Ordering::Acquire) < gen)
-                && timer::tb_to_us(timer::now() - t0) < 5_000_000
-            {
-                let _ = rcu::quiescent_state();
-                rcu::run_callbacks();
-                core::hint::spin_loop();
-            }
-        };
-        for rno in 0..rounds {
-            let kind = match (p.mixed && mms_n >= 2, rno % 3) {
-                (false, _) | (true, 0) => RoundKind::Collapse,
-                (true, 1) => RoundKind::Munmap,
-                _ => RoundKind::MunmapTeardown,
-            };
-            let mut round = match make_round(rno, mms_n, kind) {
-                Ok(r) => Arc::new(r),
-                Err(e) => {
-                    *setup_error.lock() = Some(e);
-                    break;
-                }
-            };
-            if kind != RoundKind::Collapse {
-                munmap_rounds.fetch_add(1, Ordering::Relaxed);
-            }
-            *current.write() = Some(round.clone());
-            let deterministic = n > 1 && p.walkers;
-            let rc = if deterministic && p.mixed { rno as usize % n } else { 0 };
-            let dc = if rc == 0 { 1 + rno as usize % (n - 1).max(1) } else { (rc + 1) % n };
-            // Runs the collapse on CPU `rc` and waits for it; CPU 0 walks meanwhile unless
-            // it holds the deterministic read section (then it waits inside it).
-            let run_job = |walk: bool, seed: &mut u64| {
-                if rc == 0 {
-                    collapse_all(&round);
-                    return;
-                }
-                job.store(JOB_FOR + rc, Ordering::Release);
-                while job.load(Ordering::Acquire) != JOB_DONE {
-                    if walk {
-                        walk_batch(&round, seed, &tally);
-                        let _ = rcu::quiescent_state();
-                        rcu::run_callbacks();
-                    }
-                    core::hint::spin_loop();
-                }
-                job.store(JOB_IDLE, Ordering::Release);
-            };
-            if deterministic && dc == 0 {
-                deterministic_walk(&round, &tally, || run_job(false, &mut seed));
-                det_seen.fetch_add(1, Ordering::Relaxed);
-            } else if deterministic {
-                det_cpu.store(dc, Ordering::Release);
-                det.store(1, Ordering::Release);
-                let t0 = timer::now();
-                while det.load(Ordering::Acquire) != 2
-                    && timer::tb_to_us(timer::now() - t0) < 2_000_000
-                {
-                    core::hint::spin_loop();
-                }
-                run_job(true, &mut seed);
-                det.store(3, Ordering::Release);
-                let t0 = timer::now();
-                while det.load(Ordering::Acquire) != 0
-                    && timer::tb_to_us(timer::now() - t0) < 2_000_000
-                {
-                    let _ = rcu::quiescent_state();
-                    rcu::run_callbacks();
-                    core::hint::spin_loop();
-                }
-            } else {
-                run_job(false, &mut seed);
-            }
-            if kind == RoundKind::MunmapTeardown {
-                // Tear the last address space down now, its deferrals still pending: first
-                // every walker must have left it.
-                let old = round;
-                round = Arc::new(old.without_last());
-                *current.write() = Some(round.clone());
-                retire(&generation);
-                let last = old.mms[old.mms.len() - 1].clone();
-                drop(old);
-                last.destroy();
-                early_teardowns.fetch_add(1, Ordering::Relaxed);
-            }
-            // A grace period while the walkers run: its latency is a figure.
-            let t0 = timer::now();
-            rcu::synchronize_rcu();
-            gp_time.fetch_add(timer::now() - t0, Ordering::Relaxed);
-            // Later accesses fault in the huge PMD leaves.
-            for (m, mm) in round.mms.iter().enumerate() {
-                for c in 0..CHUNKS as u64 {
-                    let off = c * g.pmd_size() + 0x1238;
-                    if !round.mapped(m, off) {
-                        continue;
-                    }
-                    mmu_load(mm, round.bases[m] + off, &round, off, &tally);
-                    if mm.lookup_slot(round.bases[m] + off).map(|(_, l)| l) != Some(Level::Pmd) {
-                        tally.error(
-                            &tally.bad_data,
-                            format!("mm {} chunk {c}: no huge PMD leaf after collapse", mm.pid),
-                        );
-                    }
-                }
-            }
-            // Retire the round: every walker must have moved past it before teardown.
-            *current.write() = None;
-            retire(&generation);
-            if let Ok(r) = Arc::try_unwrap(round) {
-                for mm in r.mms {
-                    mm.destroy();
-                }
-                for c in 0..CHUNKS as u64 {
-                    r.file.unhuge(c * g.pmd_size());
-                }
-            }
-            let _ = rcu::quiescent_state();
-            rcu::run_callbacks();
-        }
-        stop.store(true, Ordering::Release);
     });
     let elapsed = timer::now() - t_start;
-    rcu::rcu_barrier();
-    rcu::rcu_barrier();
-    let d = pte_free::stats();
-    let r = rcu::stats();
-    let (lat_mean, lat_max) = pte_free::take_defer_to_free_us();
-    let leaked = frames_before as i64 - frame::free_count() as i64;
-    let pending = rcu::pending();
-    if let Some(e) = setup_error.lock().take() {
-        return Err(e);
-    }
-    let first_error = tally.first_error.lock().clone();
-    Ok(Outcome {
-        n,
-        rounds,
-        retracts: retracts.load(Ordering::Relaxed),
-        deferrals: d.deferrals - d0.deferrals,
-        pages_freed: d.pages_freed - d0.pages_freed,
-        pages_freed_now: d.pages_freed_now - d0.pages_freed_now,
-        call_rcu: d.call_rcu - d0.call_rcu,
-        grace_periods: r.grace_periods - r0.grace_periods,
-        head_already_queued: d.head_already_queued - d0.head_already_queued,
-        redefers: d.redefers - d0.redefers,
-        peak_waiting: d.waiting_peak,
-        lat_mean_us: lat_mean,
-        lat_max_us: lat_max,
-        retract_time: retract_time.load(Ordering::Relaxed),
-        elapsed,
-        gp_latency_us: timer::tb_to_us(gp_time.load(Ordering::Relaxed) / rounds.max(1) as u64),
-        walker_reads: tally.lockless.load(Ordering::Relaxed)
-            + tally.mmu_loads.load(Ordering::Relaxed),
-        det_seen: det_seen.load(Ordering::Relaxed),
-        retract_cpus: retract_cpus
-            .iter()
-            .map(|c| format!("{}", c.load(Ordering::Relaxed)))
-            .collect::<Vec<_>>()
-            .join("/"),
-        munmap_rounds: munmap_rounds.load(Ordering::Relaxed),
-        early_teardowns: early_teardowns.load(Ordering::Relaxed),
-        hash_page_poison: crate::arch::mmu::hash_utils::POISON_READS.load(Ordering::Relaxed)
-            - hash_poison0,
-        poison: tally.poison.load(Ordering::Relaxed),
-        det_poison: tally.det_poison.load(Ordering::Relaxed),
-        bad_data: tally.bad_data.load(Ordering::Relaxed),
-        first_error,
-        bugs: pte_free::bugs() - bugs0,
-        oracle_bugs: pte_free::oracle_bugs() - oracle0,
-        by_cpu: tally.by_cpu[..n]
-            .iter()
-            .map(|c| format!("{}", c.load(Ordering::Relaxed)))
-            .collect::<Vec<_>>()
-            .join("/"),
-        leaked,
-        pending,
-    })
+    Outcome::measure(&s, &before, elapsed)
 }
 
-ktest! {
 fn retract_torture() -> TestResult {
-    let o = run_retract(&Params { mms: 4, rounds: crate::config().collapses, walkers: true, mixed: true })?;
-    println!(
-        "figure: retract mmu={} strategy={} cpus={} rounds={} retracts={} deferrals={} pages_freed_after_gp={} \
-         pages_freed_now={} call_rcu_per_page={:.2} gp_per_page={:.2} head_already_queued={} redefers={} \
-         peak_waiting_pages={} defer_to_free_mean_us={} defer_to_free_max_us={} retracts_per_s={:.0} \
-         walker_reads_per_s={:.0} gp_latency_us={} deterministic_checks={} poison_reads={} \
-         deterministic_poison_reads={} bad_data={} \
-         double_call_rcu={} rcu_check={} rcu_check_bugs={} leaked_frames={} pending_callbacks={} \
-         catches_by_cpu={} retract_cpus={} munmap_rounds={} early_teardowns={} \
-         hash_page_poison_reads={}",
-        Outcome::mmu(),
-        pte_free::strategy().name(),
-        o.n,
-        o.rounds,
-        o.retracts,
-        o.deferrals,
-        o.pages_freed,
-        o.pages_freed_now,
-        o.per_page(o.call_rcu),
-        o.per_page(o.grace_periods),
-        o.head_already_queued,
-        o.redefers,
-        o.peak_waiting,
-        o.lat_mean_us,
-        o.lat_max_us,
-        o.retracts_per_s(),
-        o.walker_reads_per_s(),
-        o.gp_latency_us,
-        o.det_seen,
-        o.poison,
-        o.det_poison,
-        o.bad_data,
-        pte_free::double_queues(),
-        if pte_free::rcu_check_enabled() { "on" } else { "off" },
-        o.oracle_bugs,
-        o.leaked,
-        o.pending,
-        o.by_cpu,
-        o.retract_cpus,
-        o.munmap_rounds,
-        o.early_teardowns,
-        o.hash_page_poison
-    );
+    let o = run_retract(&Params {
+        mms: 4,
+        rounds: crate::config().collapses,
+        walkers: true,
+        mixed: true,
+    })?;
+    o.print_retract_figure();
     let first = o.first_error.clone().unwrap_or_default();
     check!(o.poison == 0, "walkers read POISON from freed page tables: {first}");
     check!(
@@ -685,16 +847,20 @@ fn retract_torture() -> TestResult {
         o.oracle_bugs
     );
     check!(o.bad_data == 0, "walkers saw wrong data: {first}");
-    check!(o.n < 2 || o.det_seen == o.rounds as u64, "the deterministic walker ran {} of {} rounds", o.det_seen, o.rounds);
+    check!(
+        o.n < 2 || o.det_seen == o.rounds as u64,
+        "the deterministic walker ran {} of {} rounds",
+        o.det_seen,
+        o.rounds
+    );
     check!(o.deferrals == o.retracts, "deferrals != retracts");
     check!(o.pending == 0, "{} RCU callbacks still pending", o.pending);
     check!(o.leaked == 0, "{} frames leaked", o.leaked);
     Ok(())
 }
-}
+ktest!(retract_torture);
 
-ktest! {
-bench fn retract_bench() -> TestResult {
+fn retract_bench() -> TestResult {
     // `bench=1` (make bench): every strategy in one boot, so their costs are ratios measured
     // in one run. The retract cost comes from a run without walkers (same conditions for all,
     // `none` included); the walker, grace-period and pending-page figures from a second run
@@ -705,48 +871,39 @@ bench fn retract_bench() -> TestResult {
     run_retract(&Params { mms: cfg.mms, rounds: 1, walkers: false, mixed: false })?;
     let mut none_cost = 0.0;
     for st in [Strategy::None, Strategy::Refcount, Strategy::Active, Strategy::Bitmap] {
-        pte_free::set_strategy(st).map_err(|e| format!("switching to {}: {e}", st.name()))?;
-        let quiet = run_retract(&Params { mms: cfg.mms, rounds: cfg.collapses, walkers: false, mixed: false })?;
-        let us_per_table = timer::tb_to_us(quiet.retract_time) as f64 / quiet.retracts.max(1) as f64;
+        pte_free::set_strategy(st).with_context(|| format!("switching to {}", st.name()))?;
+        let quiet = run_retract(&Params {
+            mms: cfg.mms,
+            rounds: cfg.collapses,
+            walkers: false,
+            mixed: false,
+        })?;
+        let us_per_table =
+            timer::tb_to_us(quiet.retract_time) as f64 / quiet.retracts.max(1) as f64;
         let o = if st == Strategy::None {
             quiet
         } else {
-            run_retract(&Params { mms: cfg.mms, rounds: cfg.collapses, walkers: true, mixed: false })?
+            run_retract(&Params {
+                mms: cfg.mms,
+                rounds: cfg.collapses,
+                walkers: true,
+                mixed: false,
+            })?
         };
         if st == Strategy::None {
             none_cost = us_per_table;
         }
-        println!(
-            "figure: bench mmu={} cpus={} mms={} strategy={} rounds={} retracts={} retract_us_per_table={:.1} \
-             retract_cost_vs_none={:.2} call_rcu_per_page={:.2} gp_per_page={:.2} head_already_queued={} \
-             redefers={} peak_waiting_pages={} defer_to_free_mean_us={} defer_to_free_max_us={} \
-             walker_reads_per_s={:.0} gp_latency_us={} poison_reads={} leaked_frames={} \
-             hpte_evictions={}",
-            Outcome::mmu(),
-            o.n,
-            cfg.mms,
-            st.name(),
-            o.rounds,
-            o.retracts,
-            us_per_table,
-            us_per_table / none_cost.max(f64::MIN_POSITIVE),
-            o.per_page(o.call_rcu),
-            o.per_page(o.grace_periods),
-            o.head_already_queued,
-            o.redefers,
-            o.peak_waiting,
-            o.lat_mean_us,
-            o.lat_max_us,
-            o.walker_reads_per_s(),
-            o.gp_latency_us,
-            o.poison,
-            o.leaked,
-            crate::arch::mmu::hash::EVICTIONS.load(Ordering::Relaxed)
-        );
+        o.print_bench_figure(cfg.mms, st, us_per_table, none_cost);
         check!(st == Strategy::None || o.poison == 0, "{}: walkers read POISON", st.name());
-        check!(o.leaked == 0 && o.pending == 0, "{}: {} frames leaked, {} callbacks pending", st.name(), o.leaked, o.pending);
+        check!(
+            o.leaked == 0 && o.pending == 0,
+            "{}: {} frames leaked, {} callbacks pending",
+            st.name(),
+            o.leaked,
+            o.pending
+        );
     }
-    pte_free::set_strategy(original).map_err(|e| format!("restoring {}: {e}", original.name()))?;
+    pte_free::set_strategy(original).with_context(|| format!("restoring {}", original.name()))?;
     Ok(())
 }
-}
+ktest!(bench retract_bench);

@@ -47,11 +47,13 @@
 
 use super::gup_fast::{self, Walk};
 use super::pwc::{self, PwcWalk};
+use super::MmGuard;
 use crate::arch::mmu::hash_utils;
 use crate::arch::mmu::pte;
 use crate::arch::mmu::tlb;
 use crate::arch::uaccess::load_u64;
 use crate::arch::{smp, timer};
+use crate::ktest::{Context, TestError, TestResult};
 use crate::mm::file::{pattern, File};
 use crate::mm::mm_types::activate;
 use crate::mm::pgalloc::POISON;
@@ -235,8 +237,8 @@ impl Choreo {
     }
 
     /// `r`, or the schedule fails with its error, as seen on `cpu`.
-    fn check<T>(&self, cpu: usize, r: Result<T, String>) -> Result<T, ()> {
-        r.map_err(|e| self.fail(format!("cpu {cpu}: {e}")))
+    fn check<T>(&self, cpu: usize, r: Result<T, impl Into<TestError>>) -> Result<T, ()> {
+        r.map_err(|e| self.fail(format!("cpu {cpu}: {}", e.into().message())))
     }
 
     fn signal(&self, e: Ev) {
@@ -297,7 +299,8 @@ impl Choreo {
 /// What the driver sets up and the reader looks at.
 struct Stage {
     file: Arc<File>,
-    mm: spin::Mutex<Option<Arc<Mm>>>,
+    /// Torn down by the driver or at the end of the run, whichever comes first.
+    mm: spin::Mutex<Option<MmGuard>>,
     /// What the reader held (0 until it held something).
     held: AtomicU64,
 }
@@ -305,8 +308,8 @@ struct Stage {
 impl Stage {
     /// The address space the driver set up, or the schedule fails.
     fn mm(&self, ch: &Choreo, cpu: usize) -> Result<Arc<Mm>, ()> {
-        let mm = self.mm.lock().clone();
-        ch.check(cpu, mm.ok_or_else(|| String::from("no address space")))
+        let mm = self.mm.lock().as_deref().cloned();
+        ch.check(cpu, mm.ok_or("no address space"))
     }
 }
 
@@ -344,13 +347,13 @@ fn pmd_size() -> u64 {
 /// An address space mapping `kind.tables()` PMD ranges of `file`, one PTE table each, all
 /// fragments of one page. Without `keep_cache` the page's unused fragments are returned,
 /// so only the tables hold it.
-fn set_up(stage: &Stage, kind: Kind) -> Result<(), String> {
-    let mm = Mm::new().map_err(|e| format!("Mm::new: {e:?}"))?;
-    mm.mmap(BASE, stage.file.size(), &stage.file, 0, false).map_err(|e| format!("mmap: {e:?}"))?;
+fn set_up(stage: &Stage, kind: Kind) -> Result<(), TestError> {
+    let mm = MmGuard::new().context("Mm::new")?;
+    mm.mmap(BASE, stage.file.size(), &stage.file, 0, false).context("mmap")?;
     {
         let _g = activate(&mm);
         for c in 0..kind.tables() as u64 {
-            load_u64(BASE + c * pmd_size() + 8).map_err(|e| format!("prefault: {e:?}"))?;
+            load_u64(BASE + c * pmd_size() + 8).context("prefault")?;
         }
     }
     if kind != Kind::TeardownUnusedFrags {
@@ -360,24 +363,23 @@ fn set_up(stage: &Stage, kind: Kind) -> Result<(), String> {
     for c in 0..kind.tables() as u64 {
         let (slot, level) = mm.lookup_slot(BASE + c * pmd_size()).ok_or("no translation")?;
         if level != Level::Pte {
-            return Err(format!("range {c} has a {level:?} leaf, not a PTE table"));
+            return Err(format!("range {c} has a {level:?} leaf, not a PTE table").into());
         }
         let bytes = pte::geometry().table_bytes(Level::Pte).next_power_of_two() as u64;
         tables.push(slot.pa() & !(bytes - 1));
     }
     if tables.iter().any(|&t| page_of(t) != page_of(tables[0])) {
-        return Err(format!("tables {tables:#x?} are not in one page"));
+        return Err(format!("tables {tables:#x?} are not in one page").into());
     }
     *stage.mm.lock() = Some(mm);
     Ok(())
 }
 
 /// Collapse PMD range `c` (a huge frame for it, then `retract_page_tables()`).
-fn collapse(stage: &Stage, c: u64) -> Result<(), String> {
-    let n = khugepaged::collapse_file(&stage.file, c * pmd_size())
-        .map_err(|e| format!("collapse: {e}"))?;
+fn collapse(stage: &Stage, c: u64) -> Result<(), TestError> {
+    let n = khugepaged::collapse_file(&stage.file, c * pmd_size()).context("collapse")?;
     if n != 1 {
-        return Err(format!("retract of range {c} detached {n} tables, not 1"));
+        return Err(format!("retract of range {c} detached {n} tables, not 1").into());
     }
     Ok(())
 }
@@ -510,10 +512,10 @@ fn driver(ch: &Choreo, stage: &Stage, kind: Kind, cpu: usize, _: &AtomicU64) -> 
 /// File offset the `stale_translation` address space maps at `BASE`: off the PMD boundary.
 const STALE_PGOFF: u64 = FRAME_SIZE;
 
-fn stale_set_up(stage: &Stage) -> Result<(), String> {
-    let mm = Mm::new().map_err(|e| format!("Mm::new: {e:?}"))?;
+fn stale_set_up(stage: &Stage) -> Result<(), TestError> {
+    let mm = MmGuard::new().context("Mm::new")?;
     let len = stage.file.size() - STALE_PGOFF;
-    mm.mmap(BASE, len, &stage.file, STALE_PGOFF, false).map_err(|e| format!("mmap: {e:?}"))?;
+    mm.mmap(BASE, len, &stage.file, STALE_PGOFF, false).context("mmap")?;
     *stage.mm.lock() = Some(mm);
     Ok(())
 }
@@ -937,7 +939,7 @@ fn run_one(
     driver_cpu: usize,
     helper_cpu: Option<usize>,
     poison: &AtomicU64,
-) -> Result<(), String> {
+) -> Result<(), TestError> {
     let mut name = format!("{} (reader cpu {reader_cpu}, driver cpu {driver_cpu}", kind.name());
     if let Some(h) = helper_cpu {
         name += &format!(", helper cpu {h}");
@@ -947,7 +949,7 @@ fn run_one(
     // One PMD range of file per table: under hash a range is 16M, filled, copied and
     // poisoned once per run, the bulk of a run's time.
     let pages = (pmd_size() * kind.tables() as u64 / FRAME_SIZE) as usize;
-    let file = Arc::new(File::new(2000, pages, pmd_size()).map_err(|e| format!("file: {e}"))?);
+    let file = Arc::new(File::new(2000, pages, pmd_size()).context("file")?);
     let stage = Stage { file, mm: spin::Mutex::new(None), held: AtomicU64::new(0) };
     smp::on_each_cpu(&|cpu| {
         let (drive, read) = kind.roles();
@@ -974,13 +976,14 @@ fn run_one(
     let held = stage.held.load(Ordering::Relaxed);
     let err = ch.error.lock().take();
     match err {
-        Some(e) => Err(e),
-        None if held == 0 => Err(format!("schedule {}: the reader never held a table", ch.name)),
+        Some(e) => Err(e.into()),
+        None if held == 0 => {
+            Err(format!("schedule {}: the reader never held a table", ch.name).into())
+        }
         None => Ok(()),
     }
 }
 
-ktest! {
 fn retract_schedules() -> TestResult {
     let n = smp::nr_online();
     if n < 2 {
@@ -995,8 +998,7 @@ fn retract_schedules() -> TestResult {
     let mut skipped = 0;
     let only = crate::config().schedule.as_deref();
     for kind in Kind::ALL {
-        if !kind.applies() || only.is_some_and(|f| !f.split(',').any(|p| kind.name().contains(p)))
-        {
+        if !kind.applies() || only.is_some_and(|f| !f.split(',').any(|p| kind.name().contains(p))) {
             continue;
         }
         if kind.helper().is_some() && n < 3 {
@@ -1019,7 +1021,7 @@ fn retract_schedules() -> TestResult {
             runs += 1;
             let helper = kind.helper().map(|_| (reader + 2) % n);
             if let Err(e) = run_one(kind, reader, (reader + 1) % n, helper, &poison) {
-                println!("schedule: {e}");
+                println!("schedule: {}", e.message());
                 errors.push(e);
             }
         }
@@ -1034,9 +1036,14 @@ fn retract_schedules() -> TestResult {
         poison.load(Ordering::Relaxed)
     );
     let leaked = before as i64 - frame::free_count() as i64;
-    check!(errors.is_empty(), "{} of {runs} schedule runs failed; first: {}", errors.len(), errors[0]);
+    check!(
+        errors.is_empty(),
+        "{} of {runs} schedule runs failed; first: {}",
+        errors.len(),
+        errors[0].message()
+    );
     check!(oracle == 0, "rcu_check reported {oracle} early or misused free(s) in the schedules");
     check!(leaked == 0, "schedules leaked {leaked} frames");
     Ok(())
 }
-}
+ktest!(retract_schedules);

@@ -2,9 +2,9 @@
 //! harness must see the failure (summary, exit status) or it reports itself broken.
 
 use crate::ktest;
+use crate::ktest::TestResult;
 
-ktest! {
-negative_control fn selftest_fail() -> TestResult {
-    Err(alloc::string::String::from("deliberate failure (selftest=fail)"))
+fn selftest_fail() -> TestResult {
+    Err("deliberate failure (selftest=fail)".into())
 }
-}
+ktest!(negative_control selftest_fail);

@@ -1,12 +1,12 @@
 //! Every CPU takes part: a shared counter under a spinlock, IPIs, the periodic tick.
 
 use crate::arch::{paca, smp, timer};
+use crate::ktest::TestResult;
 use crate::{check, ktest};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 const ROUNDS: u64 = 20_000;
 
-ktest! {
 fn smp_checkin_spinlock() -> TestResult {
     let n = smp::nr_online();
     let counter = spin::Mutex::new(0u64);
@@ -27,9 +27,8 @@ fn smp_checkin_spinlock() -> TestResult {
     check!(total == ROUNDS * n as u64, "counter {total}, expected {}", ROUNDS * n as u64);
     Ok(())
 }
-}
+ktest!(smp_checkin_spinlock);
 
-ktest! {
 fn ipi_all_cpus() -> TestResult {
     let n = smp::nr_online();
     for cpu in 0..n {
@@ -39,19 +38,22 @@ fn ipi_all_cpus() -> TestResult {
         check!(rc == 0, "H_IPI to cpu {cpu} returned {rc}");
         let t0 = timer::now();
         while p.ipis.load(Ordering::Acquire) == before {
-            check!(timer::tb_to_us(timer::now() - t0) < 1_000_000, "cpu {cpu} got no IPI within 1 s");
+            check!(
+                timer::tb_to_us(timer::now() - t0) < 1_000_000,
+                "cpu {cpu} got no IPI within 1 s"
+            );
             core::hint::spin_loop();
         }
     }
     Ok(())
 }
-}
+ktest!(ipi_all_cpus);
 
-ktest! {
 fn tick_all_cpus() -> TestResult {
     let n = smp::nr_online();
     let hz = timer::tb_freq() / timer::tick_interval();
-    let before: alloc::vec::Vec<u64> = (0..n).map(|c| paca::get(c).ticks.load(Ordering::Relaxed)).collect();
+    let before: alloc::vec::Vec<u64> =
+        (0..n).map(|c| paca::get(c).ticks.load(Ordering::Relaxed)).collect();
     let t0 = timer::now();
     timer::udelay(200_000);
     let elapsed_us = timer::tb_to_us(timer::now() - t0);
@@ -67,4 +69,4 @@ fn tick_all_cpus() -> TestResult {
     }
     Ok(())
 }
-}
+ktest!(tick_all_cpus);

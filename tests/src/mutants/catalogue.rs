@@ -419,8 +419,8 @@ pub const MUTANTS: &[Mutant] = &[
         what: "mm_one_translation_per_page expects 64K pages whatever the mode (booted in radix, \
                4K pages, its check must fail: the proof that it can tell 4K from 64K)",
         file: "kernel/src/tests/mmu.rs",
-        old: "        let last = page() - 8;",
-        new: "        let last = FRAME_SIZE - 8;",
+        old: "    let last = page() - 8;",
+        new: "    let last = FRAME_SIZE - 8;",
         boots: &[Boot { smp: 1, args: "test=mm_one_translation_per_page", judge: Judge::Clean }],
         quick: None,
         equivalent: None,

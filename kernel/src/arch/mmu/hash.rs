@@ -113,6 +113,17 @@ pub enum HashError {
     Hcall(&'static str, i64),
 }
 
+impl core::fmt::Display for HashError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            HashError::PtegFull { hash } => {
+                write!(f, "both PTEGs of hash {hash:#x} are full and none could be evicted")
+            }
+            HashError::Hcall(what, rc) => write!(f, "{what}: rc {rc}"),
+        }
+    }
+}
+
 /// An SLB entry's RS (VSID word) and RB (ESID word, without the slot index).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segment {
