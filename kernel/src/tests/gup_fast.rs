@@ -33,16 +33,15 @@ pub enum Walk {
 pub fn walk(mm: &Mm, ea: u64, pause: &mut dyn FnMut(u32)) -> Walk {
     let mut table = mm.pgd;
     for level in [Level::Pgd, Level::Pud] {
-        // SAFETY: upper tables live until the mm is destroyed, which waits for the walkers.
-        let e = unsafe { pte::read(pte::slot(table, level, ea)) };
+        // Upper tables live until the mm is destroyed, which waits for the walkers.
+        let e = pte::slot(table, level, ea).get();
         if !pte::present(e) || pte::is_leaf(e) {
             return Walk::Nothing;
         }
         table = pte::target(e);
     }
     let pmd_slot = pte::slot(table, Level::Pmd, ea);
-    // SAFETY: as above.
-    let pmd = unsafe { pte::read(pmd_slot) };
+    let pmd = pmd_slot.get();
     if !pte::present(pmd) {
         return Walk::Nothing;
     }
@@ -53,9 +52,9 @@ pub fn walk(mm: &Mm, ea: u64, pause: &mut dyn FnMut(u32)) -> Walk {
     pause(0);
     // The PTE table may have been retracted since we read the PMD: reading it is allowed only
     // while it cannot have been freed, which is what pte_free_defer must guarantee.
-    // SAFETY: every frame stays mapped in the linear map, so the read is memory-safe even if
+    // Every frame stays mapped in the linear map, so the read is memory-safe even if
     // the table was (wrongly) freed; detecting that is the point.
-    let e = unsafe { pte::read(pte::slot(pt, Level::Pte, ea)) };
+    let e = pte::slot(pt, Level::Pte, ea).get();
     if e == POISON {
         return Walk::PoisonTable { table: pt };
     }
@@ -68,9 +67,8 @@ pub fn walk(mm: &Mm, ea: u64, pause: &mut dyn FnMut(u32)) -> Walk {
     // SAFETY: a linear-map read, memory-safe even if the page was freed meanwhile.
     let data = unsafe { (crate::arch::phys_to_virt(pa) as *const u64).read_volatile() };
     fence(Ordering::SeqCst);
-    // SAFETY: as above; the table cannot be freed while the caller is in its read section.
-    let still = unsafe { pte::read(pmd_slot) } == pmd
-        && unsafe { pte::read(pte::slot(pt, Level::Pte, ea)) } == e;
+    // The table cannot be freed while the caller is in its read section.
+    let still = pmd_slot.get() == pmd && pte::slot(pt, Level::Pte, ea).get() == e;
     if !still {
         return Walk::Discarded; // changed meanwhile: the stale view goes, as in GUP-fast
     }

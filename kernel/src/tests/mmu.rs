@@ -243,9 +243,8 @@ fn hardware_walks_our_tables() -> TestResult {
     let (slot, _) = mm.lookup_slot(BASE).ok_or("no PTE")?;
     let other = file.phys(FRAME_SIZE).ok_or("no page 1")?;
     {
-        let _ptl = mm.ptl.lock();
-        // SAFETY: a live PTE of this mm, under its lock.
-        unsafe { pte::write(slot, pte::mk_leaf(other, true)) };
+        let ptl = mm.ptl.lock();
+        slot.set(pte::mk_leaf(other, true), &*ptl);
     }
     tlb::flush_all_cpus(mm.pid);
     let v1 = load_u64(BASE)?;
@@ -253,9 +252,8 @@ fn hardware_walks_our_tables() -> TestResult {
     // Clear it: the access must fault (and be refilled from the VMA).
     let faults = mm.faults.load(Ordering::Relaxed);
     {
-        let _ptl = mm.ptl.lock();
-        // SAFETY: as above.
-        unsafe { pte::write(slot, 0) };
+        let ptl = mm.ptl.lock();
+        slot.set(0, &*ptl);
     }
     tlb::flush_all_cpus(mm.pid);
     let v2 = load_u64(BASE)?;
@@ -373,8 +371,8 @@ fn huge_pmd_leaf() -> TestResult {
     check!(f == want, "{f} faults to map a huge PMD leaf, expected {want}");
     let (slot, level) = mm.lookup_slot(BASE).ok_or("no translation")?;
     check!(level == Level::Pmd, "mapped by a {level:?} entry, expected a PMD leaf");
-    // SAFETY: a live entry of this mm.
-    let e = unsafe { pte::read(slot) };
+    // A live entry of this mm.
+    let e = slot.get();
     check!(pte::target(e) == huge, "PMD leaf maps {:#x}, huge frame is {huge:#x}", pte::target(e));
     Ok(())
 }

@@ -40,23 +40,22 @@ pub fn walk(mm: &Mm, ea: u64, cache: &mut Option<Entry>) -> PwcWalk {
     let now = tlb::local_flushes(me);
     if let Some(e) = *cache {
         if e.flushes == now && e.pid == mm.pid && e.pmd_range == pmd_range {
-            // SAFETY: a linear-map read; whether the table is still live is what the
+            // A linear-map read; whether the table is still live is what the
             // caller checks (POISON).
-            let v = unsafe { pte::read(pte::slot(e.table, Level::Pte, ea)) };
+            let v = pte::slot(e.table, Level::Pte, ea).get();
             return PwcWalk::Pte { table: e.table, cached: true, pte: v };
         }
     }
     *cache = None;
     // The count is read before the PMD: a flush after this read drops the entry.
     let Some(pmd) = mm.pmd_slot(ea) else { return PwcWalk::NoTable };
-    // SAFETY: PMD tables of a live mm stay until teardown.
-    let e = unsafe { pte::read(pmd) };
+    // PMD tables of a live mm stay until teardown.
+    let e = pmd.get();
     if !pte::present(e) || pte::is_leaf(e) {
         return PwcWalk::NoTable;
     }
     let table = pte::target(e);
     *cache = Some(Entry { pid: mm.pid, pmd_range, table, flushes: now });
-    // SAFETY: as above.
-    let v = unsafe { pte::read(pte::slot(table, Level::Pte, ea)) };
+    let v = pte::slot(table, Level::Pte, ea).get();
     PwcWalk::Pte { table, cached: false, pte: v }
 }

@@ -163,8 +163,8 @@ fn deterministic_walk(round: &Round, t: &Tally, wait: impl FnOnce()) {
     let _r = rcu::read();
     let mut table = mm.pgd;
     for level in [Level::Pgd, Level::Pud, Level::Pmd] {
-        // SAFETY: tables of a live mm (the round outlives this walk).
-        let e = unsafe { pte::read(pte::slot(table, level, ea)) };
+        // Tables of a live mm (the round outlives this walk).
+        let e = pte::slot(table, level, ea).get();
         if !pte::present(e) || pte::is_leaf(e) {
             t.error(
                 &t.bad_data,
@@ -176,8 +176,8 @@ fn deterministic_walk(round: &Round, t: &Tally, wait: impl FnOnce()) {
         table = pte::target(e);
     }
     wait();
-    // SAFETY: linear-map read of a frame that must not have been freed (see lockless_walk).
-    let e = unsafe { pte::read(pte::slot(table, Level::Pte, ea)) };
+    // A linear-map read of a frame that must not have been freed (see lockless_walk).
+    let e = pte::slot(table, Level::Pte, ea).get();
     t.lockless.fetch_add(1, Ordering::Relaxed);
     if e == POISON {
         t.det_poison.fetch_add(1, Ordering::Relaxed);

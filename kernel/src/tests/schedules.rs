@@ -406,9 +406,9 @@ fn reader(
         return Err(());
     };
     drop(mm);
-    // SAFETY: a PMD slot of a live address space (the driver tears it down only after the
+    // A PMD slot of a live address space (the driver tears it down only after the
     // reader holds its table, and PMD tables are not freed while we read the slot).
-    let e = unsafe { pte::read(pmd) };
+    let e = pmd.get();
     if !pte::present(e) || pte::is_leaf(e) {
         ch.fail(format!("cpu {cpu}: range {c} has no PTE table to hold"));
         return Err(());
@@ -418,9 +418,9 @@ fn reader(
     ch.signal(Ev::ReaderHolds);
     // Inside the read section: no quiescent state while we wait.
     ch.wait(cpu, Ev::MayRead, false)?;
-    // SAFETY: every frame stays mapped in the linear map, so the read is memory-safe even if
+    // Every frame stays mapped in the linear map, so the read is memory-safe even if
     // the table was (wrongly) freed; detecting that is the point.
-    let v = unsafe { pte::read(pte::slot(table, Level::Pte, ea)) };
+    let v = pte::slot(table, Level::Pte, ea).get();
     drop(guard);
     if v == POISON {
         poison.fetch_add(1, Ordering::Relaxed);

@@ -197,23 +197,3 @@ pub fn is_leaf(e: u64) -> bool {
 pub fn target(e: u64) -> u64 {
     r::target(e)
 }
-
-/// Reads an entry (kept for the in-kernel tests until they use `PteSlot::get`).
-///
-/// # Safety
-/// None beyond `PteSlot::get`'s.
-#[doc(hidden)]
-pub unsafe fn read(slot: &PteSlot) -> u64 {
-    slot.get()
-}
-
-/// Writes an entry without the lock proof (kept for the in-kernel tests until they hold
-/// the ptl guard for it).
-///
-/// # Safety
-/// The caller holds the address space's page-table lock.
-#[doc(hidden)]
-pub unsafe fn write(slot: &PteSlot, v: u64) {
-    slot.0.store(v.to_be(), Ordering::Release);
-    ptesync();
-}
