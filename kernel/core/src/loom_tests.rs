@@ -25,7 +25,7 @@ use loom::sync::Arc;
 use loom::thread;
 
 use crate::frame_alloc::FRAME_SIZE;
-use crate::page_desc::{flags, PageDesc};
+use crate::page_desc::{PageDesc, PageFlags};
 use crate::pgtable_frag::{pte_fragment_alloc, FragCache, FragGeometry, PageSource};
 use crate::pgtable_t::{DetachedTable, PgTable, PtPage};
 use crate::pte_free_defer::{BitmapSide, DeferEnv, DeferError, DeferStats, Strategy};
@@ -141,7 +141,7 @@ impl Env {
             assert!(n < 8, "callbacks keep re-queueing");
         }
         assert_eq!(self.frees.load(Ordering::SeqCst), 1, "page never freed");
-        assert_eq!(self.desc.flags.load(Ordering::SeqCst) & (flags::PAGE_TABLE | flags::ACTIVE), 0);
+        assert!(!self.desc.has_flag(PageFlags::PAGE_TABLE | PageFlags::ACTIVE));
         assert_eq!(self.desc.pt_frag_refcount.load(Ordering::SeqCst), 0);
         assert!(self.side.is_idle());
     }

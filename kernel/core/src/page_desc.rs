@@ -6,16 +6,20 @@
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::const_new;
 
-/// Descriptor flags (bit masks).
-pub mod flags {
-    /// Frame is outside the allocator (kernel image, vectors, firmware).
-    pub const RESERVED: u32 = 1 << 0;
-    /// Frame is handed out by the frame allocator.
-    pub const ALLOCATED: u32 = 1 << 1;
-    /// Frame holds page-table fragments.
-    pub const PAGE_TABLE: u32 = 1 << 2;
-    /// Linux's PG_active as used by pte_free_defer() in v6.6.
-    pub const ACTIVE: u32 = 1 << 3;
+bitflags::bitflags! {
+    /// Descriptor flags, kept in `PageDesc::flags` (software state, like Linux's page flags:
+    /// no hardware reads them).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct PageFlags: u32 {
+        /// Frame is outside the allocator (kernel image, vectors, firmware).
+        const RESERVED = 1 << 0;
+        /// Frame is handed out by the frame allocator.
+        const ALLOCATED = 1 << 1;
+        /// Frame holds page-table fragments (Linux PG_table, `pagetable_ctor`).
+        const PAGE_TABLE = 1 << 2;
+        /// Linux's PG_active as used by pte_free_defer() in v6.6.
+        const ACTIVE = 1 << 3;
+    }
 }
 
 /// The one callback slot per frame (Linux: `struct rcu_head` in `struct page`).
@@ -74,20 +78,26 @@ impl PageDesc {
     }
 
     /// Atomically clears `f` and says whether any of it was set (Linux `TestClearPageActive`).
-    pub fn test_and_clear_flag(&self, f: u32) -> bool {
-        self.flags.fetch_and(!f, Ordering::AcqRel) & f != 0
+    pub fn test_and_clear_flag(&self, f: PageFlags) -> bool {
+        self.flags.fetch_and(!f.bits(), Ordering::AcqRel) & f.bits() != 0
     }
 
-    pub fn set_flag(&self, f: u32) {
-        self.flags.fetch_or(f, Ordering::AcqRel);
+    pub fn set_flag(&self, f: PageFlags) {
+        self.flags.fetch_or(f.bits(), Ordering::AcqRel);
     }
 
-    pub fn clear_flag(&self, f: u32) {
-        self.flags.fetch_and(!f, Ordering::AcqRel);
+    pub fn clear_flag(&self, f: PageFlags) {
+        self.flags.fetch_and(!f.bits(), Ordering::AcqRel);
     }
 
-    pub fn has_flag(&self, f: u32) -> bool {
-        self.flags.load(Ordering::Acquire) & f != 0
+    /// Whether any flag of `f` is set.
+    pub fn has_flag(&self, f: PageFlags) -> bool {
+        self.flags.load(Ordering::Acquire) & f.bits() != 0
+    }
+
+    /// All the flags.
+    pub fn page_flags(&self) -> PageFlags {
+        PageFlags::from_bits_retain(self.flags.load(Ordering::Acquire))
     }
 }
 
@@ -98,20 +108,20 @@ mod tests {
     #[test]
     fn flags_set_and_clear() {
         let d = PageDesc::new();
-        d.set_flag(flags::ALLOCATED | flags::PAGE_TABLE);
-        assert!(d.has_flag(flags::PAGE_TABLE));
-        d.clear_flag(flags::PAGE_TABLE);
-        assert!(!d.has_flag(flags::PAGE_TABLE));
-        assert!(d.has_flag(flags::ALLOCATED));
+        d.set_flag(PageFlags::ALLOCATED | PageFlags::PAGE_TABLE);
+        assert!(d.has_flag(PageFlags::PAGE_TABLE));
+        d.clear_flag(PageFlags::PAGE_TABLE);
+        assert!(!d.has_flag(PageFlags::PAGE_TABLE));
+        assert!(d.has_flag(PageFlags::ALLOCATED));
     }
 
     #[test]
     fn test_and_clear_reports_the_old_bit() {
         let d = PageDesc::new();
-        d.set_flag(flags::ACTIVE | flags::PAGE_TABLE);
-        assert!(d.test_and_clear_flag(flags::ACTIVE));
-        assert!(!d.test_and_clear_flag(flags::ACTIVE));
-        assert!(d.has_flag(flags::PAGE_TABLE));
+        d.set_flag(PageFlags::ACTIVE | PageFlags::PAGE_TABLE);
+        assert!(d.test_and_clear_flag(PageFlags::ACTIVE));
+        assert!(!d.test_and_clear_flag(PageFlags::ACTIVE));
+        assert!(d.has_flag(PageFlags::PAGE_TABLE));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::sync::atomic::Ordering;
 use core::fmt;
 
 use crate::frame_alloc::FRAME_SIZE;
-use crate::page_desc::{flags, PageDesc};
+use crate::page_desc::{PageDesc, PageFlags};
 use crate::pgtable_t::PtPage;
 
 /// Where page-table pages come from and go back to (the kernel's frame allocator, or fake
@@ -162,7 +162,7 @@ pub fn pte_fragment_alloc(
         // The cache's own references keep the page alive, so it must still be a page table;
         // if not, someone over-freed it and handing out a fragment would be a use-after-free.
         let page = page_of(frag);
-        if !src.desc(page).has_flag(flags::PAGE_TABLE) {
+        if !src.desc(page).has_flag(PageFlags::PAGE_TABLE) {
             return Err(FragError::NotPageTable { page });
         }
         cache.next = advance(frag, geo);
@@ -171,13 +171,13 @@ pub fn pte_fragment_alloc(
 
     let page = src.alloc_page().ok_or(FragError::OutOfMemory)?;
     let desc = src.desc(page);
-    if desc.has_flag(flags::PAGE_TABLE) {
+    if desc.has_flag(PageFlags::PAGE_TABLE) {
         return Err(FragError::PageInUse { page });
     }
     desc.owner.store(owner, Ordering::Relaxed);
     desc.pt_frag_refcount.store(geo.frags_per_page as u32, Ordering::Relaxed);
     // Release: the owner and count are visible to whoever sees PAGE_TABLE.
-    desc.set_flag(flags::PAGE_TABLE);
+    desc.set_flag(PageFlags::PAGE_TABLE);
     cache.next = advance(page, geo);
     Ok(page)
 }
@@ -194,7 +194,7 @@ fn advance(frag: u64, geo: &FragGeometry) -> Option<u64> {
 /// take the count below 0.
 pub fn pt_frag_ref_put(page: PtPage, n: u32, src: &impl PageSource) -> Result<u32, FragError> {
     let desc = src.desc(page.pa());
-    if !desc.has_flag(flags::PAGE_TABLE) {
+    if !desc.has_flag(PageFlags::PAGE_TABLE) {
         return Err(FragError::NotPageTable { page: page.pa() });
     }
     // A compare-exchange rather than fetch_sub so a double free never wraps the count.
@@ -222,7 +222,7 @@ pub fn pt_frag_ref_put(page: PtPage, n: u32, src: &impl PageSource) -> Result<u3
 pub fn pte_free_now(page: PtPage, src: &impl PageSource) {
     let desc = src.desc(page.pa());
     desc.owner.store(0, Ordering::Relaxed);
-    desc.clear_flag(flags::PAGE_TABLE);
+    desc.clear_flag(PageFlags::PAGE_TABLE);
     src.free_page(page);
 }
 
@@ -389,7 +389,7 @@ mod tests {
         let mut cache = FragCache::new();
         let first = pte_fragment_alloc(&mut cache, &PTE_FRAG, &mem, 42).unwrap();
         let d = mem.desc(first);
-        assert!(d.has_flag(flags::PAGE_TABLE));
+        assert!(d.has_flag(PageFlags::PAGE_TABLE));
         assert_eq!(d.owner.load(Ordering::Relaxed), 42);
         assert_eq!(cache.peek(), Some(first + 4096));
     }
@@ -420,7 +420,7 @@ mod tests {
         }
         assert_eq!(mem.frees(), vec![BASE]);
         let d = mem.desc(BASE);
-        assert!(!d.has_flag(flags::PAGE_TABLE));
+        assert!(!d.has_flag(PageFlags::PAGE_TABLE));
         assert_eq!(d.owner.load(Ordering::Relaxed), 0);
         assert_eq!(mem.in_use(), 0);
     }
@@ -509,7 +509,7 @@ mod tests {
         let err = pte_fragment_free(p, &PTE_FRAG, &mem).unwrap_err();
         assert_eq!(err, FragError::Underflow { page: page_of(p), refcount: 0, put: 1 });
         assert_eq!(mem.refcount(p), 0);
-        assert!(mem.desc(p).has_flag(flags::PAGE_TABLE));
+        assert!(mem.desc(p).has_flag(PageFlags::PAGE_TABLE));
         assert_eq!(mem.frees(), vec![BASE]);
     }
 
@@ -617,7 +617,7 @@ mod tests {
     #[test]
     fn live_page_from_source_is_refused() {
         let mem = FakeMem::new(1);
-        mem.desc(BASE).set_flag(flags::PAGE_TABLE);
+        mem.desc(BASE).set_flag(PageFlags::PAGE_TABLE);
         let mut cache = FragCache::new();
         assert_eq!(
             pte_fragment_alloc(&mut cache, &PTE_FRAG, &mem, 7),

@@ -8,7 +8,7 @@ use crate::arch::{phys_to_virt, virt_to_phys};
 use crate::devtree::MemRange;
 use crate::sync::IrqLock;
 use ptfrag_core::frame_alloc::{FrameAllocator, FrameError, FRAME_SIZE};
-use ptfrag_core::page_desc::{flags, PageDesc};
+use ptfrag_core::page_desc::{PageDesc, PageFlags};
 use ptfrag_core::pgtable_t::PtPage;
 
 /// Largest physical address managed (64 GiB); RAM above it is reported and left unused.
@@ -66,7 +66,7 @@ pub fn init(mem: &[MemRange]) -> MemInfo {
     let descs: &'static [PageDesc] = unsafe { core::slice::from_raw_parts(ptr, nframes) };
     for (i, d) in descs.iter().enumerate() {
         if !fa.is_free(i as u64 * FRAME_SIZE) {
-            d.set_flag(flags::RESERVED);
+            d.set_flag(PageFlags::RESERVED);
         }
     }
     DESCS.call_once(|| descs);
@@ -86,8 +86,8 @@ fn with<R>(f: impl FnOnce(&mut FrameAllocator<'static>) -> R) -> R {
 /// Sets the descriptor flags of a frame the allocator just handed out or took back. Only
 /// with the allocator's lock held: freed frames are reused first, so once the lock is
 /// released another CPU may own the frame, and a late write would clobber its flags.
-fn mark(pa: u64, f: u32) {
-    desc(pa).flags.store(f, core::sync::atomic::Ordering::Release);
+fn mark(pa: u64, f: PageFlags) {
+    desc(pa).flags.store(f.bits(), core::sync::atomic::Ordering::Release);
 }
 
 /// The descriptor of the frame holding physical address `pa`.
@@ -119,7 +119,7 @@ pub fn page_of_rcu_head(head: *const ptfrag_core::page_desc::RcuHead) -> PtPage 
 pub fn alloc() -> Result<u64, FrameError> {
     with(|fa| {
         let pa = fa.alloc()?;
-        mark(pa, flags::ALLOCATED);
+        mark(pa, PageFlags::ALLOCATED);
         Ok(pa)
     })
 }
@@ -139,7 +139,7 @@ pub fn alloc_contig(n: usize, align: usize) -> Result<u64, FrameError> {
     with(|fa| {
         let pa = fa.alloc_contig(n, align)?;
         for i in 0..n as u64 {
-            mark(pa + i * FRAME_SIZE, flags::ALLOCATED);
+            mark(pa + i * FRAME_SIZE, PageFlags::ALLOCATED);
         }
         Ok(pa)
     })
@@ -189,7 +189,7 @@ pub fn free(pa: u64) -> Result<(), FreeError> {
     }
     with(|fa| {
         fa.free(pa)?;
-        mark(pa, 0);
+        mark(pa, PageFlags::empty());
         Ok(())
     })
 }

@@ -118,7 +118,7 @@ impl Mm {
                 return Err(MmError::NoMemory(e));
             }
         };
-        frame::desc(pgd).set_flag(ptfrag_core::page_desc::flags::PAGE_TABLE);
+        frame::desc(pgd).set_flag(ptfrag_core::page_desc::PageFlags::PAGE_TABLE);
         book3s64::init_new_context(pid, pgd);
         MM_PGDS[pid as usize].store(pgd, Ordering::Release);
         Ok(Arc::new(Mm {
@@ -289,7 +289,7 @@ impl Mm {
         if let Err(e) = frag::pte_frag_destroy(&mut caches.pmd, pmd_frag(), &KernelPages) {
             crate::fatal!("mm {}: pte_frag_destroy of PMD fragments: {e}", self.pid);
         }
-        frame::desc(self.pgd).clear_flag(ptfrag_core::page_desc::flags::PAGE_TABLE);
+        frame::desc(self.pgd).clear_flag(ptfrag_core::page_desc::PageFlags::PAGE_TABLE);
         if let Err(e) = frame::free(self.pgd) {
             crate::fatal!("mm {}: freeing PGD: {e}", self.pid);
         }

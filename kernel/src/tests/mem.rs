@@ -7,9 +7,8 @@ use crate::mm::{frame, heap};
 use crate::{check, ktest};
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
 use ptfrag_core::frame_alloc::{FrameError, FRAME_SIZE};
-use ptfrag_core::page_desc::flags;
+use ptfrag_core::page_desc::PageFlags;
 
 fn frame_alloc() -> TestResult {
     let before = frame::free_count();
@@ -107,8 +106,8 @@ fn race_one_cpu(cpu: usize, errors: &spin::Mutex<Vec<String>>) {
         if *slot != 0 {
             let pa = core::mem::replace(slot, 0);
             let d = frame::desc(pa);
-            let f = d.flags.load(Ordering::Acquire);
-            if f != flags::ALLOCATED | flags::PAGE_TABLE {
+            let f = d.page_flags();
+            if f != PageFlags::ALLOCATED | PageFlags::PAGE_TABLE {
                 fail(alloc::format!(
                     "held frame {pa:#x} has flags {f:#x}, expected ALLOCATED|PAGE_TABLE"
                 ));
@@ -118,7 +117,7 @@ fn race_one_cpu(cpu: usize, errors: &spin::Mutex<Vec<String>>) {
             if m != mark(pa) {
                 fail(alloc::format!("held frame {pa:#x} lost its owner's mark ({m:#x})"));
             }
-            d.clear_flag(flags::PAGE_TABLE);
+            d.clear_flag(PageFlags::PAGE_TABLE);
             if let Err(e) = frame::free(pa) {
                 fail(alloc::format!("free {pa:#x}: {e}"));
             }
@@ -134,11 +133,11 @@ fn race_one_cpu(cpu: usize, errors: &spin::Mutex<Vec<String>>) {
             }
         };
         let d = frame::desc(pa);
-        let f = d.flags.load(Ordering::Acquire);
-        if f != flags::ALLOCATED {
+        let f = d.page_flags();
+        if f != PageFlags::ALLOCATED {
             fail(alloc::format!("frame {pa:#x} handed out with flags {f:#x}, expected ALLOCATED"));
         }
-        d.set_flag(flags::PAGE_TABLE);
+        d.set_flag(PageFlags::PAGE_TABLE);
         // SAFETY: the frame was just allocated to this CPU.
         unsafe { (crate::arch::phys_to_virt(pa) as *mut u64).write_volatile(mark(pa)) };
         *slot = pa;

@@ -145,7 +145,7 @@ pub const MUTANTS: &[Mutant] = &[
         name: "active_defer_forgets_flag",
         what: "active: a deferral drops its reference without marking the page Active",
         file: PFD,
-        old: "            Strategy::Active => {\n                env.desc(page.pa()).set_flag(flags::ACTIVE);\n",
+        old: "            Strategy::Active => {\n                env.desc(page.pa()).set_flag(PageFlags::ACTIVE);\n",
         new: "            Strategy::Active => {\n",
         boots: &[r!("active"), h!("active"), r64!("active")],
         quick: None,

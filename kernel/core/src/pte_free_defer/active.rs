@@ -3,7 +3,7 @@
 //! if Active was set, at once otherwise.
 
 use super::{free_page, queue, DeferEnv, DeferError};
-use crate::page_desc::flags;
+use crate::page_desc::PageFlags;
 use crate::pgtable_frag::{self as frag, FragError};
 use crate::pgtable_t::PtPage;
 use crate::sync::atomic::Ordering;
@@ -15,7 +15,7 @@ pub(super) fn put_active(page: PtPage, n: u32, env: &impl DeferEnv) -> Result<()
     if frag::pt_frag_ref_put(page, n, env)? != 0 {
         return Ok(());
     }
-    if env.desc(page.pa()).test_and_clear_flag(flags::ACTIVE) {
+    if env.desc(page.pa()).test_and_clear_flag(PageFlags::ACTIVE) {
         queue(page, env)
     } else {
         free_page(page, env, false);
@@ -27,7 +27,7 @@ pub(super) fn put_active(page: PtPage, n: u32, env: &impl DeferEnv) -> Result<()
 /// must still be a page table with no reference left.
 pub(super) fn active_callback(page: PtPage, env: &impl DeferEnv) -> Result<(), DeferError> {
     let desc = env.desc(page.pa());
-    if !desc.has_flag(flags::PAGE_TABLE) {
+    if !desc.has_flag(PageFlags::PAGE_TABLE) {
         return Err(FragError::NotPageTable { page: page.pa() }.into());
     }
     if desc.pt_frag_refcount.load(Ordering::Acquire) != 0 {

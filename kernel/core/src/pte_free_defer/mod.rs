@@ -32,7 +32,7 @@ use crate::pgtable_t::{DetachedTable, PgTable, PtPage};
 use core::fmt;
 use core::str::FromStr;
 
-use crate::page_desc::flags;
+use crate::page_desc::PageFlags;
 use crate::pgtable_frag::{
     self as frag, frag_index, FragCache, FragError, FragGeometry, PageSource,
 };
@@ -286,7 +286,7 @@ impl Strategy {
             Strategy::Naive => naive_defer(page, env),
             Strategy::Refcount => refcount_defer(page, env),
             Strategy::Active => {
-                env.desc(page.pa()).set_flag(flags::ACTIVE);
+                env.desc(page.pa()).set_flag(PageFlags::ACTIVE);
                 put_active(page, 1, env)
             }
             Strategy::Bitmap => bitmap_defer(table, page, &geo, env),
@@ -370,7 +370,7 @@ fn check_table(
         return Err(FragError::Misaligned { addr: table.pa(), frag_size: geo.frag_size }.into());
     }
     let page = table.page();
-    if !env.desc(page.pa()).has_flag(flags::PAGE_TABLE) {
+    if !env.desc(page.pa()).has_flag(PageFlags::PAGE_TABLE) {
         return Err(FragError::NotPageTable { page: page.pa() }.into());
     }
     Ok(page)
@@ -395,7 +395,7 @@ fn queue(page: PtPage, env: &impl DeferEnv) -> Result<(), DeferError> {
 
 /// Really frees `page` (its count is 0 and nothing of it is pending): exactly once.
 fn free_page(page: PtPage, env: &impl DeferEnv, after_gp: bool) {
-    env.desc(page.pa()).clear_flag(flags::ACTIVE);
+    env.desc(page.pa()).clear_flag(PageFlags::ACTIVE);
     env.bitmap_side(page).clear();
     frag::pte_free_now(page, env);
     let stats = env.stats();

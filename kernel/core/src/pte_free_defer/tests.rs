@@ -147,7 +147,7 @@ impl Fake {
         assert!(st.live.is_empty());
         for (d, side) in self.descs.iter().zip(&self.sides) {
             assert_eq!(d.rcu_head.func.load(Ordering::Relaxed), 0);
-            assert_eq!(d.flags.load(Ordering::Relaxed) & (flags::ACTIVE | flags::PAGE_TABLE), 0);
+            assert!(!d.has_flag(PageFlags::ACTIVE | PageFlags::PAGE_TABLE));
             assert!(side.is_idle());
         }
         assert_eq!(self.stats.waiting.load(Ordering::Relaxed), 0);
@@ -357,7 +357,7 @@ fn active_marks_then_last_reference_queues_once() {
     let mut cache = FragCache::new();
     let tables = f.alloc(&mut cache, 16);
     f.defer(tables[0]).unwrap();
-    assert!(f.desc(BASE).has_flag(flags::ACTIVE));
+    assert!(f.desc(BASE).has_flag(PageFlags::ACTIVE));
     assert_eq!(f.counts().call_rcu, 0, "no call_rcu before the last reference");
     f.gp();
     for t in &tables[1..15] {
@@ -367,7 +367,7 @@ fn active_marks_then_last_reference_queues_once() {
     // A normal free drops the last reference of a marked page: it still waits a GP.
     f.free(tables[15]).unwrap();
     assert_eq!(f.counts().call_rcu, 1);
-    assert!(!f.desc(BASE).has_flag(flags::ACTIVE), "test-and-cleared");
+    assert!(!f.desc(BASE).has_flag(PageFlags::ACTIVE), "test-and-cleared");
     assert!(f.frees().is_empty());
     f.drain();
     assert_eq!(got(&f), counts(1, 0, 0, 1, 0));
@@ -385,13 +385,13 @@ fn active_only_deferral_drops_the_last_reference() {
     for t in &tables[..15] {
         f.free(*t).unwrap();
     }
-    assert!(f.frees().is_empty() && !f.desc(BASE).has_flag(flags::ACTIVE));
+    assert!(f.frees().is_empty() && !f.desc(BASE).has_flag(PageFlags::ACTIVE));
     f.defer(tables[15]).unwrap();
     assert_eq!(f.desc(BASE).pt_frag_refcount.load(Ordering::Relaxed), 0);
     assert!(f.frees().is_empty(), "freed with no grace period after the deferral");
     assert_eq!(f.counts().call_rcu, 1);
-    assert!(!f.desc(BASE).has_flag(flags::ACTIVE), "test-and-cleared by the last put");
-    assert!(f.desc(BASE).has_flag(flags::PAGE_TABLE), "still a page table until the callback");
+    assert!(!f.desc(BASE).has_flag(PageFlags::ACTIVE), "test-and-cleared by the last put");
+    assert!(f.desc(BASE).has_flag(PageFlags::PAGE_TABLE), "still a page table until the callback");
     let ready = f.gp_start_end();
     assert_eq!(ready, [BASE]);
     assert!(f.frees().is_empty(), "freed before its callback ran");
