@@ -111,7 +111,7 @@ pub const MUTANTS: &[Mutant] = &[
         what: "refcount callback treats exactly one late deferral as none and drops its token",
         file: PFD_REFCOUNT,
         old: "    if refcount < D {\n        // Nothing came meanwhile: free our table like pte_fragment_free.\n",
-        new: "    if refcount < 2 * D {\n        env.desc(page).pt_frag_refcount.fetch_and(D - 1, Ordering::AcqRel);\n",
+        new: "    if refcount < 2 * D {\n        env.desc(page.pa()).pt_frag_refcount.fetch_and(D - 1, Ordering::AcqRel);\n",
         boots: &[r!("refcount"), h!("refcount"), r64!("refcount")],
         quick: None,
         equivalent: None,
