@@ -409,10 +409,17 @@ pub fn run(opts: &Options) -> bool {
         println!("\nequivalent on the emulated machine: {}: {}", o.name, why.unwrap_or(""));
     }
     let missed = outcomes.len() - caught - broken - equivalent.len();
+    let by_compiler = outcomes
+        .iter()
+        .filter(|o| {
+            o.error.is_none() && o.caught && o.by.iter().any(|b| b.starts_with("compiler:"))
+        })
+        .count();
     println!(
-        "\n{caught} of {} mutants caught by the kernel, {missed} missed, {} equivalent, {broken} \
-         did not apply or build ({})",
+        "\n{caught} of {} mutants caught ({} by the kernel's checks, {by_compiler} refused by the \
+         compiler), {missed} missed, {} equivalent, {broken} did not apply or build ({})",
         outcomes.len(),
+        caught - by_compiler,
         equivalent.len(),
         secs(t0.elapsed())
     );
