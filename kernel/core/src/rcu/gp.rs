@@ -3,7 +3,7 @@
 //! for it and ends it when the last CPU has reported (see `mod.rs`'s header for the
 //! ordering argument). Polling (`start_poll`/`poll`) is a waiter without a callback.
 
-use super::Rcu;
+use super::{Rcu, RcuHooks};
 use crate::sync::atomic::{fence, Ordering};
 
 /// Grace-period snapshot: the `completed()` value after which something that saw `gp_seq ==
@@ -12,7 +12,7 @@ pub const fn rcu_seq_snap(s: u64) -> u64 {
     (s + 3) & !1
 }
 
-impl Rcu {
+impl<H: RcuHooks> Rcu<H> {
     /// A cookie for a grace period starting after this call (Linux
     /// `start_poll_synchronize_rcu`); `poll` says when it has completed. `synchronize_rcu` is
     /// a loop of `poll`, quiescent states and callback runs.
@@ -79,17 +79,29 @@ impl Rcu {
                 // loom 0.7 lets a plain store slip inside a concurrent RMW, tokio-rs/loom#254.)
                 let stale = self.qs_mask.swap(online, Ordering::SeqCst);
                 debug_assert_eq!(stale, 0);
+                if H::ENABLED {
+                    H::gp_start(g + 1, online);
+                }
                 return;
             }
             // Nobody to wait for (or broken on purpose): it ends at once.
+            if H::ENABLED {
+                H::gp_start(g + 1, 0);
+            }
             self.gp_seq.fetch_add(1, Ordering::SeqCst);
             self.n_gps.fetch_add(1, Ordering::Relaxed);
+            if H::ENABLED {
+                H::gp_end(g + 2);
+            }
         }
     }
 
     pub(super) fn end_gp(&self) {
-        self.gp_seq.fetch_add(1, Ordering::SeqCst);
+        let done = self.gp_seq.fetch_add(1, Ordering::SeqCst) + 1;
         self.n_gps.fetch_add(1, Ordering::Relaxed);
+        if H::ENABLED {
+            H::gp_end(done);
+        }
         self.maybe_start_gp();
     }
 }
