@@ -67,12 +67,13 @@ fn record_on(kind: Kind, a: u64, b: u64) {
 pub struct Hooks;
 
 impl RcuHooks for Hooks {
+    fn active() -> bool {
+        ENABLED.load(Ordering::Relaxed)
+    }
     fn call_rcu(_cpu: usize, head: u64, snap: u64) {
         // Only page-table pages' heads: the retract path's.
-        if ENABLED.load(Ordering::Relaxed) {
-            if let Some(page) = crate::mm::frame::page_table_of_rcu_head(head) {
-                record(Kind::CallRcu, page, snap);
-            }
+        if let Some(page) = crate::mm::frame::page_table_of_rcu_head(head) {
+            record(Kind::CallRcu, page, snap);
         }
     }
     fn gp_start(gp_seq: u64, waits_for: u32) {

@@ -30,7 +30,7 @@ impl<H: RcuHooks> Rcu<H> {
         let snap = rcu_seq_snap(self.gp_seq.load(Ordering::SeqCst));
         c.append(addr, head, snap);
         c.unlock();
-        if H::ENABLED {
+        if H::ENABLED && H::active() {
             H::call_rcu(cpu, addr, snap);
         }
         self.pending.fetch_add(1, Ordering::Relaxed);

@@ -68,6 +68,13 @@ impl<H: RcuHooks> Rcu<H> {
             if self.gp_seq.compare_exchange(g, g + 1, Ordering::SeqCst, Ordering::SeqCst).is_err() {
                 continue;
             }
+            if H::ENABLED && H::active() {
+                // Told at once: an interrupt here (a tick running callbacks) would otherwise
+                // put records made after this start before it. The mask it will wait for is
+                // read again below; only cpu_online, at boot, changes it.
+                let broken = self.broken_short_gp.load(Ordering::Relaxed);
+                H::gp_start(g + 1, if broken { 0 } else { self.online.load(Ordering::Relaxed) });
+            }
             // Orders the start after every `call_rcu` fence whose `gp_seq` read saw `g`, and
             // before the mask that reporting CPUs acquire (mod.rs header: why a grace
             // period suffices).
@@ -79,18 +86,12 @@ impl<H: RcuHooks> Rcu<H> {
                 // loom 0.7 lets a plain store slip inside a concurrent RMW, tokio-rs/loom#254.)
                 let stale = self.qs_mask.swap(online, Ordering::SeqCst);
                 debug_assert_eq!(stale, 0);
-                if H::ENABLED {
-                    H::gp_start(g + 1, online);
-                }
                 return;
             }
             // Nobody to wait for (or broken on purpose): it ends at once.
-            if H::ENABLED {
-                H::gp_start(g + 1, 0);
-            }
             self.gp_seq.fetch_add(1, Ordering::SeqCst);
             self.n_gps.fetch_add(1, Ordering::Relaxed);
-            if H::ENABLED {
+            if H::ENABLED && H::active() {
                 H::gp_end(g + 2);
             }
         }
@@ -98,10 +99,10 @@ impl<H: RcuHooks> Rcu<H> {
 
     pub(super) fn end_gp(&self) {
         let done = self.gp_seq.fetch_add(1, Ordering::SeqCst) + 1;
-        self.n_gps.fetch_add(1, Ordering::Relaxed);
-        if H::ENABLED {
+        if H::ENABLED && H::active() {
             H::gp_end(done);
         }
+        self.n_gps.fetch_add(1, Ordering::Relaxed);
         self.maybe_start_gp();
     }
 }

@@ -2,7 +2,9 @@
 //! (the kernel's `trace=1`). An [`Rcu`](super::Rcu) takes its hooks as a type parameter, so
 //! an `Rcu` without hooks (the default, [`NoHooks`]: the host tests and the loom models)
 //! compiles to exactly the code it had before: every call site is behind `H::ENABLED`, a
-//! constant, and makes no extra atomic access when it is false.
+//! constant, and makes no extra atomic access when it is false. With hooks, each site asks
+//! [`RcuHooks::active`] first (the tracer's on/off switch, one relaxed load) and reads what
+//! it reports only then.
 //!
 //! The hooks run where the event happens, possibly in the tick interrupt and with the
 //! core's state mid-update: they must not call back into the `Rcu`, block or allocate.
@@ -11,6 +13,11 @@
 pub trait RcuHooks {
     /// False only for [`NoHooks`]: the core then skips the calls and the reads made for them.
     const ENABLED: bool = true;
+
+    /// Whether to call the hooks now (and read what they are told): the tracer is on.
+    fn active() -> bool {
+        true
+    }
 
     /// `cpu` queued the head at address `head` to run once `completed()` reaches `snap`:
     /// called once it is on the list, before the grace period it needs is requested (so a

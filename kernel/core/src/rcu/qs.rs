@@ -65,7 +65,7 @@ impl<H: RcuHooks> Rcu<H> {
         // fence pairs with the one in `call_rcu` (mod.rs header: why a grace period
         // suffices).
         fence(Ordering::SeqCst);
-        if H::ENABLED && prev & bit != 0 {
+        if H::ENABLED && prev & bit != 0 && H::active() {
             // The grace period we reported for ran at the `fetch_and`; since then other CPUs
             // may have ended it (not if we were the last), so `(g - 1) | 1` is its number
             // either way, unless the next one has started too (a rare race in which the
