@@ -219,7 +219,13 @@ fn distinct_frags(p: &PageLife) -> Vec<u64> {
 }
 
 fn panel(s: &mut Svg, d: &Dump, t: &Timeline, p: &PageLife, y0: f64) {
-    let (lo, hi) = p.window();
+    // The page's own records and the read sections that held one of its tables (a section
+    // that outlives the free is what a broken strategy looks like).
+    let (lo, hi) = t
+        .reads
+        .iter()
+        .filter(|r| r.end_a != 0 && page_of(r.end_a) == p.page)
+        .fold(p.window(), |(lo, hi), r| (lo.min(r.start), hi.max(r.end)));
     let first_defer = p.defers.iter().map(|d| d.tb).min().unwrap_or(lo);
     let pad = ((hi - lo) / 16).max(d.tb_hz / 1_000_000 * 20);
     let ax =
@@ -292,8 +298,9 @@ fn panel(s: &mut Svg, d: &Dump, t: &Timeline, p: &PageLife, y0: f64) {
         y += LANE + GAP;
     }
 
-    // The page's rcu_head: queued spans, then the callbacks.
+    // The page's rcu_head: queued spans, then the callbacks, then the labels over both.
     s.lane_label(y, "rcu_head");
+    let mut labels = Vec::new();
     for (k, q) in p.queued.iter().enumerate() {
         let snap = d
             .events
@@ -310,12 +317,23 @@ fn panel(s: &mut Svg, d: &Dump, t: &Timeline, p: &PageLife, y0: f64) {
         );
         let (x0, x1) = (ax.x(q.start), ax.x(q.end));
         s.rect(x0, x1, y + 2.0, LANE - 4.0, QUEUED, &title);
-        let (long, short) = (format!("queued #{}{gp}", k + 1), format!("#{}", k + 1));
-        s.label_in(x0, x1, y, &[&long, &short], "#1f1147");
+        // A head queued again from its callback starts under that callback: label it after.
+        let after_cb = p
+            .callbacks
+            .iter()
+            .filter(|c| c.start <= q.start && q.start <= c.end)
+            .map(|c| ax.x(c.end))
+            .fold(x0, f64::max);
+        let n = k + 1;
+        let medium = snap.map_or(format!("#{n}"), |c| format!("#{n}, gp {}", c.saturating_sub(1)));
+        labels.push((after_cb, x1, [format!("queued #{n}{gp}"), medium, format!("#{n}")]));
     }
     for c in &p.callbacks {
         let title = format!("callback on cpu {}: {:.0} to {:.0} µs", c.cpu, us(c.start), us(c.end));
         s.rect(ax.x(c.start), ax.x(c.end), y, LANE, CALLBACK, &title);
+    }
+    for (x0, x1, [long, medium, short]) in &labels {
+        s.label_in(*x0, *x1, y, &[long, medium, short], "#1f1147");
     }
     y += LANE + GAP;
 
