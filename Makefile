@@ -13,8 +13,10 @@ KERNEL  := target/$(TARGET)/release/ptfrag
 HARNESS := cargo run -q --release -p ptfrag-tests --bin harness --
 
 SOAK_ROUNDS ?= 400
+STRATEGY ?= active
+MMU ?= radix
 
-.PHONY: all deps kernel run test soak mutants bench bench-quick gdb lint clippy fmt fmt-check host-test clean
+.PHONY: all deps kernel run test soak mutants bench bench-quick trace gdb lint clippy fmt fmt-check host-test clean
 
 all: kernel
 
@@ -52,6 +54,11 @@ bench: kernel
 # vCPUs {1,4} x address spaces {1,10,100}, 2 collapse rounds.
 bench-quick: kernel
 	$(HARNESS) bench --quick
+
+# One boot with trace=1 of the late_deferral schedule (2 vCPUs unless SMP= is given):
+# target/trace/$(STRATEGY)-$(MMU).json (ui.perfetto.dev, chrome://tracing) and .svg.
+trace: kernel
+	$(HARNESS) trace --strategy $(STRATEGY) --mmu $(MMU) $(if $(filter-out file,$(origin SMP)),--smp $(SMP))
 
 lint: clippy fmt-check
 

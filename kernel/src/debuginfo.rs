@@ -63,7 +63,7 @@ pub fn fill() {
     use ptfrag_core::cmdline::MmuMode;
     use ptfrag_core::page_desc::PageDesc;
     use ptfrag_core::pgtable::LEVELS;
-    let rl = ptfrag_core::rcu::debug_layout();
+    let rl = ptfrag_core::rcu::debug_layout::<crate::rcu::Hooks>();
     let g = crate::arch::mmu::pte::geometry();
     let fields = [
         (Field::Version, VERSION),

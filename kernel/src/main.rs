@@ -18,6 +18,7 @@ mod panic;
 mod rcu;
 mod sync;
 mod tests;
+mod trace;
 
 use arch::{exceptions, of::Of, paca, smp, timer};
 use ptfrag_core::cmdline::{self, Cmdline, Selftest};
@@ -134,6 +135,13 @@ extern "C" fn boot_main(of_entry: u64) -> ! {
     mm::heap::init();
     let pte_geo = arch::mmu::book3s64::pte_frag_for(cmd.mmu);
     mm::pte_free::init(cmd.pte_free_defer, cmd.rcu_check, pte_geo);
+    trace::init(cmd.trace, dt.ncpus);
+    if cmd.trace {
+        println!(
+            "boot: tracing the retract path, {} events per CPU, dumped after the tests",
+            trace::CAPACITY
+        );
+    }
     CONFIG.call_once(|| Config {
         collapses: cmd.collapses,
         bench: cmd.bench,
@@ -251,6 +259,7 @@ fn run_tests(cmd: &Cmdline<'_>) -> ! {
         fatal!("selftest=oops: the unexpected access did not fault");
     }
     let (_, failed) = ktest::run_all(cmd.test, cmd.selftest == Selftest::Fail, cmd.bench);
+    trace::dump();
     if failed == 0 {
         exit::success()
     } else {

@@ -8,11 +8,15 @@
 //! never interrupts one of them on the same CPU.
 
 use crate::arch::{irq, paca, timer};
+use crate::trace::{Kind as TraceKind, ReadSite};
 use core::sync::atomic::{compiler_fence, AtomicBool, AtomicU64, Ordering};
 use ptfrag_core::page_desc::RcuHead;
 use ptfrag_core::rcu::{Rcu, RcuError, RcuFn, RcuStats};
 
-static RCU: Rcu = Rcu::new();
+/// The RCU core's hooks: its grace periods go to the trace (`trace=1`).
+pub type Hooks = crate::trace::Hooks;
+
+static RCU: Rcu<Hooks> = Rcu::with_hooks();
 /// RCU misuse caught (quiescent state or sleep inside a read section, double call_rcu...).
 static BUGS: AtomicU64 = AtomicU64::new(0);
 
@@ -28,7 +32,7 @@ pub fn report_bug(what: core::fmt::Arguments<'_>) {
 
 /// Address of the RCU state, for the debugger (layout: ptfrag_core::rcu::debug_layout).
 pub fn rcu_addr() -> u64 {
-    &RCU as *const Rcu as u64
+    &RCU as *const Rcu<Hooks> as u64
 }
 
 pub fn bugs() -> u64 {
@@ -68,6 +72,33 @@ pub struct ReadGuard(());
 
 impl Drop for ReadGuard {
     fn drop(&mut self) {
+        read_unlock();
+    }
+}
+
+/// A read-side section the trace shows (`trace=1`): `site` says whose it is, `ea` what it
+/// walks; [`TracedRead::holds`] names the PTE table it reached, recorded at its end.
+pub fn read_traced(site: ReadSite, ea: u64) -> TracedRead {
+    read_lock();
+    crate::trace::record(TraceKind::ReadBegin, ea, site as u64);
+    TracedRead { site, table: 0 }
+}
+
+pub struct TracedRead {
+    site: ReadSite,
+    table: u64,
+}
+
+impl TracedRead {
+    /// The section now holds PTE table `table`.
+    pub fn holds(&mut self, table: u64) {
+        self.table = table;
+    }
+}
+
+impl Drop for TracedRead {
+    fn drop(&mut self) {
+        crate::trace::record(TraceKind::ReadEnd, self.table, self.site as u64);
         read_unlock();
     }
 }

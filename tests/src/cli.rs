@@ -7,6 +7,7 @@ use crate::mutants;
 use crate::paths;
 use crate::qemu::{split_words, Firmware, QemuConfig, MAX_SMP};
 use crate::suite::{self, MAX_JOBS};
+use crate::trace;
 use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -47,6 +48,12 @@ enum Command {
     /// The catalogue is tests/src/mutants/catalogue.rs; the copy of the tree is in
     /// target/mutants.
     Mutants(MutantsArgs),
+    /// One boot with trace=1: a Chrome/Perfetto JSON and an SVG timeline [make trace]
+    ///
+    /// Boots the deterministic late_deferral schedule with the strategy and MMU given, and
+    /// writes DIR/<strategy>-<mmu>.json (open it in ui.perfetto.dev or chrome://tracing),
+    /// DIR/<strategy>-<mmu>.svg (one panel per page-table page) and the serial log.
+    Trace(TraceArgs),
     /// Print the scenario table
     List,
     /// Write ELF's symbol table into its .ksyms section (make kernel does this)
@@ -141,6 +148,48 @@ struct BenchArgs {
 }
 
 #[derive(Debug, Args)]
+struct TraceArgs {
+    /// pte_free_defer strategy
+    #[arg(long, value_name = "NAME", default_value = "active", value_parser = strategy)]
+    strategy: String,
+    /// MMU mode
+    #[arg(long, default_value = "radix", value_parser = ["radix", "radix64", "hash"])]
+    mmu: String,
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 2,
+        help = format!("vCPUs, 2..={MAX_SMP} (the schedule needs a reader and a driver; with 3 or \
+                        more late_deferral_other_cpu runs too)"),
+        value_parser = clap::value_parser!(u32).range(2..=i64::from(MAX_SMP)),
+    )]
+    smp: u32,
+    /// Where <strategy>-<mmu>.json, .svg and .log go
+    #[arg(long, value_name = "DIR", default_value_os_t = paths::trace_dir(),
+          allow_hyphen_values = true)]
+    out: PathBuf,
+    /// Kernel ELF
+    #[arg(long, value_name = "PATH", default_value_os_t = paths::default_kernel(),
+          allow_hyphen_values = true)]
+    kernel: PathBuf,
+    /// No boot: convert the dump in this serial log (its strategy and MMU name the files)
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
+    log: Option<PathBuf>,
+}
+
+/// A `pte_free_defer=` name.
+fn strategy(s: &str) -> Result<String, String> {
+    use ptfrag_core::pte_free_defer::Strategy;
+    match Strategy::parse(s) {
+        Some(st) => Ok(st.name().to_string()),
+        None => {
+            let names: Vec<&str> = Strategy::CHOICES.iter().map(|c| c.name()).collect();
+            Err(format!("not a strategy (one of {})", names.join(", ")))
+        }
+    }
+}
+
+#[derive(Debug, Args)]
 struct MutantsArgs {
     /// Only the cheap mutants make test also runs
     #[arg(long)]
@@ -159,6 +208,7 @@ pub enum Cmd {
     Test(suite::Options),
     Bench(bench::Options),
     Mutants(mutants::Options),
+    Trace(trace::Options),
     List,
     Ksyms(PathBuf),
     /// No command given: print the help.
@@ -191,6 +241,14 @@ impl Cli {
             Command::Mutants(m) => {
                 Cmd::Mutants(mutants::Options { quick: m.quick, filter: m.filter })
             }
+            Command::Trace(t) => Cmd::Trace(trace::Options {
+                kernel: t.kernel,
+                strategy: t.strategy,
+                mmu: t.mmu,
+                smp: t.smp,
+                out: t.out,
+                log: t.log,
+            }),
             Command::List => Cmd::List,
             Command::Ksyms { elf } => Cmd::Ksyms(elf),
         }
@@ -390,6 +448,33 @@ mod tests {
     }
 
     #[test]
+    fn trace_defaults_and_options() {
+        assert_eq!(parse_str("trace"), Ok(Cmd::Trace(trace::Options::default())));
+        assert_eq!(
+            parse_str("trace --strategy refcount --mmu=hash --smp 4 --out /tmp/t --log /tmp/l"),
+            Ok(Cmd::Trace(trace::Options {
+                strategy: "refcount".into(),
+                mmu: "hash".into(),
+                smp: 4,
+                out: PathBuf::from("/tmp/t"),
+                log: Some(PathBuf::from("/tmp/l")),
+                ..trace::Options::default()
+            }))
+        );
+        for bad in [
+            "trace --strategy bogus",
+            "trace --mmu Radix",
+            "trace --smp 1",
+            "trace --smp 9",
+            "trace --out",
+        ] {
+            assert!(parse_str(bad).is_err(), "{bad}");
+        }
+        let msg = Cli::try_parse_from(["harness", "trace", "--strategy", "x"]).unwrap_err();
+        assert!(msg.to_string().contains("one of naive, refcount, active"), "{msg}");
+    }
+
+    #[test]
     fn ranges_are_enforced_at_both_ends() {
         let max_smp = MAX_SMP.to_string();
         let max_jobs = MAX_JOBS.to_string();
@@ -418,7 +503,7 @@ mod tests {
 
     #[test]
     fn unknown_option_is_rejected() {
-        for cmd in ["run", "gdb", "cmdline", "test", "bench", "mutants", "list"] {
+        for cmd in ["run", "gdb", "cmdline", "test", "bench", "mutants", "trace", "list"] {
             assert_eq!(parse_str(&format!("{cmd} --bogus")), Err(ErrorKind::UnknownArgument));
         }
         let msg = Cli::try_parse_from(["harness", "run", "--bogus"]).unwrap_err().to_string();
@@ -457,8 +542,12 @@ mod tests {
         let makefile = std::fs::read_to_string(paths::workspace_root().join("Makefile")).unwrap();
         let recipes: Vec<&str> =
             makefile.lines().filter_map(|l| l.split_once("$(HARNESS) ").map(|(_, r)| r)).collect();
-        assert!(recipes.len() >= 8, "{recipes:?}");
+        assert!(recipes.len() >= 9, "{recipes:?}");
+        // Longer patterns first: `$(SMP)` also occurs inside the trace line's `$(if ...)`.
         let defaults = [
+            ("$(if $(filter-out file,$(origin SMP)),--smp $(SMP))", ""),
+            ("$(STRATEGY)", "active"),
+            ("$(MMU)", "radix"),
             ("$(if $(FILTER),--filter $(FILTER))", ""),
             ("$(FW)", "vof"),
             ("$(SMP)", "1"),
@@ -468,6 +557,9 @@ mod tests {
             ("$(KERNEL)", "target/powerpc64le-unknown-linux-gnu/release/ptfrag"),
         ];
         let set = [
+            ("$(if $(filter-out file,$(origin SMP)),--smp $(SMP))", "--smp 4"),
+            ("$(STRATEGY)", "refcount"),
+            ("$(MMU)", "radix64"),
             ("$(if $(FILTER),--filter $(FILTER))", "--filter vof-hash"),
             ("$(FW)", "slof"),
             ("$(SMP)", "8"),

@@ -22,6 +22,7 @@ mod qemu;
 mod runner;
 mod scenario;
 mod suite;
+mod trace;
 #[cfg(test)]
 mod unsafe_places;
 
@@ -77,6 +78,11 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
+        Cmd::Trace(options) => {
+            if !trace::run(&options) {
+                return ExitCode::FAILURE;
+            }
+        }
     }
     ExitCode::SUCCESS
 }
@@ -84,14 +90,15 @@ fn main() -> ExitCode {
 fn list() {
     for s in scenario::SCENARIOS {
         println!(
-            "{:<20} fw={:<4} smp={} timeout={}s expect={:?} args={:?} extra_required={:?}",
+            "{:<20} fw={:<4} smp={} timeout={}s expect={:?} args={:?} extra_required={:?}{}",
             s.name,
             s.fw,
             s.smp,
             s.timeout.as_secs(),
             s.expect,
             s.bootargs,
-            s.extra_required
+            s.extra_required,
+            if s.trace { " trace-checked" } else { "" }
         );
     }
     println!("required on success: {}", scenario::REQUIRED_TESTS.join(" "));

@@ -42,3 +42,8 @@ pub fn gdb_script() -> PathBuf {
 pub fn bench_dir() -> PathBuf {
     target_dir().join("bench")
 }
+
+/// Default output directory of `harness trace` (`make trace`): JSON, SVG and serial log.
+pub fn trace_dir() -> PathBuf {
+    target_dir().join("trace")
+}

@@ -143,6 +143,9 @@ pub struct Scenario {
     pub skipped: &'static [&'static str],
     pub expect: Expect,
     pub timeout: Duration,
+    /// The boot runs with `trace=1`: its dump must be well-formed and show the retract
+    /// path (`trace::check_log`).
+    pub trace: bool,
 }
 
 /// Per-scenario wall-clock limit unless a row says otherwise.
@@ -161,6 +164,7 @@ impl Scenario {
             skipped: &[],
             expect: Expect::Success,
             timeout: DEFAULT_TIMEOUT,
+            trace: false,
         }
     }
 
@@ -184,6 +188,12 @@ impl Scenario {
     /// Leaves `tests` out of `base_required` for this row.
     pub const fn skipping(mut self, tests: &'static [&'static str]) -> Self {
         self.skipped = tests;
+        self
+    }
+
+    /// Checks the trace dump too (the row's arguments must say `trace=1`).
+    pub const fn traced(mut self) -> Self {
+        self.trace = true;
         self
     }
 
@@ -365,6 +375,16 @@ pub const SCENARIOS: &[Scenario] = &[
          schedule=late_deferral",
     )
     .expect(SKETCH_CAUGHT),
+    // trace=1 (make trace's workload, late_deferral on 2 vCPUs): the dump after the tests
+    // must be well-formed and show deferrals, call_rcu, grace periods, callbacks and frees.
+    Scenario::new(
+        "trace-refcount-smp2",
+        Vof,
+        2,
+        concat!("trace=1 pte_free_defer=refcount ", crate::trace::workload!()),
+    )
+    .base_required(&["retract_schedules"])
+    .traced(),
     Scenario::new("rcu-short-gp-smp4", Vof, 4, "rcu_gp=short hz=1000 test=rcu_torture_pipe")
         .expect(Expect::TestFailsBecause("rcu_torture_pipe", "too-short")),
     Scenario::new("vof-selftest-oops", Vof, 2, "selftest=oops").expect(Expect::Oops {
@@ -422,6 +442,8 @@ mod tests {
         let mut names = HashSet::new();
         for s in SCENARIOS {
             assert!(names.insert(s.name), "duplicate scenario {}", s.name);
+            let traced = s.bootargs.split_whitespace().any(|w| w == "trace=1");
+            assert_eq!(s.trace, traced, "{}: trace=1 and the trace check go together", s.name);
             assert!((1..=MAX_SMP).contains(&s.smp), "{}: smp {}", s.name, s.smp);
             assert!(!s.timeout.is_zero());
         }

@@ -192,8 +192,12 @@ pub(crate) fn run_scenario(s: &Scenario, kernel: &Path, log_dir: &Path) -> Verdi
     }
     match runner::run(config.command(), s.timeout, Some(&verdict.log_path)) {
         Ok(run) => {
-            let log = Log::parse(&String::from_utf8_lossy(&run.stdout));
+            let text = String::from_utf8_lossy(&run.stdout);
+            let log = Log::parse(&text);
             verdict.why = check(s.expect, &s.required(), &log, run.exit);
+            if s.trace {
+                verdict.why.extend(crate::trace::check_log(&text));
+            }
             let stderr_path = verdict.log_path.with_extension("stderr");
             let saved = if run.stderr.is_empty() {
                 fs::remove_file(&stderr_path).or(Ok(()))

@@ -76,6 +76,9 @@ pub struct Cmdline<'a> {
     /// `schedule=<filter>[,<filter>...]`: run only the deterministic schedules of
     /// `retract_schedules` whose name contains one of the filters; default all.
     pub schedule: Option<&'a str>,
+    /// `trace=0|1`: record the retract path's events in per-CPU rings and dump them on the
+    /// console after the tests (`make trace`), default 0.
+    pub trace: bool,
 }
 
 impl Default for Cmdline<'_> {
@@ -92,6 +95,7 @@ impl Default for Cmdline<'_> {
             mms: 4,
             rcu_check: true,
             schedule: None,
+            trace: false,
         }
     }
 }
@@ -154,6 +158,7 @@ const OPTIONS: &[Opt] = &[
     Opt { name: "mms", accepted: "1..1000", set: set_mms },
     Opt { name: "rcu_check", accepted: "on|off", set: set_rcu_check },
     Opt { name: "schedule", accepted: "<filter>", set: set_schedule },
+    Opt { name: "trace", accepted: "0|1", set: set_trace },
 ];
 
 // Duplicate detection keeps one bit per row.
@@ -259,6 +264,15 @@ fn set_schedule<'a>(c: &mut Cmdline<'a>, v: &'a str) -> bool {
     !v.is_empty()
 }
 
+fn set_trace<'a>(c: &mut Cmdline<'a>, v: &'a str) -> bool {
+    c.trace = match v {
+        "0" => false,
+        "1" => true,
+        _ => return false,
+    };
+    true
+}
+
 /// Plain ASCII decimal: digits only, no sign, no overflow.
 fn parse_decimal(s: &str) -> Option<u32> {
     if s.is_empty() {
@@ -312,7 +326,7 @@ mod tests {
                          selftest=off|fail|oops, \
                          pte_free_defer=naive|refcount|active|bitmap|bitmap_sketch|none, \
                          rcu_gp=normal|short, collapses=1..100000, bench=0|1, mms=1..1000, \
-                         rcu_check=on|off, schedule=<filter>";
+                         rcu_check=on|off, schedule=<filter>, trace=0|1";
 
     #[test]
     fn empty_and_blank_give_defaults() {
@@ -467,6 +481,20 @@ mod tests {
     }
 
     #[test]
+    fn trace_is_off_unless_turned_on() {
+        assert!(!parse("").unwrap().trace);
+        assert!(parse("trace=1").unwrap().trace);
+        assert!(!parse("trace=0").unwrap().trace);
+        for bad in ["trace=on", "trace=2", "trace=", "trace"] {
+            assert!(
+                matches!(parse(bad), Err(CmdlineError::Malformed { option: "trace", .. })),
+                "{bad}"
+            );
+        }
+        assert_eq!(parse("trace=1 trace=1"), Err(CmdlineError::Duplicate("trace")));
+    }
+
+    #[test]
     fn valid_options_come_from_the_table() {
         let v: std::vec::Vec<_> = valid_options().collect();
         assert_eq!(
@@ -483,6 +511,7 @@ mod tests {
                 ("mms", "1..1000"),
                 ("rcu_check", "on|off"),
                 ("schedule", "<filter>"),
+                ("trace", "0|1"),
             ]
         );
         // Every listed option parses with a value from its own description.

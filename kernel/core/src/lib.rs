@@ -16,6 +16,7 @@ pub mod pgtable_t;
 pub mod pte_free_defer;
 pub mod radix;
 pub mod rcu;
+pub mod trace;
 
 #[cfg(all(test, loom))]
 mod loom_tests;

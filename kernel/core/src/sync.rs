@@ -28,17 +28,18 @@ pub fn spin_loop() {
     core::hint::spin_loop();
 }
 
-/// Defines `fn new() -> Self` as a `const fn`, except under loom, whose atomics have no
-/// const constructor. The body may pick per-cfg statements (`#[cfg(all(test, loom))] let`).
+/// Defines a constructor `fn new() -> Self` (or another name) as a `const fn`, except under
+/// loom, whose atomics have no const constructor. The body may pick per-cfg statements
+/// (`#[cfg(all(test, loom))] let`).
 macro_rules! const_new {
-    ($(#[$attr:meta])* $vis:vis fn new() -> Self $body:block) => {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident() -> Self $body:block) => {
         #[cfg(not(all(test, loom)))]
         $(#[$attr])*
-        $vis const fn new() -> Self $body
+        $vis const fn $name() -> Self $body
 
         #[cfg(all(test, loom))]
         $(#[$attr])*
-        $vis fn new() -> Self $body
+        $vis fn $name() -> Self $body
     };
 }
 pub(crate) use const_new;

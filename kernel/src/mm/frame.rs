@@ -115,6 +115,16 @@ pub fn page_of_rcu_head(head: *const ptfrag_core::page_desc::RcuHead) -> PtPage 
     }
 }
 
+/// The page-table page whose descriptor holds the head at address `head`, if it is one.
+pub fn page_table_of_rcu_head(head: u64) -> Option<u64> {
+    let descs = DESCS.get()?;
+    let pfn = PageDesc::index_in(
+        descs,
+        PageDesc::from_rcu_head(head as *const ptfrag_core::page_desc::RcuHead),
+    )?;
+    descs[pfn].has_flag(PageFlags::PAGE_TABLE).then(|| PtPage::from_pfn(pfn).pa())
+}
+
 /// One frame (physical address).
 pub fn alloc() -> Result<u64, FrameError> {
     with(|fa| {

@@ -6,11 +6,12 @@
 
 use super::frame;
 use super::pgalloc::KernelPages;
+use crate::trace::Kind as TraceKind;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use ptfrag_core::frame_alloc::FRAME_SIZE;
 use ptfrag_core::gp_oracle::{needed_gp, GpOracle, OracleError};
 use ptfrag_core::page_desc::{PageDesc, RcuHead};
-use ptfrag_core::pgtable_frag::{FragCache, FragGeometry, PageSource};
+use ptfrag_core::pgtable_frag::{frag_index, FragCache, FragGeometry, PageSource};
 use ptfrag_core::pgtable_t::{DetachedTable, PgTable, PtPage};
 use ptfrag_core::pte_free_defer::{
     BitmapSide, DeferCounts, DeferEnv, DeferError, DeferStats, Strategy,
@@ -220,6 +221,7 @@ impl PageSource for KernelEnv {
         KernelPages.alloc_page()
     }
     fn free_page(&self, page: PtPage) {
+        crate::trace::record(TraceKind::Free, page.pa(), 0);
         if let Some(t) = last_defer(page.pa()) {
             let t0 = t.swap(0, Ordering::Relaxed);
             if t0 != 0 {
@@ -283,9 +285,11 @@ fn report(op: &str, table: u64, e: DeferError) {
 /// The RCU callback of every deferred page-table page.
 fn pte_free_rcu_callback(head: *const RcuHead) {
     let page = frame::page_of_rcu_head(head);
+    crate::trace::record(TraceKind::CbStart, page.pa(), 0);
     if let Err(e) = strategy().rcu_callback(page, &KernelEnv) {
         report("rcu_callback", page.pa(), e);
     }
+    crate::trace::record(TraceKind::CbEnd, page.pa(), 0);
 }
 
 /// Defers freeing a PTE table that `retract_page_tables()` detached. Never inlined, so a
@@ -296,6 +300,7 @@ fn pte_free_rcu_callback(head: *const RcuHead) {
 #[inline(never)]
 pub fn pte_free_defer(_mm: &super::Mm, detached: DetachedTable) {
     let table = detached.table().pa();
+    crate::trace::record(TraceKind::Defer, table, frag_index(table, pte_frag_geometry()) as u64);
     // The PMD is already cleared and flushed: a walker that can still reach `table` began
     // its read section before this snapshot.
     if let Some(o) = oracle() {

@@ -16,6 +16,7 @@ use crate::mm::file::{pattern, File};
 use crate::mm::mm_types::activate;
 use crate::mm::pgalloc::POISON;
 use crate::mm::{frame, khugepaged, pte_free, Mm};
+use crate::trace::ReadSite;
 use crate::{check, ktest, println, rcu};
 use alloc::format;
 use alloc::string::String;
@@ -105,13 +106,17 @@ impl Tally {
 /// is used, and its result checked: POISON from a table means it was freed under us; data
 /// the re-check accepted must be the file's.
 fn lockless_walk(mm: &Mm, ea: u64, round: &Round, off: u64, t: &Tally, hold_us: u64) {
-    let _r = rcu::read();
+    let mut section = rcu::read_traced(ReadSite::Walk, ea);
     let mut hold = |_| {
         if hold_us != 0 {
             timer::udelay(hold_us);
         }
     };
-    match gup_fast::walk(mm, ea, &mut hold) {
+    let walked = gup_fast::walk(mm, ea, &mut hold);
+    if let Walk::PoisonTable { table } | Walk::Data { table, .. } = walked {
+        section.holds(table);
+    }
+    match walked {
         Walk::Nothing | Walk::Discarded => {}
         Walk::Huge(frame) => {
             let want = round.file.huge_frame(off);
@@ -160,7 +165,7 @@ fn lockless_walk(mm: &Mm, ea: u64, round: &Round, off: u64, t: &Tally, hold_us: 
 fn deterministic_walk(round: &Round, t: &Tally, wait: impl FnOnce()) {
     let mm = &round.mms[0];
     let ea = round.bases[0];
-    let _r = rcu::read();
+    let mut section = rcu::read_traced(ReadSite::DeterministicWalk, ea);
     let mut table = mm.pgd;
     for level in [Level::Pgd, Level::Pud, Level::Pmd] {
         // Tables of a live mm (the round outlives this walk).
@@ -175,6 +180,7 @@ fn deterministic_walk(round: &Round, t: &Tally, wait: impl FnOnce()) {
         }
         table = pte::target(e);
     }
+    section.holds(table);
     wait();
     // A linear-map read of a frame that must not have been freed (see lockless_walk).
     let e = pte::slot(table, Level::Pte, ea).get();

@@ -58,6 +58,7 @@ use crate::mm::file::{pattern, File};
 use crate::mm::mm_types::activate;
 use crate::mm::pgalloc::POISON;
 use crate::mm::{frame, khugepaged, pte_free, Mm};
+use crate::trace::ReadSite;
 use crate::{check, ktest, println, rcu};
 use alloc::format;
 use alloc::string::String;
@@ -398,9 +399,9 @@ fn reader(
         _ => 0,
     };
     after_own_qs(ch, cpu)?;
-    let guard = rcu::read();
-    let mm = stage.mm(ch, cpu)?;
     let ea = BASE + c * pmd_size() + 8;
+    let mut guard = rcu::read_traced(ReadSite::ScheduleReader, ea);
+    let mm = stage.mm(ch, cpu)?;
     let Some(pmd) = mm.pmd_slot(ea) else {
         ch.fail(format!("cpu {cpu}: no PMD for {ea:#x}"));
         return Err(());
@@ -414,6 +415,7 @@ fn reader(
         return Err(());
     }
     let table = pte::target(e);
+    guard.holds(table);
     stage.held.store(table, Ordering::Release);
     ch.signal(Ev::ReaderHolds);
     // Inside the read section: no quiescent state while we wait.
@@ -464,7 +466,7 @@ fn driver(ch: &Choreo, stage: &Stage, kind: Kind, cpu: usize, _: &AtomicU64) -> 
         ch.check(cpu, collapse(stage, 0))?;
         wait_deferral_callback(ch, cpu, "the first deferral's callback to run", calls0, cb0)?;
     }
-    let hold = rcu::read();
+    let hold = rcu::read_traced(ReadSite::DriverHold, 0);
     if matches!(kind, Kind::LateDeferral | Kind::LateDeferralOtherCpu) {
         // The first table of the page goes before the reader's grace period is known.
         ch.check(cpu, collapse(stage, 0))?;
@@ -589,7 +591,7 @@ fn gup_reader(ch: &Choreo, stage: &Stage, _: Kind, cpu: usize, _: &AtomicU64) ->
     ch.wait(cpu, Ev::SetUp, true)?;
     let mm = stage.mm(ch, cpu)?;
     let ea = BASE + 8;
-    let guard = rcu::read();
+    let guard = rcu::read_traced(ReadSite::GupReader, ea);
     let mut waited = Ok(());
     let mut pause = |at: u32| {
         if at == 1 {

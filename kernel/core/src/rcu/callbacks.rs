@@ -3,11 +3,11 @@
 //! on the CPU that queued them, in queue order.
 
 use super::cblist::head_at;
-use super::{rcu_seq_snap, Rcu, RcuError, RcuFn};
+use super::{rcu_seq_snap, Rcu, RcuError, RcuFn, RcuHooks};
 use crate::page_desc::RcuHead;
 use crate::sync::atomic::{fence, Ordering};
 
-impl Rcu {
+impl<H: RcuHooks> Rcu<H> {
     /// Queues `head` to have `func` called on it after a full grace period, on `cpu`.
     /// Refused, touching nothing, if `head` is still queued.
     ///
@@ -30,6 +30,9 @@ impl Rcu {
         let snap = rcu_seq_snap(self.gp_seq.load(Ordering::SeqCst));
         c.append(addr, head, snap);
         c.unlock();
+        if H::ENABLED && H::active() {
+            H::call_rcu(cpu, addr, snap);
+        }
         self.pending.fetch_add(1, Ordering::Relaxed);
         self.n_call_rcu.fetch_add(1, Ordering::Relaxed);
         self.request_gp(snap);

@@ -3,7 +3,7 @@
 //! for it and ends it when the last CPU has reported (see `mod.rs`'s header for the
 //! ordering argument). Polling (`start_poll`/`poll`) is a waiter without a callback.
 
-use super::Rcu;
+use super::{Rcu, RcuHooks};
 use crate::sync::atomic::{fence, Ordering};
 
 /// Grace-period snapshot: the `completed()` value after which something that saw `gp_seq ==
@@ -12,7 +12,7 @@ pub const fn rcu_seq_snap(s: u64) -> u64 {
     (s + 3) & !1
 }
 
-impl Rcu {
+impl<H: RcuHooks> Rcu<H> {
     /// A cookie for a grace period starting after this call (Linux
     /// `start_poll_synchronize_rcu`); `poll` says when it has completed. `synchronize_rcu` is
     /// a loop of `poll`, quiescent states and callback runs.
@@ -68,6 +68,13 @@ impl Rcu {
             if self.gp_seq.compare_exchange(g, g + 1, Ordering::SeqCst, Ordering::SeqCst).is_err() {
                 continue;
             }
+            if H::ENABLED && H::active() {
+                // Told at once: an interrupt here (a tick running callbacks) would otherwise
+                // put records made after this start before it. The mask it will wait for is
+                // read again below; only cpu_online, at boot, changes it.
+                let broken = self.broken_short_gp.load(Ordering::Relaxed);
+                H::gp_start(g + 1, if broken { 0 } else { self.online.load(Ordering::Relaxed) });
+            }
             // Orders the start after every `call_rcu` fence whose `gp_seq` read saw `g`, and
             // before the mask that reporting CPUs acquire (mod.rs header: why a grace
             // period suffices).
@@ -84,11 +91,17 @@ impl Rcu {
             // Nobody to wait for (or broken on purpose): it ends at once.
             self.gp_seq.fetch_add(1, Ordering::SeqCst);
             self.n_gps.fetch_add(1, Ordering::Relaxed);
+            if H::ENABLED && H::active() {
+                H::gp_end(g + 2);
+            }
         }
     }
 
     pub(super) fn end_gp(&self) {
-        self.gp_seq.fetch_add(1, Ordering::SeqCst);
+        let done = self.gp_seq.fetch_add(1, Ordering::SeqCst) + 1;
+        if H::ENABLED && H::active() {
+            H::gp_end(done);
+        }
         self.n_gps.fetch_add(1, Ordering::Relaxed);
         self.maybe_start_gp();
     }

@@ -32,9 +32,12 @@
 //! them; `qs.rs` is the per-CPU read side and its quiescent-state reports; `cblist.rs` is the
 //! per-CPU segmented callback list, which `callbacks.rs` fills (`call_rcu`) and drains
 //! (`run_callbacks`); `debug.rs` tells a debugger where the state sits; `torture.rs` is
-//! rcutorture's pipe check. This file holds the state they share and the errors.
+//! rcutorture's pipe check; `hooks.rs` is what a tracer may hear of grace periods (the
+//! [`RcuHooks`] type parameter, none by default). This file holds the state they share and
+//! the errors.
 
 use core::fmt;
+use core::marker::PhantomData;
 
 use crate::page_desc::RcuHead;
 use crate::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -44,12 +47,14 @@ mod callbacks;
 mod cblist;
 mod debug;
 mod gp;
+mod hooks;
 mod qs;
 mod torture;
 
 use cblist::{Segment, NSEGS};
 pub use debug::{debug_layout, RcuLayout};
 pub use gp::rcu_seq_snap;
+pub use hooks::{NoHooks, RcuHooks};
 pub use torture::torture_pipe_age_ok;
 
 /// CPUs the RCU core can track (bits of a `u32` mask).
@@ -134,8 +139,9 @@ impl CpuData {
     }
 }
 
-/// The RCU state: one per kernel (a `static`), or one per test.
-pub struct Rcu {
+/// The RCU state: one per kernel (a `static`), or one per test. `H` says what a tracer hears
+/// of its grace periods (`hooks.rs`); `Rcu` alone has none.
+pub struct Rcu<H: RcuHooks = NoHooks> {
     /// Linux `rcu_state.gp_seq`: even idle, odd while a grace period runs.
     gp_seq: AtomicU64,
     /// The highest snapshot any callback or poller waits for.
@@ -149,6 +155,8 @@ pub struct Rcu {
     n_gps: AtomicU64,
     n_invoked: AtomicU64,
     cpus: [CpuData; MAX_CPUS],
+    /// `fn() -> H`: the hooks are a type, not data, so they take nothing from `Sync`.
+    hooks: PhantomData<fn() -> H>,
 }
 
 impl Default for Rcu {
@@ -159,7 +167,17 @@ impl Default for Rcu {
 
 impl Rcu {
     const_new! {
+        /// An `Rcu` without hooks.
         pub fn new() -> Self {
+            Self::with_hooks()
+        }
+    }
+}
+
+impl<H: RcuHooks> Rcu<H> {
+    const_new! {
+        /// An `Rcu` that calls `H`'s hooks (`Rcu::<MyHooks>::with_hooks()`).
+        pub fn with_hooks() -> Self {
             #[cfg(not(all(test, loom)))]
             let cpus = [const { CpuData::new() }; MAX_CPUS];
             #[cfg(all(test, loom))]
@@ -175,6 +193,7 @@ impl Rcu {
                 n_gps: AtomicU64::new(0),
                 n_invoked: AtomicU64::new(0),
                 cpus,
+                hooks: PhantomData,
             }
         }
     }

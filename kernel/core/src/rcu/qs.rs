@@ -2,10 +2,10 @@
 //! read-side nesting count each CPU keeps for itself, and the report that clears a CPU's bit
 //! of the running grace period's mask (the last report ends it).
 
-use super::{Rcu, RcuError, MAX_CPUS};
+use super::{Rcu, RcuError, RcuHooks, MAX_CPUS};
 use crate::sync::atomic::{compiler_fence, fence, Ordering};
 
-impl Rcu {
+impl<H: RcuHooks> Rcu<H> {
     /// Makes `cpu` take part in grace periods from the next one on. Call it on that CPU
     /// before its first read-side section. Panics if `cpu >= MAX_CPUS`.
     pub fn cpu_online(&self, cpu: usize) {
@@ -65,6 +65,14 @@ impl Rcu {
         // fence pairs with the one in `call_rcu` (mod.rs header: why a grace period
         // suffices).
         fence(Ordering::SeqCst);
+        if H::ENABLED && prev & bit != 0 && H::active() {
+            // The grace period we reported for ran at the `fetch_and`; since then other CPUs
+            // may have ended it (not if we were the last), so `(g - 1) | 1` is its number
+            // either way, unless the next one has started too (a rare race in which the
+            // trace names that one).
+            let g = self.gp_seq.load(Ordering::Relaxed);
+            H::qs_report(cpu, g.saturating_sub(1) | 1);
+        }
         if prev == bit {
             self.end_gp();
         }

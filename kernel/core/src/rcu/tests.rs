@@ -28,7 +28,7 @@ fn addr(h: &RcuHead) -> usize {
     h as *const RcuHead as usize
 }
 
-fn queue(rcu: &Rcu, cpu: usize, h: &RcuHead, f: RcuFn) -> Result<(), RcuError> {
+fn queue<H: RcuHooks>(rcu: &Rcu<H>, cpu: usize, h: &RcuHead, f: RcuFn) -> Result<(), RcuError> {
     // SAFETY: every test keeps its heads alive until the callbacks ran or the Rcu is
     // dropped, and touches them only through the Rcu.
     unsafe { rcu.call_rcu(cpu, h, f) }
@@ -388,4 +388,64 @@ fn torture_pipe_catches_broken_short_gp() {
     let (errors, retired) = torture(true, 2, 5000);
     eprintln!("broken torture: {retired} retired, {errors} errors");
     assert!(errors > 0);
+}
+
+thread_local! {
+    /// What `Recorder`'s hooks heard on this thread.
+    static HEARD: RefCell<Vec<(&'static str, u64, u64)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Hooks that write down every event, in order.
+struct Recorder;
+
+impl RcuHooks for Recorder {
+    fn call_rcu(cpu: usize, _head: u64, snap: u64) {
+        HEARD.with(|h| h.borrow_mut().push(("call_rcu", cpu as u64, snap)));
+    }
+    fn gp_start(gp_seq: u64, waits_for: u32) {
+        HEARD.with(|h| h.borrow_mut().push(("start", gp_seq, waits_for as u64)));
+    }
+    fn gp_end(completed: u64) {
+        HEARD.with(|h| h.borrow_mut().push(("end", completed, 0)));
+    }
+    fn qs_report(cpu: usize, gp_seq: u64) {
+        HEARD.with(|h| h.borrow_mut().push(("qs", cpu as u64, gp_seq)));
+    }
+}
+
+fn heard() -> Vec<(&'static str, u64, u64)> {
+    HEARD.with(|h| h.borrow_mut().drain(..).collect())
+}
+
+#[test]
+fn hooks_hear_grace_periods_and_the_reports_they_wait_for() {
+    let rcu: Rcu<Recorder> = Rcu::with_hooks();
+    (0..3).for_each(|c| rcu.cpu_online(c));
+    let (a, b) = (RcuHead::new(), RcuHead::new());
+    rcu.quiescent_state(1).unwrap();
+    assert_eq!(heard(), [], "a report no grace period waits for is not one");
+    queue(&rcu, 0, &a, record).unwrap();
+    assert_eq!(heard(), [("call_rcu", 0, 2), ("start", 1, 0b111)]);
+    rcu.quiescent_state(2).unwrap();
+    rcu.quiescent_state(2).unwrap();
+    rcu.read_lock(0);
+    assert!(rcu.quiescent_state(0).is_err());
+    rcu.read_unlock(0).unwrap();
+    assert_eq!(heard(), [("qs", 2, 1)], "one report per CPU, none refused");
+    queue(&rcu, 1, &b, record).unwrap();
+    rcu.quiescent_state(0).unwrap();
+    rcu.quiescent_state(1).unwrap();
+    // b came during grace period 1, so it waits for 3, which starts as 1 ends.
+    assert_eq!(
+        heard(),
+        [("call_rcu", 1, 4), ("qs", 0, 1), ("qs", 1, 1), ("end", 2, 0), ("start", 3, 0b111)]
+    );
+    (0..3).for_each(|c| rcu.quiescent_state(c).unwrap());
+    assert_eq!(heard(), [("qs", 0, 3), ("qs", 1, 3), ("qs", 2, 3), ("end", 4, 0)]);
+    assert_eq!(rcu.run_callbacks(0) + rcu.run_callbacks(1), 2);
+    assert_eq!(ran().len(), 2);
+    // A grace period that waits for nobody starts and ends in one step.
+    rcu.set_broken_short_gp(true);
+    rcu.start_poll();
+    assert_eq!(heard(), [("start", 5, 0), ("end", 6, 0)]);
 }

@@ -144,6 +144,8 @@ fn ipi_handshake() {
     let me = paca::cpu_id();
     let n = smp::nr_online();
     paca::this().tlb_flush_ack.store(gen, Ordering::Release);
+    let others = (0..n).filter(|&c| c != me).fold(0u64, |m, c| m | 1 << c);
+    crate::trace::record(crate::trace::Kind::FlushStart, gen, others);
     for cpu in (0..n).filter(|&c| c != me) {
         xics::send_ipi(paca::get(cpu).server);
     }
@@ -156,6 +158,7 @@ fn ipi_handshake() {
             core::hint::spin_loop();
         }
     }
+    crate::trace::record(crate::trace::Kind::FlushEnd, gen, 0);
 }
 
 /// IPI side of `flush_all_cpus`: flush locally and acknowledge every pending generation.
@@ -167,5 +170,6 @@ pub fn handle_flush_ipi() {
     if me.tlb_flush_ack.load(Ordering::Relaxed) < gen {
         local_flush_all();
         me.tlb_flush_ack.store(gen, Ordering::Release);
+        crate::trace::record(crate::trace::Kind::FlushIpi, gen, 0);
     }
 }
