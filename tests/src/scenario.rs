@@ -231,7 +231,9 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario::new("vof-smp4", Vof, 4, "collapses=16"),
     Scenario::new("vof-hash-smp1", Vof, 1, "mmu=hash"),
     // Also the hash x active cell of the pte_free_defer matrix below (active is the default).
-    Scenario::new("vof-hash-smp4", Vof, 4, "mmu=hash collapses=4"),
+    // Every test under hash: 39 s on an idle host, so a longer timeout than the default.
+    Scenario::new("vof-hash-smp4", Vof, 4, "mmu=hash collapses=4")
+        .timeout(Duration::from_secs(120)),
     // Linux's distribution layout: radix with 64K pages, 256 PTE tables per page. Also the
     // radix64 x active cell of the matrix.
     Scenario::new("vof-radix64-smp4", Vof, 4, "mmu=radix64 collapses=8"),
@@ -270,7 +272,7 @@ pub const SCENARIOS: &[Scenario] = &[
         "hash-refcount-smp4",
         Vof,
         4,
-        "mmu=hash pte_free_defer=refcount hz=1000 collapses=4 test=retract \
+        "mmu=hash pte_free_defer=refcount hz=1000 collapses=2 test=retract \
          schedule=deferral,teardown,callbacks",
     )
     .base_required(RETRACT_TESTS),
@@ -278,7 +280,7 @@ pub const SCENARIOS: &[Scenario] = &[
         "hash-bitmap-smp4",
         Vof,
         4,
-        "mmu=hash pte_free_defer=bitmap hz=1000 collapses=4 test=retract \
+        "mmu=hash pte_free_defer=bitmap hz=1000 collapses=2 test=retract \
          schedule=deferral,teardown,callbacks",
     )
     .base_required(RETRACT_TESTS),
