@@ -6,9 +6,10 @@
 
 use super::frame;
 use super::pgalloc::KernelPages;
+use crate::arch::paca::MAX_CPUS;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use ptfrag_core::frame_alloc::FRAME_SIZE;
-use ptfrag_core::gp_oracle::{needed_gp, GpOracle, OracleError};
+use ptfrag_core::gp_oracle::{GpOracle, GpWaitCounts, GpWaits, OracleError, OracleSlot};
 use ptfrag_core::page_desc::{PageDesc, RcuHead};
 use ptfrag_core::pgtable_frag::{FragCache, FragGeometry, PageSource};
 use ptfrag_core::pgtable_t::{DetachedTable, PgTable, PtPage};
@@ -34,15 +35,33 @@ struct PteFreeState {
     double_queue: AtomicU64,
     oracle: OracleState,
     latency: DeferLatency,
+    reclaim: Reclaim,
+}
+
+/// Time each CPU spent reclaiming page-table pages: running their RCU callbacks (which free
+/// pages after a grace period, or queue the head again) and really freeing pages outside a
+/// callback (`none`'s free inside `pte_free_defer`, plain frees), poison fill included. The
+/// same account for every strategy, so the bench can take the free out of the retract's
+/// time and charge it per freed page.
+struct Reclaim {
+    time: [AtomicU64; MAX_CPUS],
+    /// Nesting of reclaim work on each CPU (a free inside a callback is already in its time).
+    nesting: [AtomicU64; MAX_CPUS],
 }
 
 /// The grace-period oracle's slots (one per PTE fragment of every frame), whether it is on
-/// (`rcu_check=`), and the tables it caught freed before their grace period (or misused).
+/// (`rcu_check=`), the tables it caught freed before their grace period (or misused), and how
+/// long the deferred tables waited (grace periods and time, taken per workload).
 struct OracleState {
-    slots: spin::Once<&'static [AtomicU64]>,
+    slots: spin::Once<&'static [OracleSlot]>,
     enabled: AtomicBool,
     bugs: AtomicU64,
+    waits: GpWaits,
 }
+
+/// Oracle reports printed in full; later ones are counted only (the `none` control of
+/// `make bench` frees every page early, hundreds of times a boot).
+const ORACLE_REPORTS_PRINTED: u64 = 16;
 
 /// Timebase of each page's last deferral (0 = none), and the sum, maximum and count of
 /// deferral-to-free times since the figure was last taken.
@@ -64,6 +83,7 @@ static STATE: PteFreeState = PteFreeState {
         slots: spin::Once::new(),
         enabled: AtomicBool::new(false),
         bugs: AtomicU64::new(0),
+        waits: GpWaits::new(),
     },
     latency: DeferLatency {
         last_defer: spin::Once::new(),
@@ -71,7 +91,40 @@ static STATE: PteFreeState = PteFreeState {
         max: AtomicU64::new(0),
         n: AtomicU64::new(0),
     },
+    reclaim: Reclaim {
+        time: [const { AtomicU64::new(0) }; MAX_CPUS],
+        nesting: [const { AtomicU64::new(0) }; MAX_CPUS],
+    },
 };
+
+/// Timebase this CPU has spent reclaiming page-table pages since boot (see `Reclaim`).
+pub fn reclaim_time(cpu: usize) -> u64 {
+    STATE.reclaim.time.get(cpu).map_or(0, |t| t.load(Ordering::Relaxed))
+}
+
+/// The same, summed over every CPU.
+pub fn reclaim_time_all() -> u64 {
+    STATE.reclaim.time.iter().map(|t| t.load(Ordering::Relaxed)).sum()
+}
+
+/// Runs `f` as reclaim work of this CPU: its time goes to the CPU's account unless reclaim
+/// work around it (a callback freeing a page, or a free the tick interrupted to run
+/// callbacks) already counts it.
+fn reclaiming<R>(f: impl FnOnce() -> R) -> R {
+    let cpu = crate::arch::paca::cpu_id();
+    let (Some(time), Some(nest)) = (STATE.reclaim.time.get(cpu), STATE.reclaim.nesting.get(cpu))
+    else {
+        return f();
+    };
+    let outer = nest.fetch_add(1, Ordering::Relaxed) == 0;
+    let t0 = crate::arch::timer::now();
+    let r = f();
+    if outer {
+        time.fetch_add(crate::arch::timer::now() - t0, Ordering::Relaxed);
+    }
+    nest.fetch_sub(1, Ordering::Relaxed);
+    r
+}
 
 fn store_strategy(st: Strategy) {
     STATE.strategy.store(st.index() as u8, Ordering::Release);
@@ -109,10 +162,7 @@ pub fn init(strategy: Strategy, rcu_check: bool, geo: FragGeometry) {
     STATE.geo.call_once(|| geo);
     if rcu_check {
         let n = GpOracle::slots_for(frame::nr_frames(), &geo);
-        STATE
-            .oracle
-            .slots
-            .call_once(|| prealloc(n, "grace-period oracle slots", || AtomicU64::new(0)));
+        STATE.oracle.slots.call_once(|| prealloc(n, "grace-period oracle slots", OracleSlot::new));
         STATE.oracle.enabled.store(true, Ordering::Release);
     }
     let n = frame::nr_frames();
@@ -126,7 +176,11 @@ pub fn oracle() -> Option<GpOracle<'static>> {
     if !STATE.oracle.enabled.load(Ordering::Acquire) {
         return None;
     }
-    STATE.oracle.slots.get().map(|s| GpOracle::new(s, *pte_frag_geometry()))
+    STATE
+        .oracle
+        .slots
+        .get()
+        .map(|s| GpOracle::new(s, *pte_frag_geometry()).with_waits(&STATE.oracle.waits))
 }
 
 /// Whether the oracle is on.
@@ -139,9 +193,21 @@ pub fn oracle_bugs() -> u64 {
     STATE.oracle.bugs.load(Ordering::Relaxed)
 }
 
+/// How long the deferred tables really freed since the last call waited (grace periods and
+/// timebase), then reset.
+pub fn take_gp_waits() -> GpWaitCounts {
+    STATE.oracle.waits.take()
+}
+
 fn oracle_report(e: OracleError, also: usize) {
-    STATE.oracle.bugs.fetch_add(1, Ordering::Relaxed);
+    let n = STATE.oracle.bugs.fetch_add(1, Ordering::Relaxed);
     STATE.bugs.fetch_add(1, Ordering::Relaxed);
+    if n >= ORACLE_REPORTS_PRINTED {
+        return;
+    }
+    if n + 1 == ORACLE_REPORTS_PRINTED {
+        crate::println!("rcu_check: further reports are counted, not printed");
+    }
     let more = if also > 1 { alloc::format!(" ({also} fragments of the page)") } else { "".into() };
     crate::println!(
         "BUG: rcu_check: {e}{more}; strategy {} on cpu {}",
@@ -155,7 +221,8 @@ fn oracle_report(e: OracleError, also: usize) {
 /// have completed.
 pub fn oracle_check_page_free(page: u64) {
     if let Some(o) = oracle() {
-        if let Err((e, n)) = o.check_page_free(page, crate::rcu::completed()) {
+        let now = crate::arch::timer::now();
+        if let Err((e, n)) = o.check_page_free(page, crate::rcu::completed(), now) {
             oracle_report(e, n);
         }
     }
@@ -229,7 +296,7 @@ impl PageSource for KernelEnv {
                 STATE.latency.n.fetch_add(1, Ordering::Relaxed);
             }
         }
-        KernelPages.free_page(page)
+        reclaiming(|| KernelPages.free_page(page))
     }
     fn desc(&self, pa: u64) -> &PageDesc {
         frame::desc(pa)
@@ -283,7 +350,7 @@ fn report(op: &str, table: u64, e: DeferError) {
 /// The RCU callback of every deferred page-table page.
 fn pte_free_rcu_callback(head: *const RcuHead) {
     let page = frame::page_of_rcu_head(head);
-    if let Err(e) = strategy().rcu_callback(page, &KernelEnv) {
+    if let Err(e) = reclaiming(|| strategy().rcu_callback(page, &KernelEnv)) {
         report("rcu_callback", page.pa(), e);
     }
 }
@@ -299,7 +366,8 @@ pub fn pte_free_defer(_mm: &super::Mm, detached: DetachedTable) {
     // The PMD is already cleared and flushed: a walker that can still reach `table` began
     // its read section before this snapshot.
     if let Some(o) = oracle() {
-        if let Err(e) = o.record_defer(table, needed_gp(crate::rcu::gp_seq_for_snapshot())) {
+        let gp_seq = crate::rcu::gp_seq_for_snapshot();
+        if let Err(e) = o.record_defer(table, gp_seq, crate::arch::timer::now()) {
             oracle_report(e, 1);
         }
     }
