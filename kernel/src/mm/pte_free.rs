@@ -38,15 +38,18 @@ struct PteFreeState {
     reclaim: Reclaim,
 }
 
-/// Time each CPU spent reclaiming page-table pages: running their RCU callbacks (which free
-/// pages after a grace period, or queue the head again) and really freeing pages outside a
-/// callback (`none`'s free inside `pte_free_defer`, plain frees), poison fill included. The
-/// same account for every strategy, so the bench can take the free out of the retract's
-/// time and charge it per freed page.
+/// Time each CPU spent reclaiming deferred page-table pages: running their RCU callbacks
+/// (which free pages after a grace period, or queue the head again) and really freeing pages
+/// from `pte_free_defer` itself (`none`), poison fill included; not the plain frees of
+/// teardown (`pte_free`, `pte_frag_destroy`). The same account for every strategy, so the
+/// bench can take the free out of the retract's time and charge it per freed page.
 struct Reclaim {
     time: [AtomicU64; MAX_CPUS],
     /// Nesting of reclaim work on each CPU (a free inside a callback is already in its time).
     nesting: [AtomicU64; MAX_CPUS],
+    /// Of `time`: oracle reports printed meanwhile (only `none`'s early frees print, and a
+    /// console line costs more than the free).
+    reports: [AtomicU64; MAX_CPUS],
 }
 
 /// The grace-period oracle's slots (one per PTE fragment of every frame), whether it is on
@@ -94,17 +97,23 @@ static STATE: PteFreeState = PteFreeState {
     reclaim: Reclaim {
         time: [const { AtomicU64::new(0) }; MAX_CPUS],
         nesting: [const { AtomicU64::new(0) }; MAX_CPUS],
+        reports: [const { AtomicU64::new(0) }; MAX_CPUS],
     },
 };
 
-/// Timebase this CPU has spent reclaiming page-table pages since boot (see `Reclaim`).
+/// Timebase this CPU has spent reclaiming page-table pages since boot (see `Reclaim`),
+/// without the oracle's reports. Read it where the CPU does no reclaim work.
 pub fn reclaim_time(cpu: usize) -> u64 {
-    STATE.reclaim.time.get(cpu).map_or(0, |t| t.load(Ordering::Relaxed))
+    let r = &STATE.reclaim;
+    match (r.time.get(cpu), r.reports.get(cpu)) {
+        (Some(t), Some(p)) => t.load(Ordering::Relaxed).saturating_sub(p.load(Ordering::Relaxed)),
+        _ => 0,
+    }
 }
 
 /// The same, summed over every CPU.
 pub fn reclaim_time_all() -> u64 {
-    STATE.reclaim.time.iter().map(|t| t.load(Ordering::Relaxed)).sum()
+    (0..MAX_CPUS).map(reclaim_time).sum()
 }
 
 /// Runs `f` as reclaim work of this CPU: its time goes to the CPU's account unless reclaim
@@ -122,6 +131,19 @@ fn reclaiming<R>(f: impl FnOnce() -> R) -> R {
     if outer {
         time.fetch_add(crate::arch::timer::now() - t0, Ordering::Relaxed);
     }
+    nest.fetch_sub(1, Ordering::Relaxed);
+    r
+}
+
+/// Runs `f`, a plain free, outside the reclaim account: a real free inside it is not counted
+/// (nor, rarely, callbacks a tick runs meanwhile).
+fn not_reclaim<R>(f: impl FnOnce() -> R) -> R {
+    let cpu = crate::arch::paca::cpu_id();
+    let Some(nest) = STATE.reclaim.nesting.get(cpu) else {
+        return f();
+    };
+    nest.fetch_add(1, Ordering::Relaxed);
+    let r = f();
     nest.fetch_sub(1, Ordering::Relaxed);
     r
 }
@@ -205,15 +227,28 @@ fn oracle_report(e: OracleError, also: usize) {
     if n >= ORACLE_REPORTS_PRINTED {
         return;
     }
-    if n + 1 == ORACLE_REPORTS_PRINTED {
-        crate::println!("rcu_check: further reports are counted, not printed");
+    let cpu = crate::arch::paca::cpu_id();
+    let t0 = crate::arch::timer::now();
+    print_oracle_report(e, also, n);
+    // Inside reclaim work (a free the oracle caught), the line is not the free's cost.
+    let r = &STATE.reclaim;
+    if let (Some(p), Some(nest)) = (r.reports.get(cpu), r.nesting.get(cpu)) {
+        if nest.load(Ordering::Relaxed) != 0 {
+            p.fetch_add(crate::arch::timer::now() - t0, Ordering::Relaxed);
+        }
     }
+}
+
+fn print_oracle_report(e: OracleError, also: usize, n: u64) {
     let more = if also > 1 { alloc::format!(" ({also} fragments of the page)") } else { "".into() };
     crate::println!(
         "BUG: rcu_check: {e}{more}; strategy {} on cpu {}",
         strategy().name(),
         crate::arch::paca::this().index
     );
+    if n + 1 == ORACLE_REPORTS_PRINTED {
+        crate::println!("rcu_check: further reports are counted, not printed");
+    }
 }
 
 /// Called by the page-table page allocator (`KernelPages::free_page`) on every real free of
@@ -390,14 +425,16 @@ pub fn pte_free(table: PgTable) {
             oracle_report(e, 1);
         }
     }
-    if let Err(e) = strategy().pte_free(table, &KernelEnv) {
+    if let Err(e) = not_reclaim(|| strategy().pte_free(table, &KernelEnv)) {
         report("pte_free", table.pa(), e);
     }
 }
 
 /// Returns an address space's unused PTE fragments at teardown.
 pub fn pte_frag_destroy(cache: &mut FragCache) {
-    if let Err(e) = strategy().pte_frag_destroy(cache, pte_frag_geometry(), &KernelEnv) {
+    if let Err(e) =
+        not_reclaim(|| strategy().pte_frag_destroy(cache, pte_frag_geometry(), &KernelEnv))
+    {
         report("pte_frag_destroy", cache.peek().unwrap_or(0), e);
     }
 }

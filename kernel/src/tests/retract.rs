@@ -472,7 +472,7 @@ impl Outcome {
         let d = pte_free::stats();
         let (lat_mean, lat_max) = pte_free::take_defer_to_free_us();
         let waits = pte_free::take_gp_waits();
-        let reclaim_time = pte_free::reclaim_time_all() - before.reclaim;
+        let reclaim_time = pte_free::reclaim_time_all().saturating_sub(before.reclaim);
         let leaked = before.frames as i64 - frame::free_count() as i64;
         let pending = rcu::pending();
         if let Some(e) = s.setup_error.lock().take() {
@@ -630,7 +630,7 @@ impl<'a> Shared<'a> {
             let t0 = timer::now();
             let k = khugepaged::retract_page_tables(&round.file, c * g.pmd_size());
             let dt = timer::now() - t0;
-            let reclaimed = pte_free::reclaim_time(cpu) - r0;
+            let reclaimed = pte_free::reclaim_time(cpu).saturating_sub(r0);
             self.retract_time.fetch_add(dt.saturating_sub(reclaimed), Ordering::Relaxed);
             khugepaged::collapse_end(&round.file, c * g.pmd_size());
             self.retracts.fetch_add(k as u64, Ordering::Relaxed);

@@ -111,9 +111,19 @@ fn per(x: f64, n: u64) -> f64 {
     x / n.max(1) as f64
 }
 
+/// Pages freed whose tables were deferred (the oracle's count; plain frees of teardown, such
+/// as hash's deposited tables, are not among them).
+fn deferred_pages(o: &Outcome) -> u64 {
+    match o.waits.n_pages() {
+        0 => o.pages(),
+        n => n,
+    }
+}
+
 /// One round's samples.
 fn print_round(o: &Outcome, mms: usize, phase: Phase, st: Strategy, round: u32) {
     let w = &o.waits;
+    let pages = deferred_pages(o);
     println!(
         "figure: bench_round mmu={} cpus={} mms={mms} phase={} strategy={} round={round} warmup={} \
          tables={} pages={} retract_ns_per_table={:.0} free_ns_per_page={:.0} cost_ns_per_table={:.0} \
@@ -126,11 +136,11 @@ fn print_round(o: &Outcome, mms: usize, phase: Phase, st: Strategy, round: u32) 
         st.name(),
         u32::from(round == 0),
         o.retracts,
-        o.pages(),
+        pages,
         per(ns(o.retract_time), o.retracts),
-        per(ns(o.reclaim_time), o.pages()),
+        per(ns(o.reclaim_time), pages),
         per(ns(o.retract_time + o.reclaim_time), o.retracts),
-        per(o.call_rcu as f64, o.pages()),
+        per(o.call_rcu as f64, pages),
         w.mean_table_gps(),
         w.mean_page_gps(),
         timer::tb_to_us(w.mean_table_time()),
