@@ -42,3 +42,8 @@ pub fn gdb_script() -> PathBuf {
 pub fn bench_dir() -> PathBuf {
     target_dir().join("bench")
 }
+
+/// The same for `harness bench --icount`.
+pub fn bench_icount_dir() -> PathBuf {
+    target_dir().join("bench-icount")
+}

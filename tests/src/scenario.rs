@@ -143,6 +143,8 @@ pub struct Scenario {
     pub skipped: &'static [&'static str],
     pub expect: Expect,
     pub timeout: Duration,
+    /// Boot with QEMU's instruction counter (`make bench ICOUNT=1`; see `qemu::ICOUNT`).
+    pub icount: bool,
 }
 
 /// Per-scenario wall-clock limit unless a row says otherwise.
@@ -161,6 +163,7 @@ impl Scenario {
             skipped: &[],
             expect: Expect::Success,
             timeout: DEFAULT_TIMEOUT,
+            icount: false,
         }
     }
 
@@ -189,6 +192,11 @@ impl Scenario {
 
     pub const fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    pub const fn icount(mut self, icount: bool) -> Self {
+        self.icount = icount;
         self
     }
 
