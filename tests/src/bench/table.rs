@@ -12,6 +12,9 @@ pub struct Key {
     pub what: &'static str,
     /// The limit and how to say it; cells then show `(xN)`, the median over the limit.
     pub limit: Option<(f64, &'static str)>,
+    /// A time or rate in guest time: in real time it follows the host's speed and load, so
+    /// two runs agree on it only under --icount (ratios and counts agree in real time too).
+    pub host_time: bool,
 }
 
 pub const KEYS: &[Key] = &[
@@ -21,26 +24,43 @@ pub const KEYS: &[Key] = &[
             "retract_page_tables() plus the reclaim of its pages (callbacks, free, poison fill), \
                per table, ns (instructions with --icount)",
         limit: None,
+        host_time: true,
     },
     Key {
         name: "cost_vs_none",
         what: "the same over none's, same boot, phase and round",
         limit: None,
+        host_time: false,
+    },
+    Key {
+        name: "retract_vs_none",
+        what: "retract_page_tables() alone over none's, same boot, phase and round",
+        limit: None,
+        host_time: false,
+    },
+    Key {
+        name: "free_vs_none",
+        what: "reclaim per freed page over none's (none: the free inside its deferral)",
+        limit: None,
+        host_time: false,
     },
     Key {
         name: "retract_ns_per_table",
         what: "retract_page_tables() per table, the reclaim work done meanwhile taken out, ns",
         limit: None,
+        host_time: true,
     },
     Key {
         name: "free_ns_per_page",
         what: "reclaim per freed 64K page (callbacks, free, poison fill), on whichever CPU, ns",
         limit: None,
+        host_time: true,
     },
     Key {
         name: "call_rcu_per_page",
         what: "call_rcu calls per freed 64K page-table page",
         limit: Some((1.0, "1 call_rcu per freed page")),
+        host_time: false,
     },
     Key {
         name: "gp_per_page",
@@ -51,42 +71,50 @@ pub const KEYS: &[Key] = &[
             "1; active queues at the last deferral and sits at 1, a deferral landing in a \
              running grace period costs refcount and bitmap up to 2",
         )),
+        host_time: false,
     },
     Key {
         name: "gp_per_table",
         what: "the same from each table's deferral (oracle); tables deferred earlier on the \
                page wait for its last",
         limit: Some((1.0, "no table before 1 (0 is an early free, reported by the oracle)")),
+        host_time: false,
     },
     Key {
         name: "page_wait_us",
         what: "us from a page's last deferral to its free (oracle)",
         limit: None,
+        host_time: true,
     },
     Key {
         name: "table_wait_us",
         what: "us from a table's deferral to its page's free (oracle)",
         limit: None,
+        host_time: true,
     },
     Key {
         name: "peak_waiting_pages",
         what: "most 64K pages waiting for a grace period at once in a round",
         limit: None,
+        host_time: false,
     },
     Key {
         name: "lockless_walks_per_s",
         what: "lockless (GUP-fast style) walks per second by the walker CPUs",
         limit: None,
+        host_time: true,
     },
     Key {
         name: "mmu_loads_per_s",
         what: "loads through the MMU per second by the walker CPUs",
         limit: None,
+        host_time: true,
     },
     Key {
         name: "hpte_evictions",
         what: "HPTEs evicted to make room, per round (hash)",
         limit: None,
+        host_time: true,
     },
 ];
 
