@@ -165,10 +165,11 @@ fn lockless_walk(mm: &Mm, ea: u64, round: &Round, off: u64, t: &Tally, hold_us: 
 }
 
 /// The deterministic case: read mm 0's PMD for chunk 0 inside a read section, let the
-/// round's retracting CPU collapse and retract everything (`wait` returns once it has), and
-/// only then read the PTE table the PMD pointed to. Had the table been freed before our grace
+/// round's retracting CPU collapse and retract everything (`hold` returns true once it has,
+/// false if the retracting CPU stopped waiting for us before we held the table), and only
+/// then read the PTE table the PMD pointed to. Had the table been freed before our grace
 /// period ended, it reads POISON.
-fn deterministic_walk(round: &Round, t: &Tally, wait: impl FnOnce()) {
+fn deterministic_walk(round: &Round, t: &Tally, hold: impl FnOnce() -> bool) -> bool {
     let mm = &round.mms[0];
     let ea = round.bases[0];
     let _r = rcu::read();
@@ -177,16 +178,21 @@ fn deterministic_walk(round: &Round, t: &Tally, wait: impl FnOnce()) {
         // Tables of a live mm (the round outlives this walk).
         let e = pte::slot(table, level, ea).get();
         if !pte::present(e) || pte::is_leaf(e) {
-            t.error(
-                &t.bad_data,
-                format!("deterministic walker: no PTE table at {ea:#x} ({level:?})"),
-            );
-            wait();
-            return;
+            // Held, the retract waited for us, so the table was there to find.
+            let held = hold();
+            if held {
+                t.error(
+                    &t.bad_data,
+                    format!("deterministic walker: no PTE table at {ea:#x} ({level:?})"),
+                );
+            }
+            return held;
         }
         table = pte::target(e);
     }
-    wait();
+    if !hold() {
+        return false;
+    }
     // A linear-map read of a frame that must not have been freed (see lockless_walk).
     let e = pte::slot(table, Level::Pte, ea).get();
     if e == POISON {
@@ -201,6 +207,7 @@ fn deterministic_walk(round: &Round, t: &Tally, wait: impl FnOnce()) {
             ),
         );
     }
+    true
 }
 
 /// A load through the MMU, checked against the file's bytes; counted in `count`.
@@ -689,16 +696,27 @@ fn walker(s: &Shared, cpu: usize) {
             }
             if cpu == s.det_cpu.load(Ordering::Acquire) && s.det.load(Ordering::Acquire) == DET_GRAB
             {
-                deterministic_walk(round, &s.tally, || {
-                    s.det.store(DET_HOLDS, Ordering::Release);
+                let held = deterministic_walk(round, &s.tally, || {
+                    // A compare-and-swap: CPU 0 may have stopped waiting for us (GRAB taken
+                    // back), and a store would then overwrite its next state and keep this
+                    // read section open for good.
+                    if s.det
+                        .compare_exchange(DET_GRAB, DET_HOLDS, Ordering::AcqRel, Ordering::Acquire)
+                        .is_err()
+                    {
+                        return false;
+                    }
                     while s.det.load(Ordering::Acquire) != DET_RETRACTED
                         && !s.stop.load(Ordering::Acquire)
                     {
                         core::hint::spin_loop();
                     }
+                    true
                 });
-                s.det_seen.fetch_add(1, Ordering::Relaxed);
-                s.det.store(DET_IDLE, Ordering::Release);
+                if held {
+                    s.det_seen.fetch_add(1, Ordering::Relaxed);
+                    s.det.store(DET_IDLE, Ordering::Release);
+                }
             }
             walk_batch(round, &mut seed, &s.tally);
         }
@@ -769,26 +787,39 @@ fn collapse_round(s: &Shared, round: &Round, rno: u32, seed: &mut u64) {
         _ => (rc + 1) % n,
     };
     if deterministic && dc == 0 {
-        deterministic_walk(round, &s.tally, || s.run_job(round, rc, false, seed));
+        deterministic_walk(round, &s.tally, || {
+            s.run_job(round, rc, false, seed);
+            true
+        });
         s.det_seen.fetch_add(1, Ordering::Relaxed);
     } else if deterministic {
         s.det_cpu.store(dc, Ordering::Release);
         s.det.store(DET_GRAB, Ordering::Release);
         let t0 = timer::now();
         while s.det.load(Ordering::Acquire) != DET_HOLDS
-            && timer::tb_to_us(timer::now() - t0) < 2_000_000
+            && timer::tb_to_us(timer::now() - t0) < 5_000_000
         {
             core::hint::spin_loop();
         }
+        // Not held within 5 s (a host that starves the walker's vCPU): take the request back,
+        // unless the walker took it meanwhile; the round then runs without the held reader
+        // and the torture's count of deterministic checks says so.
+        let held = s.det.load(Ordering::Acquire) == DET_HOLDS
+            || s.det
+                .compare_exchange(DET_GRAB, DET_IDLE, Ordering::AcqRel, Ordering::Acquire)
+                .is_err();
         s.run_job(round, rc, true, seed);
-        s.det.store(DET_RETRACTED, Ordering::Release);
-        let t0 = timer::now();
-        while s.det.load(Ordering::Acquire) != DET_IDLE
-            && timer::tb_to_us(timer::now() - t0) < 2_000_000
-        {
-            let _ = rcu::quiescent_state();
-            rcu::run_callbacks();
-            core::hint::spin_loop();
+        if held {
+            s.det.store(DET_RETRACTED, Ordering::Release);
+            let t0 = timer::now();
+            while s.det.load(Ordering::Acquire) != DET_IDLE {
+                if timer::tb_to_us(timer::now() - t0) > 10_000_000 {
+                    crate::fatal!("deterministic walker on cpu {dc} did not finish within 10 s");
+                }
+                let _ = rcu::quiescent_state();
+                rcu::run_callbacks();
+                core::hint::spin_loop();
+            }
         }
     } else {
         s.run_job(round, rc, false, seed);
