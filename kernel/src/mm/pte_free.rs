@@ -116,6 +116,12 @@ pub fn reclaim_time_all() -> u64 {
     (0..MAX_CPUS).map(reclaim_time).sum()
 }
 
+/// This CPU's reclaim time with the oracle's reports inside it: what a timed region of the
+/// CPU leaves out to charge neither the free nor the report to itself.
+pub fn reclaim_and_report_time(cpu: usize) -> u64 {
+    STATE.reclaim.time.get(cpu).map_or(0, |t| t.load(Ordering::Relaxed))
+}
+
 /// Runs `f` as reclaim work of this CPU: its time goes to the CPU's account unless reclaim
 /// work around it (a callback freeing a page, or a free the tick interrupted to run
 /// callbacks) already counts it.

@@ -632,12 +632,14 @@ impl<'a> Shared<'a> {
                 *self.setup_error.lock() = Some(format!("collapse: {e}").into());
                 continue;
             }
+            // (Nor the oracle's report of an early free, printed inside that free: `none`'s
+            // first 16 would otherwise cost its retract a console line each.)
             let cpu = paca::cpu_id();
-            let r0 = pte_free::reclaim_time(cpu);
+            let r0 = pte_free::reclaim_and_report_time(cpu);
             let t0 = timer::now();
             let k = khugepaged::retract_page_tables(&round.file, c * g.pmd_size());
             let dt = timer::now() - t0;
-            let reclaimed = pte_free::reclaim_time(cpu).saturating_sub(r0);
+            let reclaimed = pte_free::reclaim_and_report_time(cpu).saturating_sub(r0);
             self.retract_time.fetch_add(dt.saturating_sub(reclaimed), Ordering::Relaxed);
             khugepaged::collapse_end(&round.file, c * g.pmd_size());
             self.retracts.fetch_add(k as u64, Ordering::Relaxed);
