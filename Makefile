@@ -7,6 +7,12 @@ SMP   ?= 1
 ARGS  ?=
 QEMU_EXTRA ?=
 FILTER ?=
+# ICOUNT=1: QEMU's instruction counter (-icount shift=0 on one TCG thread) for run and bench:
+# guest time counts instructions, the same from run to run.
+ICOUNT ?=
+# CELLS=substr: only the bench cells whose name contains it (bench-radix-smp4-mms1, ...).
+CELLS ?=
+ICOUNT_FLAG := $(if $(filter-out 0,$(ICOUNT)),--icount)
 
 TARGET  := powerpc64le-unknown-linux-gnu
 KERNEL  := target/$(TARGET)/release/ptfrag
@@ -28,7 +34,7 @@ kernel: deps
 	$(HARNESS) ksyms $(KERNEL)
 
 run: kernel
-	$(HARNESS) run --fw $(FW) --smp $(SMP) --args "$(ARGS)" --qemu-extra "$(QEMU_EXTRA)"
+	$(HARNESS) run --fw $(FW) --smp $(SMP) --args "$(ARGS)" --qemu-extra "$(QEMU_EXTRA)" $(ICOUNT_FLAG)
 
 gdb: kernel
 	$(HARNESS) gdb --fw $(FW) --smp $(SMP) --args "$(ARGS)"
@@ -46,14 +52,17 @@ soak: kernel
 mutants: kernel
 	$(HARNESS) mutants
 
-# The retract benchmark: {radix, hash} x vCPUs {1,2,4,8} x address spaces {1,10,100,1000}, one
-# boot per cell running every strategy; results.json/.csv and SVG plots in target/bench.
+# The retract benchmark (docs/bench.md): {radix, radix64, hash} x (vCPUs, address spaces) in
+# {1,2,4} x {1,4} and (8, 1), one boot at a time, each running every strategy round by round in
+# two phases; results.json/.csv, tables.txt and SVG plots in target/bench (ICOUNT=1:
+# target/bench-icount, one-vCPU cells, instruction counts).
+BENCH_FLAGS = $(ICOUNT_FLAG) $(if $(CELLS),--cells $(CELLS))
 bench: kernel
-	$(HARNESS) bench
+	$(HARNESS) bench $(BENCH_FLAGS)
 
-# vCPUs {1,4} x address spaces {1,10,100}, 2 collapse rounds.
+# vCPUs {1,4} with one address space.
 bench-quick: kernel
-	$(HARNESS) bench --quick
+	$(HARNESS) bench --quick $(BENCH_FLAGS)
 
 # One boot with trace=1 of the late_deferral schedule (2 vCPUs unless SMP= is given):
 # target/trace/$(STRATEGY)-$(MMU).json (ui.perfetto.dev, chrome://tracing) and .svg.

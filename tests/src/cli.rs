@@ -89,6 +89,10 @@ struct QemuArgs {
     /// More QEMU arguments, split like a shell, e.g. "-d int,mmu -D q.log"; may be repeated
     #[arg(long, value_name = "\"...\"", value_parser = words, allow_hyphen_values = true)]
     qemu_extra: Vec<Words>,
+    /// Deterministic guest time: one TCG thread and -icount shift=0,align=off,sleep=off
+    /// (the timebase counts instructions)
+    #[arg(long)]
+    icount: bool,
 }
 
 /// One `--qemu-extra` value, already split into words.
@@ -134,17 +138,28 @@ struct BenchArgs {
     #[arg(long, value_name = "PATH", default_value_os_t = paths::default_kernel(),
           allow_hyphen_values = true)]
     kernel: PathBuf,
-    /// vCPUs 1,4 and address spaces 1,10,100 only, 2 collapse rounds (default: vCPUs 1,2,4,8,
-    /// address spaces 1,10,100,1000, 4 rounds)
+    /// Only vCPUs 1 and 4 with one address space (default: vCPUs 1,2,4 with 1 and 4
+    /// address spaces, and 8 vCPUs with 1)
     #[arg(long)]
     quick: bool,
-    /// Where results.json, results.csv, *.svg and logs/ go
-    #[arg(long, value_name = "DIR", default_value_os_t = paths::bench_dir(),
-          allow_hyphen_values = true)]
-    out: PathBuf,
+    /// Where results.json, results.csv, tables.txt, *.svg and logs/ go [default:
+    /// target/bench, with --icount target/bench-icount]
+    #[arg(long, value_name = "DIR", allow_hyphen_values = true)]
+    out: Option<PathBuf>,
     /// No boots: redo the tables, CSV and plots from DIR/results.json
     #[arg(long)]
     replot: bool,
+    /// QEMU's instruction counter (-icount shift=0 on one TCG thread): guest time counts
+    /// instructions, the same from run to run; one-vCPU cells only
+    #[arg(long)]
+    icount: bool,
+    /// Only the cells whose name (bench-<mode>-smp<N>-mms<M>) contains SUBSTR
+    #[arg(long, value_name = "SUBSTR", allow_hyphen_values = true)]
+    cells: Option<String>,
+    /// No boots: compare --out's results.json with DIR's, cell by cell (medians,
+    /// interquartile ranges, overlap); fails if any is disjoint or missing
+    #[arg(long, value_name = "DIR", allow_hyphen_values = true)]
+    compare: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -235,8 +250,17 @@ impl Cli {
             Command::Bench(b) => Cmd::Bench(bench::Options {
                 kernel: b.kernel,
                 quick: b.quick,
-                out: b.out,
+                out: b.out.unwrap_or_else(|| {
+                    if b.icount {
+                        paths::bench_icount_dir()
+                    } else {
+                        paths::bench_dir()
+                    }
+                }),
                 replot: b.replot,
+                icount: b.icount,
+                cells: b.cells,
+                compare: b.compare,
             }),
             Command::Mutants(m) => {
                 Cmd::Mutants(mutants::Options { quick: m.quick, filter: m.filter })
@@ -263,6 +287,7 @@ impl QemuArgs {
             bootargs: self.bootargs,
             kernel: self.kernel,
             extra: self.qemu_extra.into_iter().flat_map(|w| w.0).collect(),
+            icount: self.icount,
         }
     }
 }
@@ -288,6 +313,7 @@ mod tests {
             bootargs: String::new(),
             kernel: paths::default_kernel(),
             extra: Vec::new(),
+            icount: false,
         }
     }
 
@@ -439,12 +465,23 @@ mod tests {
                 kernel: PathBuf::from("/k"),
                 quick: true,
                 out: PathBuf::from("/tmp/b"),
-                replot: false,
+                ..bench::Options::default()
             }))
         );
         let Ok(Cmd::Bench(o)) = parse_str("bench --replot") else { panic!() };
-        assert!(o.replot && !o.quick);
+        assert!(o.replot && !o.quick && !o.icount);
         assert_eq!(o.out, paths::bench_dir());
+        let Ok(Cmd::Bench(o)) = parse_str("bench --icount --cells smp1 --compare /tmp/a") else {
+            panic!()
+        };
+        assert!(o.icount);
+        assert_eq!(o.out, paths::bench_icount_dir());
+        assert_eq!(o.cells.as_deref(), Some("smp1"));
+        assert_eq!(o.compare, Some(PathBuf::from("/tmp/a")));
+        assert_eq!(
+            parse_str("run --icount").map(|c| matches!(c, Cmd::Run(q) if q.icount)),
+            Ok(true)
+        );
     }
 
     #[test]
@@ -555,6 +592,8 @@ mod tests {
             ("$(QEMU_EXTRA)", ""),
             ("$(SOAK_ROUNDS)", "400"),
             ("$(KERNEL)", "target/powerpc64le-unknown-linux-gnu/release/ptfrag"),
+            ("$(ICOUNT_FLAG)", ""),
+            ("$(BENCH_FLAGS)", ""),
         ];
         let set = [
             ("$(if $(filter-out file,$(origin SMP)),--smp $(SMP))", "--smp 4"),
@@ -567,6 +606,8 @@ mod tests {
             ("$(QEMU_EXTRA)", "-d int,mmu,guest_errors -D qemu.log"),
             ("$(SOAK_ROUNDS)", "100000"),
             ("$(KERNEL)", "/k/ptfrag"),
+            ("$(ICOUNT_FLAG)", "--icount"),
+            ("$(BENCH_FLAGS)", "--icount --cells smp1"),
         ];
         for vars in [defaults, set] {
             for recipe in &recipes {

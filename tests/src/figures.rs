@@ -1,6 +1,7 @@
-//! The kernel's `figure:` lines, gathered from every scenario's log and printed together,
-//! with ratios between scenarios of one `make test` run (never absolute numbers across
-//! runs: the machine is shared and noisy).
+//! The kernel's `figure:` lines, gathered from every scenario's log and printed together.
+//! A ratio between two scenarios is of figures each boot measured against its own reference
+//! (never of two boots' seconds: the machine is shared and noisy, and a boot's speed depends
+//! on what else ran meanwhile).
 
 use std::collections::BTreeMap;
 
@@ -61,12 +62,16 @@ pub fn print(figs: &[Figure]) {
     for f in figs {
         println!("  {:<16} {}", f.scenario, f.line);
     }
+    // A fault's time in units of the boot's own reference loop (`figures_fault_rate`).
     for (key, num, den) in [
-        ("faults_per_s_1cpu", "vof-hash-smp1", "vof-smp1"),
-        ("faults_per_s_1cpu", "vof-hash-smp4", "vof-smp4"),
+        ("fault_ref_units", "vof-hash-smp1", "vof-smp1"),
+        ("fault_ref_units", "vof-hash-smp4", "vof-smp4"),
     ] {
         if let Some(r) = ratio(figs, key, num, den) {
-            println!("  ratio hash/radix {key}: {r:.2} ({num} / {den})");
+            println!(
+                "  fault cost hash/radix: {r:.2} ({num} / {den}; each boot's time per fault in \
+                 units of its own reference loop)"
+            );
         }
     }
 }

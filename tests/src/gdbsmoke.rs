@@ -154,6 +154,7 @@ pub fn run(check: &GdbCheck, kernel: &std::path::Path) -> Result<Duration, Strin
         bootargs: check.bootargs.to_string(),
         kernel: kernel.to_path_buf(),
         extra: vec!["-gdb".into(), format!("tcp:127.0.0.1:{port}"), "-S".into()],
+        icount: false,
     };
     let log = std::fs::File::create(&serial).map_err(|e| format!("{}: {e}", serial.display()))?;
     let mut qemu = config.command();

@@ -47,3 +47,8 @@ pub fn bench_dir() -> PathBuf {
 pub fn trace_dir() -> PathBuf {
     target_dir().join("trace")
 }
+
+/// Default output directory of `harness bench --icount`.
+pub fn bench_icount_dir() -> PathBuf {
+    target_dir().join("bench-icount")
+}

@@ -63,7 +63,18 @@ pub struct QemuConfig {
     pub kernel: PathBuf,
     /// Appended verbatim, e.g. `-s -S` or `-d int,mmu -D file`.
     pub extra: Vec<String>,
+    /// Deterministic guest time (`make bench ICOUNT=1`): [`ICOUNT`] on one TCG thread, so
+    /// the timebase counts guest instructions instead of host time.
+    pub icount: bool,
 }
+
+/// QEMU's instruction counter as `make bench ICOUNT=1` uses it: one instruction per
+/// nanosecond of virtual time (`shift=0`), no aligning to the host clock, and idle vCPUs warp
+/// the clock to the next timer instead of sleeping (`sleep=off`), so no host time leaks in.
+/// QEMU refuses `-icount` with multi-threaded TCG, hence `thread=single` with it: the vCPUs
+/// then take turns on one host thread, and virtual time advances with every vCPU's
+/// instructions.
+pub const ICOUNT: &str = "shift=0,align=off,sleep=off";
 
 impl QemuConfig {
     /// The arguments after the program name.
@@ -75,7 +86,13 @@ impl QemuConfig {
         push("-cpu");
         push("POWER9");
         push("-accel");
-        push("tcg,thread=multi");
+        if self.icount {
+            push("tcg,thread=single");
+            push("-icount");
+            push(ICOUNT);
+        } else {
+            push("tcg,thread=multi");
+        }
         push("-m");
         push(MEMORY);
         push("-smp");
@@ -176,6 +193,7 @@ mod tests {
             bootargs: "mmu=hash pte_free_defer=refcount".into(),
             kernel: PathBuf::from("/k/ptfrag"),
             extra: vec!["-s".into(), "-S".into()],
+            icount: false,
         }
     }
 
@@ -188,6 +206,17 @@ mod tests {
              -smp 4 -nodefaults -nographic -serial stdio -action panic=exit-failure \
              -no-reboot -kernel /k/ptfrag -append 'mmu=hash pte_free_defer=refcount' -s -S"
         );
+    }
+
+    #[test]
+    fn icount_runs_one_tcg_thread_with_the_instruction_counter() {
+        let c = QemuConfig { icount: true, ..config(Firmware::Vof) };
+        let text = c.display();
+        assert!(
+            text.contains(" -accel tcg,thread=single -icount shift=0,align=off,sleep=off -m 1G "),
+            "{text}"
+        );
+        assert!(!text.contains("thread=multi"));
     }
 
     #[test]

@@ -146,6 +146,8 @@ pub struct Scenario {
     /// The boot runs with `trace=1`: its dump must be well-formed and show the retract
     /// path (`trace::check_log`).
     pub trace: bool,
+    /// Boot with QEMU's instruction counter (`make bench ICOUNT=1`; see `qemu::ICOUNT`).
+    pub icount: bool,
 }
 
 /// Per-scenario wall-clock limit unless a row says otherwise.
@@ -165,6 +167,7 @@ impl Scenario {
             expect: Expect::Success,
             timeout: DEFAULT_TIMEOUT,
             trace: false,
+            icount: false,
         }
     }
 
@@ -199,6 +202,11 @@ impl Scenario {
 
     pub const fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    pub const fn icount(mut self, icount: bool) -> Self {
+        self.icount = icount;
         self
     }
 

@@ -175,6 +175,7 @@ pub(crate) fn run_scenario(s: &Scenario, kernel: &Path, log_dir: &Path) -> Verdi
         bootargs: s.bootargs.to_string(),
         kernel: kernel.to_path_buf(),
         extra: Vec::new(),
+        icount: s.icount,
     };
     let log_path = log_dir.join(format!("{}.log", s.name));
     let mut verdict =

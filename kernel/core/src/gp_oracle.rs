@@ -15,6 +15,13 @@
 //! deferral of that fragment; the slot goes back to 0 only when its page is really freed.
 //! Slots are preallocated, one per fragment of every frame, so the retract path never
 //! allocates.
+//!
+//! Beside the snapshot a slot keeps what the deferral saw (the grace periods completed then,
+//! and the time), so the real free can also say how long the table waited: [`GpWaits`]
+//! counts, per table and per page (from its last deferral), how many grace periods that
+//! started after the deferral had completed by the free, a small fixed histogram whose limit
+//! is 1 (0 is a table freed early, which the check above reports). The figures of
+//! `make bench` and the retract tests come from it.
 
 use core::fmt;
 
@@ -76,10 +83,229 @@ pub const fn needed_gp(gp_seq: u64) -> u64 {
     }
 }
 
+/// What the oracle keeps for one fragment: the grace period its deferral needs (0: not
+/// deferred), the grace periods completed when it was deferred (`gp_seq & !1`, Linux
+/// `get_completed_synchronize_rcu()` at that moment) and the time of the deferral.
+pub struct OracleSlot {
+    needed: AtomicU64,
+    completed_at_defer: AtomicU64,
+    deferred_at: AtomicU64,
+}
+
+impl OracleSlot {
+    crate::sync::const_new! {
+        pub fn new() -> Self {
+            OracleSlot {
+                needed: AtomicU64::new(0),
+                completed_at_defer: AtomicU64::new(0),
+                deferred_at: AtomicU64::new(0),
+            }
+        }
+    }
+}
+
+impl Default for OracleSlot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Buckets of the grace-period histograms: 0, 1, 2, 3 and 4 or more.
+pub const GP_BUCKETS: usize = 5;
+
+/// Grace periods that started after a deferral and completed before the real free: the
+/// number [`GpWaits`] counts. `needed` is the end of the first one that started after the
+/// deferral, so a free at `completed >= needed` has seen `(completed - needed) / 2 + 1`, and
+/// a free before `needed` none (freed early).
+pub const fn full_gps(needed: u64, completed: u64) -> u64 {
+    if completed >= needed {
+        (completed - needed) / 2 + 1
+    } else {
+        0
+    }
+}
+
+/// How long deferred tables waited for their real free, since the counts were last taken:
+/// histograms of [`full_gps`] per table and per page (a page counted from its last deferral,
+/// the one with the largest `needed`), the time from deferral to free in the caller's clock
+/// units, and how many deferrals landed while a grace period was running. All atomics:
+/// frees run in RCU callbacks on any CPU.
+pub struct GpWaits {
+    tables: [AtomicU64; GP_BUCKETS],
+    pages: [AtomicU64; GP_BUCKETS],
+    /// Deferrals made while a grace period was running (`needed` two grace periods ahead).
+    in_running_gp: AtomicU64,
+    /// Sum over tables of the grace periods completed between deferral and free, counting
+    /// one that was already running at the deferral.
+    completed_between: AtomicU64,
+    table_time: AtomicU64,
+    table_time_max: AtomicU64,
+    page_time: AtomicU64,
+    page_time_max: AtomicU64,
+}
+
+/// A copy of [`GpWaits`] at one moment; the counts add up over rounds with
+/// [`merge`](Self::merge).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GpWaitCounts {
+    /// `tables[i]`: tables freed after `i` grace periods (the last bucket: `GP_BUCKETS - 1`
+    /// or more).
+    pub tables: [u64; GP_BUCKETS],
+    /// The same per page, from its last deferral.
+    pub pages: [u64; GP_BUCKETS],
+    pub in_running_gp: u64,
+    pub completed_between: u64,
+    pub table_time: u64,
+    pub table_time_max: u64,
+    pub page_time: u64,
+    pub page_time_max: u64,
+}
+
+fn bucket(gps: u64) -> usize {
+    (gps as usize).min(GP_BUCKETS - 1)
+}
+
+impl GpWaits {
+    crate::sync::const_new! {
+        pub fn new() -> Self {
+            GpWaits {
+                tables: [
+                    AtomicU64::new(0),
+                    AtomicU64::new(0),
+                    AtomicU64::new(0),
+                    AtomicU64::new(0),
+                    AtomicU64::new(0),
+                ],
+                pages: [
+                    AtomicU64::new(0),
+                    AtomicU64::new(0),
+                    AtomicU64::new(0),
+                    AtomicU64::new(0),
+                    AtomicU64::new(0),
+                ],
+                in_running_gp: AtomicU64::new(0),
+                completed_between: AtomicU64::new(0),
+                table_time: AtomicU64::new(0),
+                table_time_max: AtomicU64::new(0),
+                page_time: AtomicU64::new(0),
+                page_time_max: AtomicU64::new(0),
+            }
+        }
+    }
+
+    /// The counts, reset to zero (one figure per round).
+    pub fn take(&self) -> GpWaitCounts {
+        let t = |c: &AtomicU64| c.swap(0, Ordering::Relaxed);
+        GpWaitCounts {
+            tables: core::array::from_fn(|i| t(&self.tables[i])),
+            pages: core::array::from_fn(|i| t(&self.pages[i])),
+            in_running_gp: t(&self.in_running_gp),
+            completed_between: t(&self.completed_between),
+            table_time: t(&self.table_time),
+            table_time_max: t(&self.table_time_max),
+            page_time: t(&self.page_time),
+            page_time_max: t(&self.page_time_max),
+        }
+    }
+
+    fn table(&self, needed: u64, completed_at_defer: u64, completed: u64, time: u64) {
+        let r = Ordering::Relaxed;
+        self.tables[bucket(full_gps(needed, completed))].fetch_add(1, r);
+        // Linux numbering: a deferral while a grace period runs (odd gp_seq) needs the end of
+        // the next one, two grace periods after the last completed.
+        if needed > completed_at_defer + 2 {
+            self.in_running_gp.fetch_add(1, r);
+        }
+        self.completed_between.fetch_add(completed.saturating_sub(completed_at_defer) / 2, r);
+        self.table_time.fetch_add(time, r);
+        self.table_time_max.fetch_max(time, r);
+    }
+
+    fn page(&self, gps: u64, time: u64) {
+        let r = Ordering::Relaxed;
+        self.pages[bucket(gps)].fetch_add(1, r);
+        self.page_time.fetch_add(time, r);
+        self.page_time_max.fetch_max(time, r);
+    }
+}
+
+impl Default for GpWaits {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GpWaitCounts {
+    /// Tables (or pages) counted.
+    pub fn n_tables(&self) -> u64 {
+        self.tables.iter().sum()
+    }
+    pub fn n_pages(&self) -> u64 {
+        self.pages.iter().sum()
+    }
+
+    fn mean(hist: &[u64; GP_BUCKETS]) -> f64 {
+        let n: u64 = hist.iter().sum();
+        let sum: u64 = hist.iter().enumerate().map(|(i, c)| i as u64 * c).sum();
+        sum as f64 / n.max(1) as f64
+    }
+
+    /// Mean grace periods per table (the last bucket counted as `GP_BUCKETS - 1`).
+    pub fn mean_table_gps(&self) -> f64 {
+        Self::mean(&self.tables)
+    }
+    pub fn mean_page_gps(&self) -> f64 {
+        Self::mean(&self.pages)
+    }
+    /// Mean time from a table's deferral to its page's free.
+    pub fn mean_table_time(&self) -> u64 {
+        self.table_time / self.n_tables().max(1)
+    }
+    /// Mean time from a page's last deferral to its free.
+    pub fn mean_page_time(&self) -> u64 {
+        self.page_time / self.n_pages().max(1)
+    }
+
+    /// Adds `other`'s counts (maxima: the larger).
+    pub fn merge(&mut self, other: &GpWaitCounts) {
+        for i in 0..GP_BUCKETS {
+            self.tables[i] += other.tables[i];
+            self.pages[i] += other.pages[i];
+        }
+        self.in_running_gp += other.in_running_gp;
+        self.completed_between += other.completed_between;
+        self.table_time += other.table_time;
+        self.table_time_max = self.table_time_max.max(other.table_time_max);
+        self.page_time += other.page_time;
+        self.page_time_max = self.page_time_max.max(other.page_time_max);
+    }
+
+    /// A histogram as `a/b/c/d/e` (0, 1, 2, 3, 4+ grace periods).
+    pub fn hist(hist: &[u64; GP_BUCKETS]) -> HistText<'_> {
+        HistText(hist)
+    }
+}
+
+/// [`GpWaitCounts::hist`]'s text.
+pub struct HistText<'a>(&'a [u64; GP_BUCKETS]);
+
+impl fmt::Display for HistText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, c) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("/")?;
+            }
+            write!(f, "{c}")?;
+        }
+        Ok(())
+    }
+}
+
 /// One slot per fragment of every frame: `slots[frame * frags_per_page + fragment]`.
 pub struct GpOracle<'a> {
-    slots: &'a [AtomicU64],
+    slots: &'a [OracleSlot],
     geo: FragGeometry,
+    waits: Option<&'a GpWaits>,
 }
 
 impl<'a> GpOracle<'a> {
@@ -89,22 +315,32 @@ impl<'a> GpOracle<'a> {
     }
 
     /// An oracle over `slots` (all 0), for tables of geometry `geo`.
-    pub fn new(slots: &'a [AtomicU64], geo: FragGeometry) -> Self {
-        GpOracle { slots, geo }
+    pub fn new(slots: &'a [OracleSlot], geo: FragGeometry) -> Self {
+        GpOracle { slots, geo, waits: None }
     }
 
-    fn slot(&self, table: u64) -> Result<(&AtomicU64, usize), OracleError> {
+    /// The same oracle, counting every deferred table's wait into `waits` at its free.
+    pub fn with_waits(self, waits: &'a GpWaits) -> Self {
+        GpOracle { waits: Some(waits), ..self }
+    }
+
+    fn slot(&self, table: u64) -> Result<(&OracleSlot, usize), OracleError> {
         let frag = frag_index(table, &self.geo);
         let i = (page_of(table) / FRAME_SIZE) as usize * self.geo.frags_per_page + frag;
         self.slots.get(i).map(|s| (s, frag)).ok_or(OracleError::OutOfRange { table })
     }
 
-    /// Records that `table` was detached and deferred and needs grace period `needed`
-    /// (`rcu_seq_snap(gp_seq)` read after the unlink and flush).
-    pub fn record_defer(&self, table: u64, needed: u64) -> Result<(), OracleError> {
+    /// Records that `table` was detached and deferred when the grace-period counter read
+    /// `gp_seq` (read after the unlink and flush), at time `now`: it needs grace period
+    /// [`needed_gp`]`(gp_seq)`.
+    pub fn record_defer(&self, table: u64, gp_seq: u64, now: u64) -> Result<(), OracleError> {
         let (slot, frag) = self.slot(table)?;
+        let needed = needed_gp(gp_seq);
         debug_assert!(needed != 0, "a grace-period snapshot is never 0");
-        let old = slot.swap(needed, Ordering::AcqRel);
+        // Written before `needed` is published; the free reads them after taking it.
+        slot.completed_at_defer.store(gp_seq & !1, Ordering::Relaxed);
+        slot.deferred_at.store(now, Ordering::Relaxed);
+        let old = slot.needed.swap(needed, Ordering::AcqRel);
         if old != 0 {
             return Err(OracleError::DeferredTwice {
                 table,
@@ -119,7 +355,7 @@ impl<'a> GpOracle<'a> {
     /// A plain free (`pte_free`) of `table`: refused if the table waits for a grace period.
     pub fn check_plain_free(&self, table: u64, completed: u64) -> Result<(), OracleError> {
         let (slot, frag) = self.slot(table)?;
-        let needed = slot.load(Ordering::Acquire);
+        let needed = slot.needed.load(Ordering::Acquire);
         if needed != 0 {
             return Err(OracleError::PlainFreeOfDeferred {
                 table,
@@ -132,19 +368,34 @@ impl<'a> GpOracle<'a> {
         Ok(())
     }
 
-    /// `page` is really being freed with `completed` grace periods done: every deferred
-    /// fragment's grace period must be among them. Clears the page's slots either way, and
-    /// returns the first violation with how many fragments were freed early.
-    pub fn check_page_free(&self, page: u64, completed: u64) -> Result<(), (OracleError, usize)> {
+    /// `page` is really being freed at time `now` with `completed` grace periods done: every
+    /// deferred fragment's grace period must be among them. Clears the page's slots either
+    /// way, counts each deferred fragment's wait (and the page's, from its last deferral)
+    /// into the waits, if any, and returns the first violation with how many fragments were
+    /// freed early.
+    pub fn check_page_free(
+        &self,
+        page: u64,
+        completed: u64,
+        now: u64,
+    ) -> Result<(), (OracleError, usize)> {
         let page = page_of(page);
         let mut first = None;
         let mut early = 0;
+        // The page's last deferral: the largest `needed`, then the latest time.
+        let mut last: Option<(u64, u64)> = None;
         for frag in 0..self.geo.frags_per_page {
             let table = page + (frag * self.geo.frag_size) as u64;
             let Ok((slot, _)) = self.slot(table) else {
                 return Err((OracleError::OutOfRange { table }, 1));
             };
-            let needed = slot.swap(0, Ordering::AcqRel);
+            let needed = slot.needed.swap(0, Ordering::AcqRel);
+            if let (Some(w), true) = (self.waits, needed != 0) {
+                let at = slot.deferred_at.load(Ordering::Relaxed);
+                let since = slot.completed_at_defer.load(Ordering::Relaxed);
+                w.table(needed, since, completed, now.saturating_sub(at));
+                last = last.max(Some((needed, at)));
+            }
             if needed != 0 && completed < needed {
                 early += 1;
                 first.get_or_insert(OracleError::EarlyFree {
@@ -156,6 +407,9 @@ impl<'a> GpOracle<'a> {
                 });
             }
         }
+        if let (Some(w), Some((needed, at))) = (self.waits, last) {
+            w.page(full_gps(needed, completed), now.saturating_sub(at));
+        }
         match first {
             Some(e) => Err((e, early)),
             None => Ok(()),
@@ -164,7 +418,7 @@ impl<'a> GpOracle<'a> {
 
     /// The snapshot `table` waits for (0 = not deferred), for the debugger and the figures.
     pub fn needed(&self, table: u64) -> u64 {
-        self.slot(table).map_or(0, |(s, _)| s.load(Ordering::Acquire))
+        self.slot(table).map_or(0, |(s, _)| s.needed.load(Ordering::Acquire))
     }
 
     /// Fragments of `page` that wait for a grace period.
@@ -194,8 +448,8 @@ mod tests {
     const FRAMES: usize = 4;
     const PAGE: u64 = 2 * FRAME_SIZE;
 
-    fn slots(geo: &FragGeometry) -> Vec<AtomicU64> {
-        (0..GpOracle::slots_for(FRAMES, geo)).map(|_| AtomicU64::new(0)).collect()
+    fn slots(geo: &FragGeometry) -> Vec<OracleSlot> {
+        (0..GpOracle::slots_for(FRAMES, geo)).map(|_| OracleSlot::new()).collect()
     }
 
     #[test]
@@ -203,11 +457,10 @@ mod tests {
         let s = slots(&PTE_FRAG);
         let o = GpOracle::new(&s, PTE_FRAG);
         // Idle at gp_seq 4: needs the end of the next grace period, 6.
-        let needed = rcu_seq_snap(4);
-        assert_eq!(needed, 6);
-        o.record_defer(PAGE + 0x3000, needed).unwrap();
+        o.record_defer(PAGE + 0x3000, 4, 0).unwrap();
+        assert_eq!(o.needed(PAGE + 0x3000), 6);
         assert_eq!(o.deferred_frags(PAGE), 1);
-        assert_eq!(o.check_page_free(PAGE, 6), Ok(()));
+        assert_eq!(o.check_page_free(PAGE, 6, 10), Ok(()));
         assert_eq!(o.deferred_frags(PAGE), 0, "a real free clears the page's slots");
     }
 
@@ -216,9 +469,9 @@ mod tests {
         // The thread's bug: a table deferred while grace period 5 runs needs 8, not 6.
         let s = slots(&PTE_FRAG);
         let o = GpOracle::new(&s, PTE_FRAG);
-        o.record_defer(PAGE, rcu_seq_snap(4)).unwrap(); // first deferral, idle: 6
-        o.record_defer(PAGE + 0x1000, rcu_seq_snap(5)).unwrap(); // late: 8
-        let Err((e, n)) = o.check_page_free(PAGE, 6) else { panic!("early free not caught") };
+        o.record_defer(PAGE, 4, 0).unwrap(); // first deferral, idle: 6
+        o.record_defer(PAGE + 0x1000, 5, 0).unwrap(); // late: 8
+        let Err((e, n)) = o.check_page_free(PAGE, 6, 0) else { panic!("early free not caught") };
         assert_eq!(n, 1);
         assert_eq!(
             e,
@@ -240,24 +493,26 @@ mod tests {
         let s = slots(&PTE_FRAG);
         let o = GpOracle::new(&s, PTE_FRAG);
         for f in 0..4 {
-            o.record_defer(PAGE + f * 0x1000, rcu_seq_snap(10)).unwrap();
+            o.record_defer(PAGE + f * 0x1000, 10, 0).unwrap();
         }
-        assert!(matches!(o.check_page_free(PAGE, 10), Err((OracleError::EarlyFree { .. }, 4))));
+        assert!(matches!(o.check_page_free(PAGE, 10, 0), Err((OracleError::EarlyFree { .. }, 4))));
     }
 
     #[test]
     fn undeferred_fragments_need_nothing() {
         let s = slots(&PTE_FRAG);
-        let o = GpOracle::new(&s, PTE_FRAG);
-        assert_eq!(o.check_page_free(PAGE, 0), Ok(()));
+        let w = GpWaits::new();
+        let o = GpOracle::new(&s, PTE_FRAG).with_waits(&w);
+        assert_eq!(o.check_page_free(PAGE, 0, 0), Ok(()));
         assert_eq!(o.check_plain_free(PAGE + 0x2000, 0), Ok(()));
+        assert_eq!(w.take(), GpWaitCounts::default(), "a plain page free is no wait");
     }
 
     #[test]
     fn plain_free_of_a_deferred_table_is_caught() {
         let s = slots(&PTE_FRAG);
         let o = GpOracle::new(&s, PTE_FRAG);
-        o.record_defer(PAGE + 0x2000, 6).unwrap();
+        o.record_defer(PAGE + 0x2000, 4, 0).unwrap();
         assert!(matches!(
             o.check_plain_free(PAGE + 0x2000, 100),
             Err(OracleError::PlainFreeOfDeferred { frag: 2, needed: 6, .. })
@@ -269,18 +524,18 @@ mod tests {
     fn deferring_twice_is_caught() {
         let s = slots(&PTE_FRAG);
         let o = GpOracle::new(&s, PTE_FRAG);
-        o.record_defer(PAGE, 6).unwrap();
-        assert!(matches!(o.record_defer(PAGE, 8), Err(OracleError::DeferredTwice { .. })));
+        o.record_defer(PAGE, 4, 0).unwrap();
+        assert!(matches!(o.record_defer(PAGE, 6, 0), Err(OracleError::DeferredTwice { .. })));
     }
 
     #[test]
     fn pages_are_independent_and_256_fragments_fit() {
         let s = slots(&RADIX64_PTE_FRAG);
         let o = GpOracle::new(&s, RADIX64_PTE_FRAG);
-        o.record_defer(PAGE + 255 * 256, 8).unwrap();
-        o.record_defer(PAGE + FRAME_SIZE, 10).unwrap();
-        assert_eq!(o.check_page_free(PAGE, 8), Ok(()));
-        assert!(o.check_page_free(PAGE + FRAME_SIZE, 8).is_err());
+        o.record_defer(PAGE + 255 * 256, 6, 0).unwrap();
+        o.record_defer(PAGE + FRAME_SIZE, 8, 0).unwrap();
+        assert_eq!(o.check_page_free(PAGE, 8, 0), Ok(()));
+        assert!(o.check_page_free(PAGE + FRAME_SIZE, 8, 0).is_err());
     }
 
     #[test]
@@ -288,6 +543,66 @@ mod tests {
         let s = slots(&PTE_FRAG);
         let o = GpOracle::new(&s, PTE_FRAG);
         let far = FRAMES as u64 * FRAME_SIZE;
-        assert_eq!(o.record_defer(far, 6), Err(OracleError::OutOfRange { table: far }));
+        assert_eq!(o.record_defer(far, 4, 0), Err(OracleError::OutOfRange { table: far }));
+    }
+
+    #[test]
+    fn full_grace_periods_after_a_deferral() {
+        // Deferred at idle gp_seq 4: needs 6; freed at 6 after one grace period, at 8 after two.
+        assert_eq!(full_gps(needed_gp(4), 4), 0);
+        assert_eq!(full_gps(needed_gp(4), 6), 1);
+        assert_eq!(full_gps(needed_gp(4), 8), 2);
+        // Deferred while 5 runs: 5's end does not count, 7's is the first.
+        assert_eq!(full_gps(needed_gp(5), 6), 0);
+        assert_eq!(full_gps(needed_gp(5), 8), 1);
+    }
+
+    #[test]
+    fn waits_are_counted_per_table_and_per_page() {
+        let s = slots(&PTE_FRAG);
+        let w = GpWaits::new();
+        let o = GpOracle::new(&s, PTE_FRAG).with_waits(&w);
+        // Page A, `active`-like: two tables, the page queued at its last deferral (idle at
+        // 6, needs 8) and freed when 8 completed. The first table, deferred at 4, waited for
+        // two grace periods; the page, from its last deferral, for one.
+        o.record_defer(PAGE, 4, 100).unwrap();
+        o.record_defer(PAGE + 0x1000, 6, 150).unwrap();
+        assert_eq!(o.check_page_free(PAGE, 8, 200), Ok(()));
+        // Page B, `refcount`-like: a deferral at 6 queues the head and 7 starts; a late one
+        // lands in 7 (needs 10); the callback re-queues once and the page goes at 10.
+        o.record_defer(PAGE + FRAME_SIZE, 6, 300).unwrap();
+        o.record_defer(PAGE + FRAME_SIZE + 0x1000, 7, 310).unwrap();
+        assert_eq!(o.check_page_free(PAGE + FRAME_SIZE, 10, 400), Ok(()));
+        let c = w.take();
+        assert_eq!(c.tables, [0, 2, 2, 0, 0]);
+        assert_eq!(c.pages, [0, 2, 0, 0, 0], "each page one grace period after its last deferral");
+        assert_eq!(c.in_running_gp, 1);
+        // Completed between deferral and free: 2 + 1 + 2 + 2 (7 was running at the late one).
+        assert_eq!(c.completed_between, 7);
+        assert_eq!((c.table_time, c.table_time_max), (100 + 50 + 100 + 90, 100));
+        assert_eq!((c.page_time, c.page_time_max), (50 + 90, 90));
+        assert_eq!(c.mean_table_gps(), 1.5);
+        assert_eq!(c.mean_page_gps(), 1.0);
+        assert_eq!((c.mean_table_time(), c.mean_page_time()), (85, 70));
+        assert_eq!(GpWaitCounts::hist(&c.tables).to_string(), "0/2/2/0/0");
+        assert_eq!(w.take(), GpWaitCounts::default(), "take resets");
+    }
+
+    #[test]
+    fn early_frees_land_in_bucket_zero_and_long_waits_in_the_last() {
+        let s = slots(&PTE_FRAG);
+        let w = GpWaits::new();
+        let o = GpOracle::new(&s, PTE_FRAG).with_waits(&w);
+        o.record_defer(PAGE, 4, 0).unwrap();
+        assert!(o.check_page_free(PAGE, 4, 0).is_err(), "no grace period: caught");
+        o.record_defer(PAGE + FRAME_SIZE, 4, 0).unwrap();
+        assert_eq!(o.check_page_free(PAGE + FRAME_SIZE, 40, 0), Ok(()));
+        let mut c = w.take();
+        assert_eq!(c.tables, [1, 0, 0, 0, 1]);
+        assert_eq!(c.pages, [1, 0, 0, 0, 1]);
+        let before = c;
+        c.merge(&before);
+        assert_eq!(c.tables, [2, 0, 0, 0, 2]);
+        assert_eq!(c.n_tables(), 4);
     }
 }

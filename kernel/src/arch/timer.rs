@@ -27,6 +27,11 @@ pub fn tb_to_us(t: u64) -> u64 {
     (t as u128 * 1_000_000 / tb_freq() as u128) as u64
 }
 
+/// Timebase ticks to nanoseconds (under QEMU's `-icount shift=0`, guest instructions).
+pub fn tb_to_ns(t: u64) -> u64 {
+    (t as u128 * 1_000_000_000 / tb_freq().max(1) as u128) as u64
+}
+
 /// Arms the next tick on this CPU.
 pub fn arm() {
     mtdec(TICK_INTERVAL.load(Ordering::Relaxed));

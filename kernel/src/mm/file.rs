@@ -3,7 +3,9 @@
 //! contiguous frame (what a khugepaged collapse produces). Invariant: `pages` never changes
 //! after creation; a huge frame, once installed, replaces its range's pages for new faults;
 //! once a collapse has freed a range's small pages (`free_small_pages`), `phys` never hands
-//! them out again.
+//! them out again. A reusable file (`make bench`'s, collapsed again every round) keeps its
+//! small pages and its huge copies across collapses instead: its contents never change, so a
+//! collapse installs the kept copy rather than copying 2–16 MiB again.
 
 use super::frame;
 use super::Mm;
@@ -29,6 +31,10 @@ pub struct File {
     /// Chunks whose small pages a collapse has freed (they are not ours any more).
     small_freed: spin::Mutex<Vec<bool>>,
     chunk_size: u64,
+    /// Reusable: collapses keep the small pages, and `unhuge` keeps the huge copy in `kept`
+    /// for the next collapse of the chunk.
+    reuse: bool,
+    kept: spin::Mutex<Vec<Option<u64>>>,
 }
 
 /// The word a fresh file holds at byte offset `off`.
@@ -66,7 +72,23 @@ impl File {
             huge: spin::Mutex::new(alloc::vec![None; chunks]),
             small_freed: spin::Mutex::new(alloc::vec![false; chunks]),
             chunk_size,
+            reuse: false,
+            kept: spin::Mutex::new(alloc::vec![None; chunks]),
         })
+    }
+
+    /// A file collapsed again and again (`make bench`): its huge copies are made once, here,
+    /// and a collapse neither copies nor frees the small pages, so every round costs the same
+    /// and allocates nothing for the file.
+    pub fn new_reusable(id: u32, npages: usize, chunk_size: u64) -> Result<Self, FrameError> {
+        let mut f = Self::new(id, npages, chunk_size)?;
+        f.reuse = true;
+        let chunks = f.huge.lock().len() as u64;
+        for c in 0..chunks {
+            f.make_huge(c * chunk_size)?;
+            f.unhuge(c * chunk_size);
+        }
+        Ok(f)
     }
 
     pub fn size(&self) -> u64 {
@@ -97,6 +119,14 @@ impl File {
     pub fn make_huge(&self, off: u64) -> Result<u64, FrameError> {
         let chunk = off / self.chunk_size;
         let frames = (self.chunk_size / FRAME_SIZE) as usize;
+        let kept = self.kept.lock()[chunk as usize].take();
+        if let Some(pa) = kept {
+            let old = self.huge.lock()[chunk as usize].replace(pa);
+            if let Some(old) = old {
+                free_huge(old, frames);
+            }
+            return Ok(pa);
+        }
         let pa = frame::alloc_contig(frames, frames)?;
         for i in 0..frames {
             let src = self.pages[chunk as usize * frames + i];
@@ -122,8 +152,14 @@ impl File {
     /// next faults map the small pages again, so the range can be collapsed once more.
     pub fn unhuge(&self, off: u64) {
         let frames = (self.chunk_size / FRAME_SIZE) as usize;
-        if let Some(pa) = self.huge.lock()[(off / self.chunk_size) as usize].take() {
-            free_huge(pa, frames);
+        let chunk = (off / self.chunk_size) as usize;
+        let huge = self.huge.lock()[chunk].take();
+        if let Some(pa) = huge {
+            let mut kept = self.kept.lock();
+            match &mut kept[chunk] {
+                slot @ None if self.reuse => *slot = Some(pa),
+                _ => free_huge(pa, frames),
+            }
         }
     }
 }
@@ -141,7 +177,7 @@ impl File {
     /// that should have been flushed now reads POISON or someone else's data.
     pub fn free_small_pages(&self, off: u64) {
         let chunk = (off / self.chunk_size) as usize;
-        if core::mem::replace(&mut self.small_freed.lock()[chunk], true) {
+        if self.reuse || core::mem::replace(&mut self.small_freed.lock()[chunk], true) {
             return;
         }
         let frames = (self.chunk_size / FRAME_SIZE) as usize;
@@ -176,7 +212,7 @@ impl Drop for File {
                 crate::fatal!("file {}: freeing page {pa:#x}: {e}", self.id);
             }
         }
-        for pa in self.huge.lock().iter().flatten() {
+        for pa in self.huge.lock().iter().chain(self.kept.lock().iter()).flatten() {
             free_huge(*pa, frames);
         }
     }

@@ -6,10 +6,11 @@
 
 use super::frame;
 use super::pgalloc::KernelPages;
+use crate::arch::paca::MAX_CPUS;
 use crate::trace::Kind as TraceKind;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use ptfrag_core::frame_alloc::FRAME_SIZE;
-use ptfrag_core::gp_oracle::{needed_gp, GpOracle, OracleError};
+use ptfrag_core::gp_oracle::{GpOracle, GpWaitCounts, GpWaits, OracleError, OracleSlot};
 use ptfrag_core::page_desc::{PageDesc, RcuHead};
 use ptfrag_core::pgtable_frag::{frag_index, FragCache, FragGeometry, PageSource};
 use ptfrag_core::pgtable_t::{DetachedTable, PgTable, PtPage};
@@ -35,15 +36,36 @@ struct PteFreeState {
     double_queue: AtomicU64,
     oracle: OracleState,
     latency: DeferLatency,
+    reclaim: Reclaim,
+}
+
+/// Time each CPU spent reclaiming deferred page-table pages: running their RCU callbacks
+/// (which free pages after a grace period, or queue the head again) and really freeing pages
+/// from `pte_free_defer` itself (`none`), poison fill included; not the plain frees of
+/// teardown (`pte_free`, `pte_frag_destroy`). The same account for every strategy, so the
+/// bench can take the free out of the retract's time and charge it per freed page.
+struct Reclaim {
+    time: [AtomicU64; MAX_CPUS],
+    /// Nesting of reclaim work on each CPU (a free inside a callback is already in its time).
+    nesting: [AtomicU64; MAX_CPUS],
+    /// Of `time`: oracle reports printed meanwhile (only `none`'s early frees print, and a
+    /// console line costs more than the free).
+    reports: [AtomicU64; MAX_CPUS],
 }
 
 /// The grace-period oracle's slots (one per PTE fragment of every frame), whether it is on
-/// (`rcu_check=`), and the tables it caught freed before their grace period (or misused).
+/// (`rcu_check=`), the tables it caught freed before their grace period (or misused), and how
+/// long the deferred tables waited (grace periods and time, taken per workload).
 struct OracleState {
-    slots: spin::Once<&'static [AtomicU64]>,
+    slots: spin::Once<&'static [OracleSlot]>,
     enabled: AtomicBool,
     bugs: AtomicU64,
+    waits: GpWaits,
 }
+
+/// Oracle reports printed in full; later ones are counted only (the `none` control of
+/// `make bench` frees every page early, hundreds of times a boot).
+const ORACLE_REPORTS_PRINTED: u64 = 16;
 
 /// Timebase of each page's last deferral (0 = none), and the sum, maximum and count of
 /// deferral-to-free times since the figure was last taken.
@@ -65,6 +87,7 @@ static STATE: PteFreeState = PteFreeState {
         slots: spin::Once::new(),
         enabled: AtomicBool::new(false),
         bugs: AtomicU64::new(0),
+        waits: GpWaits::new(),
     },
     latency: DeferLatency {
         last_defer: spin::Once::new(),
@@ -72,7 +95,65 @@ static STATE: PteFreeState = PteFreeState {
         max: AtomicU64::new(0),
         n: AtomicU64::new(0),
     },
+    reclaim: Reclaim {
+        time: [const { AtomicU64::new(0) }; MAX_CPUS],
+        nesting: [const { AtomicU64::new(0) }; MAX_CPUS],
+        reports: [const { AtomicU64::new(0) }; MAX_CPUS],
+    },
 };
+
+/// Timebase this CPU has spent reclaiming page-table pages since boot (see `Reclaim`),
+/// without the oracle's reports. Read it where the CPU does no reclaim work.
+pub fn reclaim_time(cpu: usize) -> u64 {
+    let r = &STATE.reclaim;
+    match (r.time.get(cpu), r.reports.get(cpu)) {
+        (Some(t), Some(p)) => t.load(Ordering::Relaxed).saturating_sub(p.load(Ordering::Relaxed)),
+        _ => 0,
+    }
+}
+
+/// The same, summed over every CPU.
+pub fn reclaim_time_all() -> u64 {
+    (0..MAX_CPUS).map(reclaim_time).sum()
+}
+
+/// This CPU's reclaim time with the oracle's reports inside it: what a timed region of the
+/// CPU leaves out to charge neither the free nor the report to itself.
+pub fn reclaim_and_report_time(cpu: usize) -> u64 {
+    STATE.reclaim.time.get(cpu).map_or(0, |t| t.load(Ordering::Relaxed))
+}
+
+/// Runs `f` as reclaim work of this CPU: its time goes to the CPU's account unless reclaim
+/// work around it (a callback freeing a page, or a free the tick interrupted to run
+/// callbacks) already counts it.
+fn reclaiming<R>(f: impl FnOnce() -> R) -> R {
+    let cpu = crate::arch::paca::cpu_id();
+    let (Some(time), Some(nest)) = (STATE.reclaim.time.get(cpu), STATE.reclaim.nesting.get(cpu))
+    else {
+        return f();
+    };
+    let outer = nest.fetch_add(1, Ordering::Relaxed) == 0;
+    let t0 = crate::arch::timer::now();
+    let r = f();
+    if outer {
+        time.fetch_add(crate::arch::timer::now() - t0, Ordering::Relaxed);
+    }
+    nest.fetch_sub(1, Ordering::Relaxed);
+    r
+}
+
+/// Runs `f`, a plain free, outside the reclaim account: a real free inside it is not counted
+/// (nor, rarely, callbacks a tick runs meanwhile).
+fn not_reclaim<R>(f: impl FnOnce() -> R) -> R {
+    let cpu = crate::arch::paca::cpu_id();
+    let Some(nest) = STATE.reclaim.nesting.get(cpu) else {
+        return f();
+    };
+    nest.fetch_add(1, Ordering::Relaxed);
+    let r = f();
+    nest.fetch_sub(1, Ordering::Relaxed);
+    r
+}
 
 fn store_strategy(st: Strategy) {
     STATE.strategy.store(st.index() as u8, Ordering::Release);
@@ -110,10 +191,7 @@ pub fn init(strategy: Strategy, rcu_check: bool, geo: FragGeometry) {
     STATE.geo.call_once(|| geo);
     if rcu_check {
         let n = GpOracle::slots_for(frame::nr_frames(), &geo);
-        STATE
-            .oracle
-            .slots
-            .call_once(|| prealloc(n, "grace-period oracle slots", || AtomicU64::new(0)));
+        STATE.oracle.slots.call_once(|| prealloc(n, "grace-period oracle slots", OracleSlot::new));
         STATE.oracle.enabled.store(true, Ordering::Release);
     }
     let n = frame::nr_frames();
@@ -127,7 +205,11 @@ pub fn oracle() -> Option<GpOracle<'static>> {
     if !STATE.oracle.enabled.load(Ordering::Acquire) {
         return None;
     }
-    STATE.oracle.slots.get().map(|s| GpOracle::new(s, *pte_frag_geometry()))
+    STATE
+        .oracle
+        .slots
+        .get()
+        .map(|s| GpOracle::new(s, *pte_frag_geometry()).with_waits(&STATE.oracle.waits))
 }
 
 /// Whether the oracle is on.
@@ -140,15 +222,40 @@ pub fn oracle_bugs() -> u64 {
     STATE.oracle.bugs.load(Ordering::Relaxed)
 }
 
+/// How long the deferred tables really freed since the last call waited (grace periods and
+/// timebase), then reset.
+pub fn take_gp_waits() -> GpWaitCounts {
+    STATE.oracle.waits.take()
+}
+
 fn oracle_report(e: OracleError, also: usize) {
-    STATE.oracle.bugs.fetch_add(1, Ordering::Relaxed);
+    let n = STATE.oracle.bugs.fetch_add(1, Ordering::Relaxed);
     STATE.bugs.fetch_add(1, Ordering::Relaxed);
+    if n >= ORACLE_REPORTS_PRINTED {
+        return;
+    }
+    let cpu = crate::arch::paca::cpu_id();
+    let t0 = crate::arch::timer::now();
+    print_oracle_report(e, also, n);
+    // Inside reclaim work (a free the oracle caught), the line is not the free's cost.
+    let r = &STATE.reclaim;
+    if let (Some(p), Some(nest)) = (r.reports.get(cpu), r.nesting.get(cpu)) {
+        if nest.load(Ordering::Relaxed) != 0 {
+            p.fetch_add(crate::arch::timer::now() - t0, Ordering::Relaxed);
+        }
+    }
+}
+
+fn print_oracle_report(e: OracleError, also: usize, n: u64) {
     let more = if also > 1 { alloc::format!(" ({also} fragments of the page)") } else { "".into() };
     crate::println!(
         "BUG: rcu_check: {e}{more}; strategy {} on cpu {}",
         strategy().name(),
         crate::arch::paca::this().index
     );
+    if n + 1 == ORACLE_REPORTS_PRINTED {
+        crate::println!("rcu_check: further reports are counted, not printed");
+    }
 }
 
 /// Called by the page-table page allocator (`KernelPages::free_page`) on every real free of
@@ -156,7 +263,8 @@ fn oracle_report(e: OracleError, also: usize) {
 /// have completed.
 pub fn oracle_check_page_free(page: u64) {
     if let Some(o) = oracle() {
-        if let Err((e, n)) = o.check_page_free(page, crate::rcu::completed()) {
+        let now = crate::arch::timer::now();
+        if let Err((e, n)) = o.check_page_free(page, crate::rcu::completed(), now) {
             oracle_report(e, n);
         }
     }
@@ -231,7 +339,7 @@ impl PageSource for KernelEnv {
                 STATE.latency.n.fetch_add(1, Ordering::Relaxed);
             }
         }
-        KernelPages.free_page(page)
+        reclaiming(|| KernelPages.free_page(page))
     }
     fn desc(&self, pa: u64) -> &PageDesc {
         frame::desc(pa)
@@ -286,7 +394,7 @@ fn report(op: &str, table: u64, e: DeferError) {
 fn pte_free_rcu_callback(head: *const RcuHead) {
     let page = frame::page_of_rcu_head(head);
     crate::trace::record(TraceKind::CbStart, page.pa(), 0);
-    if let Err(e) = strategy().rcu_callback(page, &KernelEnv) {
+    if let Err(e) = reclaiming(|| strategy().rcu_callback(page, &KernelEnv)) {
         report("rcu_callback", page.pa(), e);
     }
     crate::trace::record(TraceKind::CbEnd, page.pa(), 0);
@@ -304,7 +412,8 @@ pub fn pte_free_defer(_mm: &super::Mm, detached: DetachedTable) {
     // The PMD is already cleared and flushed: a walker that can still reach `table` began
     // its read section before this snapshot.
     if let Some(o) = oracle() {
-        if let Err(e) = o.record_defer(table, needed_gp(crate::rcu::gp_seq_for_snapshot())) {
+        let gp_seq = crate::rcu::gp_seq_for_snapshot();
+        if let Err(e) = o.record_defer(table, gp_seq, crate::arch::timer::now()) {
             oracle_report(e, 1);
         }
     }
@@ -327,14 +436,16 @@ pub fn pte_free(table: PgTable) {
             oracle_report(e, 1);
         }
     }
-    if let Err(e) = strategy().pte_free(table, &KernelEnv) {
+    if let Err(e) = not_reclaim(|| strategy().pte_free(table, &KernelEnv)) {
         report("pte_free", table.pa(), e);
     }
 }
 
 /// Returns an address space's unused PTE fragments at teardown.
 pub fn pte_frag_destroy(cache: &mut FragCache) {
-    if let Err(e) = strategy().pte_frag_destroy(cache, pte_frag_geometry(), &KernelEnv) {
+    if let Err(e) =
+        not_reclaim(|| strategy().pte_frag_destroy(cache, pte_frag_geometry(), &KernelEnv))
+    {
         report("pte_frag_destroy", cache.peek().unwrap_or(0), e);
     }
 }

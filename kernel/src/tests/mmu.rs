@@ -429,8 +429,53 @@ fn unmap_is_seen_by_every_cpu() -> TestResult {
 }
 ktest!(unmap_is_seen_by_every_cpu);
 
+/// Iterations of the fault figure's reference loop.
+const REFERENCE_ITERS: u64 = 1 << 20;
+
+/// The fault figure's in-boot reference workload: a fixed loop of register arithmetic that
+/// touches no memory the MMU translates differently in either mode (black_box keeps it
+/// from being folded). Returns its timebase. A fault's time in units of this loop's
+/// iteration is a figure of the boot's own speed, so hash and radix boots can be compared by
+/// it where their seconds cannot: the host's speed and load at the time cancel.
+fn reference_loop(iters: u64) -> u64 {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let t0 = timer::now();
+    for _ in 0..iters {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x = core::hint::black_box(x);
+    }
+    timer::now() - t0
+}
+
+/// A fault's time in units of the reference loop's iteration, on this CPU: 16 blocks of
+/// faults, each followed by a sixteenth of the reference loop, so that host load coming and
+/// going during the test falls on both alike.
+fn fault_ref_units(file: &Arc<File>, pages: u64) -> Result<f64, TestError> {
+    const BLOCKS: u64 = 16;
+    let mm = new_mm()?;
+    mm.mmap(BASE, file.size(), file, 0, false)?;
+    let (mut faults, mut reference) = (0, 0);
+    {
+        let _g = activate(&mm);
+        for b in 0..BLOCKS {
+            let t0 = timer::now();
+            for i in b * pages / BLOCKS..(b + 1) * pages / BLOCKS {
+                load_u64(BASE + i * page())?;
+            }
+            faults += timer::now() - t0;
+            reference += reference_loop(REFERENCE_ITERS / BLOCKS);
+        }
+    }
+    mm.destroy();
+    let per_iter = reference as f64 / REFERENCE_ITERS as f64;
+    Ok(faults as f64 / pages as f64 / per_iter.max(f64::MIN_POSITIVE))
+}
+
 fn figures_fault_rate() -> TestResult {
-    // Single CPU, then every CPU at once, each faulting its own address space.
+    // Single CPU, then every CPU at once, each faulting its own address space; then the
+    // single CPU against the in-boot reference loop.
     let pages_per_cpu = 4096u64;
     let file = new_file(((pages_per_cpu * page()) / FRAME_SIZE) as usize)?;
     // Returns (start, end) timebase of the fault loop and the page-table frames it used.
@@ -457,6 +502,7 @@ fn figures_fault_rate() -> TestResult {
     };
     let (s1, e1, pt_frames) = run(0)?;
     let dt1 = e1 - s1;
+    let fault_ref_units = fault_ref_units(&file, pages_per_cpu)?;
     // All CPUs at once: throughput over the span from the first loop's start to the last
     // loop's end (address-space set-up and teardown excluded, as for the single CPU).
     let n = smp::nr_online();
@@ -478,9 +524,10 @@ fn figures_fault_rate() -> TestResult {
     let r1 = rate(pages_per_cpu, dt1);
     let rn = rate(total.load(Ordering::Relaxed), dtn);
     println!(
-        "figure: mmu={} faults_per_s_1cpu={} faults_per_s_all{}cpu={} pt_frames_per_1000_pages={:.2} (page {} KiB, cpu {})",
+        "figure: mmu={} faults_per_s_1cpu={} fault_ref_units={:.1} faults_per_s_all{}cpu={} pt_frames_per_1000_pages={:.2} (page {} KiB, cpu {})",
         crate::arch::mmu::mode().name(),
         r1,
+        fault_ref_units,
         n,
         rn,
         pt_frames as f64 * 1000.0 / pages_per_cpu as f64,

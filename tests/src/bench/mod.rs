@@ -1,59 +1,74 @@
-//! `harness bench`: the retract benchmark. One QEMU boot per cell of {radix, radix64, hash} x vCPUs x
-//! address spaces runs the kernel test `retract_bench`, which runs the retract workload once per
-//! pte_free_defer strategy and prints one `figure: bench ...` line for each. The harness
-//! gathers them into `results.json` and `results.csv`, prints tables and draws SVG plots.
-//!
-//! Every comparison is a ratio measured within one boot (the kernel computes
-//! `retract_cost_vs_none` itself); absolute figures are guest timebase and vary between boots.
+//! `harness bench`: the retract benchmark. One QEMU boot per cell of {radix, radix64, hash}
+//! x vCPUs x address spaces, one at a time, runs the kernel test `retract_bench`: in two
+//! phases (`realistic`: walkers but no held reader; `held`: the deterministic walker's read
+//! section across each round), every pte_free_defer strategy in turn, round by round,
+//! `ROUNDS` measured rounds each after one warm-up round. The harness takes the medians and
+//! interquartile ranges of the per-round samples, the ratios to `none` of the same round,
+//! writes `results.json` (every sample) and `results.csv`, prints tables and draws SVG plots
+//! with the interquartile ranges as error bars. With `--icount` QEMU counts instructions
+//! (`qemu::ICOUNT`), the same from run to run; `--compare DIR` checks another run's results
+//! against these, cell by cell. See docs/bench.md.
 
+mod compare;
 mod plot;
 mod results;
+mod stats;
 mod table;
 
 use crate::paths;
 use crate::qemu::Firmware;
 use crate::scenario::Scenario;
-use crate::suite::{self, MAX_JOBS};
-use results::Record;
+use crate::suite;
+use results::{Meta, Record};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The strategies `retract_bench` runs, in the order it runs them (`none` is the baseline).
+/// The strategies `retract_bench` runs (`none` is the control every ratio is taken to).
 pub const STRATEGIES: [&str; 4] = ["none", "refcount", "active", "bitmap"];
+/// Its phases, in order.
+pub const PHASES: [&str; 2] = ["realistic", "held"];
 
 /// Printed above the tables and stored in `results.json`.
-pub const NOTE: &str = "Every comparison is a ratio measured within one boot (the kernel \
-computes retract_cost_vs_none against strategy none in the same boot); absolute figures are \
-guest timebase and vary between boots.";
+pub const NOTE: &str = "Medians over the measured rounds [interquartile range]; every ratio \
+is taken within one boot, phase and round (a strategy's round over none's round beside it). \
+Times are guest timebase (ns; instructions with --icount).";
 
 /// The kernel test that runs the benchmark.
 const TEST: &str = "retract_bench";
 const REQUIRED: &[&str] = &[TEST];
 
 const MODES: [&str; 3] = ["radix", "radix64", "hash"];
-const CPUS: [u32; 4] = [1, 2, 4, 8];
-const CPUS_QUICK: [u32; 2] = [1, 4];
-const MMS: [u32; 4] = [1, 10, 100, 1000];
-const MMS_QUICK: [u32; 3] = [1, 10, 100];
-/// One collapse round per strategy and phase: the 8-vCPU, 1000-address-space cells already
-/// do 4000 retracts per phase, each waiting for 7 busy vCPUs' flush acknowledgements.
-const COLLAPSES: u32 = 1;
-const COLLAPSES_QUICK: u32 = 1;
+/// (vCPUs, address spaces) of `make bench`: 8 vCPUs only with one address space (on the
+/// 2-core host its boot alone takes minutes).
+const CELLS: [(u32, u32); 7] = [(1, 1), (1, 4), (2, 1), (2, 4), (4, 1), (4, 4), (8, 1)];
+/// `make bench-quick`.
+const CELLS_QUICK: [(u32, u32); 2] = [(1, 1), (4, 1)];
+/// With `--icount`: one vCPU (see `icount_cells`).
+const CELLS_ICOUNT: [(u32, u32); 2] = [(1, 1), (1, 4)];
+const CELLS_ICOUNT_QUICK: [(u32, u32); 1] = [(1, 1)];
+/// Measured rounds per strategy and phase, after one warm-up round.
+pub const ROUNDS: u32 = 30;
 
 /// Shortest per-boot limit (QEMU start, boot, the leak checks).
-const MIN_TIMEOUT: Duration = Duration::from_secs(60);
-const MAX_TIMEOUT: Duration = Duration::from_secs(900);
+const MIN_TIMEOUT: Duration = Duration::from_secs(90);
+const MAX_TIMEOUT: Duration = Duration::from_secs(1800);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
     pub kernel: PathBuf,
-    /// Fewer cells (vCPUs 1 and 4, up to 100 address spaces) and 2 collapse rounds.
+    /// Fewer cells (`CELLS_QUICK`).
     pub quick: bool,
     /// Where results, plots and serial logs go.
     pub out: PathBuf,
     /// No boots: reread `results.json` from `out` and redo the tables, CSV and plots.
     pub replot: bool,
+    /// QEMU's instruction counter: deterministic guest time.
+    pub icount: bool,
+    /// Only the cells whose name contains this.
+    pub cells: Option<String>,
+    /// No boots: compare `out`'s results with this directory's, cell by cell.
+    pub compare: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -63,6 +78,9 @@ impl Default for Options {
             quick: false,
             out: paths::bench_dir(),
             replot: false,
+            icount: false,
+            cells: None,
+            compare: None,
         }
     }
 }
@@ -80,54 +98,57 @@ impl Cell {
         format!("bench-{}-smp{}-mms{}", self.mode, self.cpus, self.mms)
     }
 
-    pub fn bootargs(&self, collapses: u32) -> String {
-        format!(
-            "mmu={} test={TEST} bench=1 mms={} collapses={collapses} hz=1000",
-            self.mode, self.mms
-        )
+    pub fn bootargs(&self, rounds: u32) -> String {
+        format!("mmu={} test={TEST} bench=1 mms={} collapses={rounds} hz=1000", self.mode, self.mms)
     }
 
-    /// A generous limit that grows with the work: `60 s + 0.5 s x rounds x vCPUs^2 x mms^0.7`.
-    /// Measured on the 2-core host (TCG): hash with 100 address spaces took 8 s on 1 vCPU and
-    /// 49 s on 4 (2 rounds), 544 s on 8 (4 rounds); time grows ~5x per 10x address spaces and
-    /// faster than linearly with vCPUs, as they share 2 host cores. This allows ~6x that.
-    /// Capped at MAX_TIMEOUT so one huge cell cannot hold the run for hours; a cell that hits
-    /// it is reported missing.
-    fn timeout(&self, collapses: u32) -> Duration {
-        let work =
-            f64::from(collapses) * f64::from(self.cpus).powi(2) * f64::from(self.mms).powf(0.7);
-        (MIN_TIMEOUT + Duration::from_secs_f64(0.5 * work)).min(MAX_TIMEOUT)
+    /// A generous limit that grows with the work: `90 s + 0.25 s x rounds x mms x vCPUs^2`,
+    /// capped at MAX_TIMEOUT. Measured on the 2-core host (TCG, 30 rounds): radix on 4 vCPUs
+    /// took 18 s with one address space and 60 s with 4, on 8 vCPUs 92 s; hash and radix64
+    /// about twice radix; one vCPU a few seconds. This allows 4-8x that; a cell that hits it
+    /// is reported missing.
+    fn timeout(&self, rounds: u32) -> Duration {
+        let work = f64::from(rounds) * f64::from(self.mms) * f64::from(self.cpus).powi(2);
+        (MIN_TIMEOUT + Duration::from_secs_f64(0.25 * work)).min(MAX_TIMEOUT)
     }
 
     /// The boot as a scenario: VOF, `-smp cpus`, success with `retract_bench` passing.
-    fn scenario(&self, collapses: u32) -> Scenario {
+    fn scenario(&self, rounds: u32, icount: bool) -> Scenario {
         // The harness is a short-lived process: leaking a few strings is fine.
         let name = Box::leak(self.name().into_boxed_str());
-        let args = Box::leak(self.bootargs(collapses).into_boxed_str());
+        let args = Box::leak(self.bootargs(rounds).into_boxed_str());
         Scenario::new(name, Firmware::Vof, self.cpus, args)
             .base_required(REQUIRED)
-            .timeout(self.timeout(collapses))
+            .timeout(self.timeout(rounds))
+            .icount(icount)
     }
 }
 
-/// The cells in run order: mode, then vCPUs, then address spaces.
-pub fn matrix(quick: bool) -> Vec<Cell> {
-    let (cpus, mms): (&[u32], &[u32]) =
-        if quick { (&CPUS_QUICK, &MMS_QUICK) } else { (&CPUS, &MMS) };
-    let mut cells = Vec::new();
-    for mode in MODES {
-        for &cpus in cpus {
-            for &mms in mms {
-                cells.push(Cell { mode, cpus, mms });
-            }
-        }
-    }
-    cells
+/// The cells in run order: mode, then vCPUs, then address spaces. Under `icount` only one
+/// vCPU: with more, QEMU's icount runs the vCPUs in turn on one thread, each until the next
+/// timer deadline, so a cross-CPU flush costs the other vCPUs' turns (about a tick, 10^6
+/// instructions at hz=1000) rather than its code, and with 3 or more vCPUs QEMU 7.2 left the
+/// kernel's cross-CPU waits stuck.
+pub fn matrix(quick: bool, icount: bool) -> Vec<Cell> {
+    let cells: &[(u32, u32)] = match (quick, icount) {
+        (false, false) => &CELLS,
+        (true, false) => &CELLS_QUICK,
+        (false, true) => &CELLS_ICOUNT,
+        (true, true) => &CELLS_ICOUNT_QUICK,
+    };
+    MODES
+        .iter()
+        .flat_map(|&mode| cells.iter().map(move |&(cpus, mms)| Cell { mode, cpus, mms }))
+        .collect()
 }
 
-/// Runs the benchmark (or, with `replot`, redraws from saved results); true when every boot
-/// produced its figures and every file was written.
+/// Runs the benchmark (or, with `replot`, redraws from saved results; with `compare`,
+/// compares two runs); true when every boot produced its figures and every file was written
+/// (for `compare`: when every cell's interquartile ranges overlap).
 pub fn run(opts: &Options) -> bool {
+    if let Some(other) = &opts.compare {
+        return compare::run(other, &opts.out);
+    }
     if opts.replot {
         return replot(&opts.out);
     }
@@ -139,43 +160,39 @@ pub fn run(opts: &Options) -> bool {
         return false;
     }
     let start = Instant::now();
-    let collapses = if opts.quick { COLLAPSES_QUICK } else { COLLAPSES };
-    let cells = matrix(opts.quick);
-    let mut jobs: Vec<(usize, Cell, Scenario)> =
-        cells.iter().enumerate().map(|(i, c)| (i, *c, c.scenario(collapses))).collect();
-    // The longest boots first, so the two runners finish close together; results are put
-    // back in matrix order below.
-    jobs.sort_by_key(|(_, c, _)| std::cmp::Reverse((c.mms, c.cpus, c.mode == "hash")));
+    let meta = Meta { rounds: ROUNDS, icount: opts.icount };
+    let cells: Vec<Cell> = matrix(opts.quick, opts.icount)
+        .into_iter()
+        .filter(|c| opts.cells.as_ref().is_none_or(|f| c.name().contains(f.as_str())))
+        .collect();
     let log_dir = opts.out.join("logs");
     println!(
-        "bench: {} boots, {collapses} collapse rounds each, {MAX_JOBS} at a time; serial logs in {}",
+        "bench: {} boots{}, one at a time, {ROUNDS} measured rounds per strategy and phase; \
+         serial logs in {}",
         cells.len(),
+        if opts.icount { " with -icount" } else { "" },
         log_dir.display()
     );
-    let mut done: Vec<(usize, Vec<Record>)> = Vec::new();
+    let mut records: Vec<Record> = Vec::new();
     let mut failed = Vec::new();
-    suite::parallel(
-        &jobs,
-        MAX_JOBS,
-        |(i, cell, s)| (*i, *cell, suite::run_scenario(s, &opts.kernel, &log_dir)),
-        |(i, cell, mut verdict)| {
-            let mut records = Vec::new();
-            if let (Some(run), true) = (&verdict.run, verdict.why.is_empty()) {
-                let (found, why) = results::from_log(&cell, &String::from_utf8_lossy(&run.stdout));
-                records = found;
-                verdict.why.extend(why);
-            }
-            verdict.print();
-            if !verdict.why.is_empty() {
-                failed.push(cell.name());
-                records = results::missing_cell(&cell);
-            }
-            done.push((i, records));
-        },
-    );
-    done.sort_by_key(|(i, _)| *i);
-    let records: Vec<Record> = done.into_iter().flat_map(|(_, r)| r).collect();
-    let written = report(&records, collapses, &opts.out, true);
+    // One QEMU at a time: two would take host time from each other.
+    for cell in &cells {
+        let s = cell.scenario(ROUNDS, opts.icount);
+        let mut verdict = suite::run_scenario(&s, &opts.kernel, &log_dir);
+        let mut found = Vec::new();
+        if let (Some(run), true) = (&verdict.run, verdict.why.is_empty()) {
+            let (r, why) = results::from_log(cell, &String::from_utf8_lossy(&run.stdout));
+            found = r;
+            verdict.why.extend(why);
+        }
+        verdict.print();
+        if !verdict.why.is_empty() {
+            failed.push(cell.name());
+            found = results::missing_cell(cell);
+        }
+        records.extend(found);
+    }
+    let written = report(&records, meta, &opts.out, true);
     println!("elapsed {}", suite::secs(start.elapsed()));
     if !failed.is_empty() {
         println!(
@@ -188,15 +205,20 @@ pub fn run(opts: &Options) -> bool {
     written && failed.is_empty()
 }
 
-fn replot(out: &Path) -> bool {
-    let path = out.join("results.json");
-    let parsed = fs::read_to_string(&path)
+/// `results.json` of `dir`.
+pub fn load(dir: &Path) -> Result<(Vec<Record>, Meta), String> {
+    let path = dir.join("results.json");
+    fs::read_to_string(&path)
         .map_err(|e| e.to_string())
-        .and_then(|text| results::from_json(&text));
-    match parsed {
-        Ok((records, collapses)) => report(&records, collapses, out, false),
+        .and_then(|text| results::from_json(&text))
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn replot(out: &Path) -> bool {
+    match load(out) {
+        Ok((records, meta)) => report(&records, meta, out, false),
         Err(e) => {
-            println!("FAIL cannot read {}: {e}", path.display());
+            println!("FAIL {e}");
             false
         }
     }
@@ -204,7 +226,7 @@ fn replot(out: &Path) -> bool {
 
 /// Writes the results (JSON only when `json`), prints the tables and draws the plots; false
 /// when a file could not be written.
-fn report(records: &[Record], collapses: u32, out: &Path, json: bool) -> bool {
+fn report(records: &[Record], meta: Meta, out: &Path, json: bool) -> bool {
     let mut ok = true;
     let mut write = |name: &str, text: String| {
         let path = out.join(name);
@@ -217,11 +239,13 @@ fn report(records: &[Record], collapses: u32, out: &Path, json: bool) -> bool {
         }
     };
     if json {
-        write("results.json", results::to_json(records, collapses));
+        write("results.json", results::to_json(records, meta));
     }
     write("results.csv", results::to_csv(records));
-    print!("{}", table::render(records, collapses));
-    match plot::draw_all(records, out) {
+    let tables = table::render(records, meta);
+    print!("{tables}");
+    write("tables.txt", tables);
+    match plot::draw_all(records, meta, out) {
         Ok(paths) => paths.iter().for_each(|p| println!("wrote {}", p.display())),
         Err(e) => {
             println!("FAIL plotting: {e}");
@@ -237,28 +261,32 @@ mod tests {
 
     #[test]
     fn matrix_sizes_and_order() {
-        let full = matrix(false);
-        assert_eq!(full.len(), 3 * 4 * 4);
+        let full = matrix(false, false);
+        assert_eq!(full.len(), 3 * CELLS.len());
         assert_eq!(full[0], Cell { mode: "radix", cpus: 1, mms: 1 });
-        assert_eq!(full[16], Cell { mode: "radix64", cpus: 1, mms: 1 });
-        assert_eq!(full[47], Cell { mode: "hash", cpus: 8, mms: 1000 });
-        let quick = matrix(true);
-        assert_eq!(quick.len(), 3 * 2 * 3);
-        assert!(quick.iter().all(|c| [1, 4].contains(&c.cpus) && c.mms <= 100));
+        assert_eq!(full[CELLS.len()], Cell { mode: "radix64", cpus: 1, mms: 1 });
+        assert_eq!(full.last(), Some(&Cell { mode: "hash", cpus: 8, mms: 1 }));
+        let quick = matrix(true, false);
+        assert_eq!(quick.len(), 3 * 2);
+        assert!(quick.iter().all(|c| [1, 4].contains(&c.cpus) && c.mms == 1));
+        assert!(matrix(false, true).iter().all(|c| c.cpus == 1));
+        assert_eq!(matrix(true, true).len(), 3);
     }
 
     #[test]
     fn cell_boots_the_benchmark() {
-        let cell = Cell { mode: "hash", cpus: 8, mms: 1000 };
-        let s = cell.scenario(COLLAPSES);
-        assert_eq!(s.name, "bench-hash-smp8-mms1000");
-        assert_eq!(s.bootargs, "mmu=hash test=retract_bench bench=1 mms=1000 collapses=1 hz=1000");
-        assert_eq!((s.fw, s.smp), (Firmware::Vof, 8));
+        let cell = Cell { mode: "hash", cpus: 8, mms: 1 };
+        let s = cell.scenario(ROUNDS, false);
+        assert_eq!(s.name, "bench-hash-smp8-mms1");
+        assert_eq!(s.bootargs, "mmu=hash test=retract_bench bench=1 mms=1 collapses=30 hz=1000");
+        assert_eq!((s.fw, s.smp, s.icount), (Firmware::Vof, 8, false));
         assert_eq!(s.required(), ["retract_bench"]);
-        // The largest cell is capped; the smallest gets about a minute.
-        assert_eq!(s.timeout, MAX_TIMEOUT);
-        let small = Cell { mode: "radix", cpus: 1, mms: 1 }.scenario(COLLAPSES_QUICK);
-        assert_eq!(small.timeout.as_secs(), 60);
+        assert_eq!(s.timeout.as_secs(), 90 + 480);
+        let small = Cell { mode: "radix", cpus: 1, mms: 1 }.scenario(ROUNDS, true);
+        assert!(small.icount);
+        assert_eq!(small.timeout.as_secs(), 97);
+        let huge = Cell { mode: "radix", cpus: 8, mms: 100 };
+        assert_eq!(huge.scenario(ROUNDS, false).timeout, MAX_TIMEOUT);
     }
 
     #[test]
@@ -269,7 +297,7 @@ mod tests {
             kernel: PathBuf::from("/nonexistent/ptfrag"),
             quick: true,
             out: dir.clone(),
-            replot: false,
+            ..Options::default()
         };
         assert!(!run(&opts));
         assert!(!dir.exists());

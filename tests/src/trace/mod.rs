@@ -522,6 +522,7 @@ fn boot(opts: &Options) -> Result<(String, bool), String> {
         bootargs: bootargs(&opts.strategy, &opts.mmu),
         kernel: opts.kernel.clone(),
         extra: Vec::new(),
+        icount: false,
     };
     let log = opts.out.join(format!("{}-{}.log", opts.strategy, opts.mmu));
     println!("{}", config.display());
