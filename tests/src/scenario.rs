@@ -239,8 +239,9 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario::new("vof-smp4", Vof, 4, "collapses=16"),
     Scenario::new("vof-hash-smp1", Vof, 1, "mmu=hash"),
     // Also the hash x active cell of the pte_free_defer matrix below (active is the default).
-    // Every test under hash: 39 s on an idle host, so a longer timeout than the default.
-    Scenario::new("vof-hash-smp4", Vof, 4, "mmu=hash collapses=4")
+    // Every test under hash (2 torture rounds: 40 s on an idle host with 4), so a longer timeout
+    // than the default.
+    Scenario::new("vof-hash-smp4", Vof, 4, "mmu=hash collapses=2")
         .timeout(Duration::from_secs(120)),
     // Linux's distribution layout: radix with 64K pages, 256 PTE tables per page. Also the
     // radix64 x active cell of the matrix.
