@@ -87,6 +87,22 @@ pub(super) fn bitmap_frag(
     Ok(table.frag_index(geo))
 }
 
+/// Marks `table`'s fragment deferred in its page's side state (both bitmap strategies' first
+/// step); refuses a table that is deferred already.
+pub(super) fn mark_deferred<'e>(
+    table: PgTable,
+    page: PtPage,
+    geo: &FragGeometry,
+    env: &'e impl DeferEnv,
+) -> Result<&'e BitmapSide, DeferError> {
+    let i = bitmap_frag(table, page, geo)?;
+    let side = env.bitmap_side(page);
+    if !side.mark(i) {
+        return Err(DeferError::AlreadyDeferred { table });
+    }
+    Ok(side)
+}
+
 const WAIT: u64 = 0xffff_ffff;
 const NEXT_ONE: u64 = 1 << 32;
 
@@ -100,11 +116,7 @@ pub(super) fn bitmap_defer(
     geo: &FragGeometry,
     env: &impl DeferEnv,
 ) -> Result<(), DeferError> {
-    let i = bitmap_frag(table, page, geo)?;
-    let side = env.bitmap_side(page);
-    if !side.mark(i) {
-        return Err(DeferError::AlreadyDeferred { table });
-    }
+    let side = mark_deferred(table, page, geo, env)?;
     let old = side.phases.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
         if s & WAIT == 0 {
             Some(s + 1)

@@ -2,7 +2,7 @@
 //! control to show its race (see [`Strategy::BitmapSketch`](super::Strategy::BitmapSketch)).
 //! It uses the low half of [`BitmapSide`](super::BitmapSide)'s phase word as its `pending` count.
 
-use super::bitmap::bitmap_frag;
+use super::bitmap::mark_deferred;
 use super::{bump, put_and_free_after_gp, queue, DeferEnv, DeferError};
 use crate::pgtable_frag::FragGeometry;
 use crate::pgtable_t::{PgTable, PtPage};
@@ -16,11 +16,7 @@ pub(super) fn sketch_defer(
     geo: &FragGeometry,
     env: &impl DeferEnv,
 ) -> Result<(), DeferError> {
-    let i = bitmap_frag(table, page, geo)?;
-    let side = env.bitmap_side(page);
-    if !side.mark(i) {
-        return Err(DeferError::AlreadyDeferred { table });
-    }
+    let side = mark_deferred(table, page, geo, env)?;
     if side.phases.fetch_add(1, Ordering::AcqRel) == 0 {
         queue(page, env)
     } else {
