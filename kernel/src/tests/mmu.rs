@@ -2,7 +2,7 @@
 //! shared, 16 PTE tables share one 64K page, the hardware walks our tables, huge PMD
 //! leaves, and an unmap is seen by every CPU before it returns.
 
-use super::MmGuard;
+use super::{reference_loop, MmGuard};
 use crate::arch::mmu::{pte, tlb};
 use crate::arch::uaccess::{load_u64, store_u64};
 use crate::arch::{paca, smp, timer};
@@ -431,23 +431,6 @@ ktest!(unmap_is_seen_by_every_cpu);
 
 /// Iterations of the fault figure's reference loop.
 const REFERENCE_ITERS: u64 = 1 << 20;
-
-/// The fault figure's in-boot reference workload: a fixed loop of register arithmetic that
-/// touches no memory the MMU translates differently in either mode (black_box keeps it
-/// from being folded). Returns its timebase. A fault's time in units of this loop's
-/// iteration is a figure of the boot's own speed, so hash and radix boots can be compared by
-/// it where their seconds cannot: the host's speed and load at the time cancel.
-fn reference_loop(iters: u64) -> u64 {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let t0 = timer::now();
-    for _ in 0..iters {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x = core::hint::black_box(x);
-    }
-    timer::now() - t0
-}
 
 /// A fault's time in units of the reference loop's iteration, on this CPU: 16 blocks of
 /// faults, each followed by a sixteenth of the reference loop, so that host load coming and

@@ -54,3 +54,21 @@ impl Drop for MmGuard {
         }
     }
 }
+
+/// The in-boot reference workload of the figures measured against the boot's own speed (the
+/// hash/radix fault figure, the bench's `*_refs` times): a fixed loop of register arithmetic
+/// that touches no memory the MMU translates differently in either mode (black_box keeps it
+/// from being folded). Returns its timebase. A time in units of this loop's iteration is a
+/// figure of the boot's own speed, so boots can be compared by it where their seconds
+/// cannot: the host's speed and load at the time cancel, as far as they fall on both alike.
+pub(crate) fn reference_loop(iters: u64) -> u64 {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let t0 = crate::arch::timer::now();
+    for _ in 0..iters {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x = core::hint::black_box(x);
+    }
+    crate::arch::timer::now() - t0
+}

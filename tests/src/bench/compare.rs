@@ -1,13 +1,14 @@
 //! `harness bench --compare DIR`: two runs' results side by side, cell by cell (mode, vCPUs,
 //! address spaces, phase, strategy, figure): each run's median and interquartile range, and
 //! whether the two ranges overlap (for `--icount` runs: whether the samples are identical).
-//! Figures are counted in two groups: ratios and counts, which two real-time runs must agree
-//! on, and guest times and rates (`Key::host_time`), which follow the host's speed and load
-//! in real time and agree between runs only under `--icount`. Written to `compare.txt` beside
-//! the results as well.
+//! Figures are counted in three groups (`table::Kind`): ratios and counts, which two
+//! real-time runs must agree on; times in reference-loop units, which divide the host's speed
+//! out as far as it stretches the loop and the figure alike (reported, not judged); and guest
+//! times and rates, which follow the host's speed and load in real time and agree between
+//! runs only under `--icount`. Written to `compare.txt` beside the results as well.
 
 use super::results::Record;
-use super::table::{number, KEYS};
+use super::table::{number, Kind, KEYS};
 use std::fmt::Write;
 use std::path::Path;
 
@@ -41,10 +42,10 @@ fn range(r: Option<&Record>, key: &str) -> String {
     }
 }
 
-/// The comparison's text and its counts per verdict: `[ratios and counts, host times]`.
-pub fn render(a: &[Record], b: &[Record]) -> (String, [[usize; 4]; 2]) {
+/// The comparison's text and its counts per verdict, per `Kind` in its order.
+pub fn render(a: &[Record], b: &[Record]) -> (String, [[usize; 4]; 3]) {
     let mut out = String::new();
-    let mut counts = [[0; 4]; 2];
+    let mut counts = [[0; 4]; 3];
     let _ = writeln!(
         out,
         "{:<8}{:>5}{:>5} {:<10}{:<10}{:<22}{:>28}{:>28}  verdict",
@@ -57,7 +58,7 @@ pub fn render(a: &[Record], b: &[Record]) -> (String, [[usize; 4]; 2]) {
                 continue;
             }
             let v = verdict(ra, Some(rb), key.name);
-            counts[usize::from(key.host_time)][v as usize] += 1;
+            counts[key.kind as usize][v as usize] += 1;
             let _ = writeln!(
                 out,
                 "{:<8}{:>5}{:>5} {:<10}{:<10}{:<22}{:>28}{:>28}  {}",
@@ -69,20 +70,24 @@ pub fn render(a: &[Record], b: &[Record]) -> (String, [[usize; 4]; 2]) {
                 key.name,
                 range(ra, key.name),
                 range(Some(rb), key.name),
-                match (v, key.host_time) {
+                match (v, key.kind) {
                     (Verdict::Identical, _) => "identical",
                     (Verdict::Overlap, _) => "overlap",
-                    (Verdict::Disjoint, false) => "DISJOINT",
-                    (Verdict::Disjoint, true) => "disjoint (host time)",
+                    (Verdict::Disjoint, Kind::Count) => "DISJOINT",
+                    (Verdict::Disjoint, Kind::RefUnits) => "disjoint (reference units)",
+                    (Verdict::Disjoint, Kind::HostTime) => "disjoint (host time)",
                     (Verdict::Missing, _) => "MISSING",
                 }
             );
         }
     }
-    for (group, [same, overlap, disjoint, missing]) in
-        ["ratios and counts", "guest times and rates (host-dependent in real time)"]
-            .iter()
-            .zip(counts)
+    for (group, [same, overlap, disjoint, missing]) in [
+        "ratios and counts",
+        "times in reference-loop units (host speed divided out; reported, not judged)",
+        "guest times and rates (host-dependent in real time)",
+    ]
+    .iter()
+    .zip(counts)
     {
         let _ = writeln!(
             out,
@@ -95,7 +100,7 @@ pub fn render(a: &[Record], b: &[Record]) -> (String, [[usize; 4]; 2]) {
 }
 
 /// Compares `b`'s results (this run, `--out`) with `a`'s; true when no ratio or count is
-/// disjoint or missing (guest times are reported, not judged: see the module's header).
+/// disjoint or missing (times are reported, not judged: see the module's header).
 pub fn run(a: &Path, b: &Path) -> bool {
     let (ra, rb) = match (super::load(a), super::load(b)) {
         (Ok((ra, _)), Ok((rb, _))) => (ra, rb),
@@ -105,7 +110,7 @@ pub fn run(a: &Path, b: &Path) -> bool {
         }
     };
     println!("run A: {}\nrun B: {}", a.display(), b.display());
-    let (text, [[_, _, disjoint, missing], _]) = render(&ra, &rb);
+    let (text, [[_, _, disjoint, missing], _, _]) = render(&ra, &rb);
     print!("{text}");
     let path = b.join("compare.txt");
     if let Err(e) =
@@ -127,7 +132,10 @@ mod tests {
     fn same_run_is_identical_and_a_shifted_one_disjoint() {
         let a = sample();
         let (text, counts) = render(&a, &a);
-        for group in counts {
+        // The fixture predates the reference loop: no figure in reference units.
+        assert_eq!(counts[Kind::RefUnits as usize], [0; 4], "{text}");
+        for kind in [Kind::Count, Kind::HostTime] {
+            let group = counts[kind as usize];
             assert_eq!(group[1..], [0, 0, 0], "{text}");
             assert!(group[0] > 8, "{text}");
         }
@@ -144,7 +152,7 @@ mod tests {
         assert_eq!(verdict(Some(&a[0]), Some(&c[0]), key), Verdict::Overlap);
         assert_eq!(verdict(None, Some(&a[0]), key), Verdict::Missing);
         let (text, counts) = render(&a, &b);
-        assert_eq!(counts[1][2], 8, "{text}");
+        assert_eq!(counts[Kind::HostTime as usize][2], 8, "{text}");
         assert_eq!(counts[0][2], 0, "{text}");
         assert!(text.contains("disjoint (host time)") && text.contains("compared "));
     }

@@ -199,6 +199,7 @@ pub fn from_log(cell: &Cell, log: &str) -> (Vec<Record>, Vec<String>) {
         }
     }
     add_ratios(&mut records);
+    add_ref_units(&mut records);
     (records, why)
 }
 
@@ -227,6 +228,35 @@ fn add_ratios(records: &mut [Record]) {
                 .collect();
             if !v.is_empty() {
                 r.samples.insert(ratio.to_string(), v);
+            }
+        }
+    }
+}
+
+/// Times given also in units of the reference loop's iteration timed after the same round
+/// (`ref_ns_per_iter`): (key, sample key, the sample's nanoseconds per unit).
+pub const REF_UNITS: [(&str, &str, f64); 5] = [
+    ("cost_refs_per_table", "cost_ns_per_table", 1.0),
+    ("retract_refs_per_table", "retract_ns_per_table", 1.0),
+    ("free_refs_per_page", "free_ns_per_page", 1.0),
+    ("page_wait_refs", "page_wait_us", 1e3),
+    ("table_wait_refs", "table_wait_us", 1e3),
+];
+
+/// Adds each time's per-round value in reference-loop iterations (see `REF_UNITS`).
+fn add_ref_units(records: &mut [Record]) {
+    for r in records.iter_mut() {
+        let Some(per_iter) = r.samples.get("ref_ns_per_iter").cloned() else {
+            continue;
+        };
+        for (unit_key, key, scale) in REF_UNITS {
+            let Some(v) = r.samples.get(key) else {
+                continue;
+            };
+            let v: Option<Vec<f64>> =
+                v.iter().zip(&per_iter).map(|(&x, &p)| (p > 0.0).then(|| x * scale / p)).collect();
+            if let Some(v) = v {
+                r.samples.insert(unit_key.to_string(), v);
             }
         }
     }
@@ -418,6 +448,30 @@ pub(super) mod tests {
         assert_eq!(why, Vec::<String>::new());
         records.extend(missing_cell(&Cell { mode: "hash", cpus: 4, mms: 2 }));
         records
+    }
+
+    #[test]
+    fn times_in_reference_loop_units() {
+        // The fixture predates ref_ns_per_iter: give every round line one, 2 ns in round 1
+        // and 4 ns after.
+        let log: String = FIXTURE
+            .lines()
+            .map(|l| match l.contains("figure: bench_round") {
+                true if l.contains(" round=1 ") => format!("{l} ref_ns_per_iter=2.000\n"),
+                true => format!("{l} ref_ns_per_iter=4.000\n"),
+                false => format!("{l}\n"),
+            })
+            .collect();
+        let (records, why) = from_log(&CELL, &log);
+        assert!(why.is_empty(), "{why:?}");
+        let r = &records[1];
+        let (ns, refs) = (&r.samples["cost_ns_per_table"], &r.samples["cost_refs_per_table"]);
+        assert_eq!(refs[0], ns[0] / 2.0);
+        assert_eq!(refs[1], ns[1] / 4.0);
+        let (us, refs) = (&r.samples["page_wait_us"], &r.samples["page_wait_refs"]);
+        assert_eq!(refs[2], us[2] * 1e3 / 4.0);
+        // Without the reference loop there is nothing to divide by.
+        assert!(!sample()[1].samples.contains_key("cost_refs_per_table"));
     }
 
     #[test]

@@ -12,9 +12,20 @@ pub struct Key {
     pub what: &'static str,
     /// The limit and how to say it; cells then show `(xN)`, the median over the limit.
     pub limit: Option<(f64, &'static str)>,
+    pub kind: Kind,
+}
+
+/// What two real-time runs can be expected to agree on (`harness bench --compare`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A ratio within one boot or a count: two runs must agree on it.
+    Count,
+    /// A guest time in units of the boot's own reference loop: the host's speed divided out
+    /// as far as it stretches the loop and the figure alike (reported, not judged).
+    RefUnits,
     /// A time or rate in guest time: in real time it follows the host's speed and load, so
-    /// two runs agree on it only under --icount (ratios and counts agree in real time too).
-    pub host_time: bool,
+    /// two runs agree on it only under --icount.
+    HostTime,
 }
 
 pub const KEYS: &[Key] = &[
@@ -24,43 +35,62 @@ pub const KEYS: &[Key] = &[
             "retract_page_tables() plus the reclaim of its pages (callbacks, free, poison fill), \
                per table, ns (instructions with --icount)",
         limit: None,
-        host_time: true,
+        kind: Kind::HostTime,
     },
     Key {
         name: "cost_vs_none",
         what: "the same over none's, same boot, phase and round",
         limit: None,
-        host_time: false,
+        kind: Kind::Count,
     },
     Key {
         name: "retract_vs_none",
         what: "retract_page_tables() alone over none's, same boot, phase and round",
         limit: None,
-        host_time: false,
+        kind: Kind::Count,
     },
     Key {
         name: "free_vs_none",
         what: "reclaim per freed page over none's (none: the free inside its deferral)",
         limit: None,
-        host_time: false,
+        kind: Kind::Count,
     },
     Key {
         name: "retract_ns_per_table",
         what: "retract_page_tables() per table, the reclaim work done meanwhile taken out, ns",
         limit: None,
-        host_time: true,
+        kind: Kind::HostTime,
     },
     Key {
         name: "free_ns_per_page",
         what: "reclaim per freed 64K page (callbacks, free, poison fill), on whichever CPU, ns",
         limit: None,
-        host_time: true,
+        kind: Kind::HostTime,
+    },
+    Key {
+        name: "cost_refs_per_table",
+        what: "cost_ns_per_table in iterations of the reference loop CPU 0 timed after the \
+               same round (the host's speed divided out)",
+        limit: None,
+        kind: Kind::RefUnits,
+    },
+    Key {
+        name: "retract_refs_per_table",
+        what: "retract_ns_per_table in reference-loop iterations",
+        limit: None,
+        kind: Kind::RefUnits,
+    },
+    Key {
+        name: "free_refs_per_page",
+        what: "free_ns_per_page in reference-loop iterations",
+        limit: None,
+        kind: Kind::RefUnits,
     },
     Key {
         name: "call_rcu_per_page",
         what: "call_rcu calls per freed 64K page-table page",
         limit: Some((1.0, "1 call_rcu per freed page")),
-        host_time: false,
+        kind: Kind::Count,
     },
     Key {
         name: "gp_per_page",
@@ -71,50 +101,69 @@ pub const KEYS: &[Key] = &[
             "1; active queues at the last deferral and sits at 1, a deferral landing in a \
              running grace period costs refcount and bitmap up to 2",
         )),
-        host_time: false,
+        kind: Kind::Count,
     },
     Key {
         name: "gp_per_table",
         what: "the same from each table's deferral (oracle); tables deferred earlier on the \
                page wait for its last",
         limit: Some((1.0, "no table before 1 (0 is an early free, reported by the oracle)")),
-        host_time: false,
+        kind: Kind::Count,
     },
     Key {
         name: "page_wait_us",
         what: "us from a page's last deferral to its free (oracle)",
         limit: None,
-        host_time: true,
+        kind: Kind::HostTime,
     },
     Key {
         name: "table_wait_us",
         what: "us from a table's deferral to its page's free (oracle)",
         limit: None,
-        host_time: true,
+        kind: Kind::HostTime,
+    },
+    Key {
+        name: "page_wait_refs",
+        what: "page_wait_us in reference-loop iterations",
+        limit: None,
+        kind: Kind::RefUnits,
+    },
+    Key {
+        name: "table_wait_refs",
+        what: "table_wait_us in reference-loop iterations",
+        limit: None,
+        kind: Kind::RefUnits,
     },
     Key {
         name: "peak_waiting_pages",
         what: "most 64K pages waiting for a grace period at once in a round",
         limit: None,
-        host_time: false,
+        kind: Kind::Count,
     },
     Key {
         name: "lockless_walks_per_s",
         what: "lockless (GUP-fast style) walks per second by the walker CPUs",
         limit: None,
-        host_time: true,
+        kind: Kind::HostTime,
     },
     Key {
         name: "mmu_loads_per_s",
         what: "loads through the MMU per second by the walker CPUs",
         limit: None,
-        host_time: true,
+        kind: Kind::HostTime,
     },
     Key {
         name: "hpte_evictions",
         what: "HPTEs evicted to make room, per round (hash)",
         limit: None,
-        host_time: true,
+        kind: Kind::HostTime,
+    },
+    Key {
+        name: "ref_ns_per_iter",
+        what: "ns per iteration of the reference loop (register arithmetic, CPU 0 alone, \
+               after each round): the host's speed in this boot",
+        limit: None,
+        kind: Kind::HostTime,
     },
 ];
 

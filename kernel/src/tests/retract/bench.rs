@@ -22,11 +22,17 @@
 //! free happens inside its deferral, the others' in callbacks); reclaim work is counted on
 //! whichever CPU does it and charged per freed page. Time is in nanoseconds of guest
 //! timebase: instructions under `make bench ICOUNT=1` (QEMU `-icount shift=0`).
+//!
+//! After each round CPU 0 times `REF_ITERS` iterations of the in-boot reference loop
+//! (`ref_ns_per_iter=`), so the harness can give every time also in units of that loop's
+//! iteration (the `*_refs` figures): a slower or busier host stretches both alike, and two
+//! real-time runs can be compared by them where their nanoseconds cannot.
 
 use super::{round_file, run_retract, Outcome, Params};
 use crate::arch::timer;
 use crate::ktest::{Context, TestResult};
 use crate::mm::pte_free;
+use crate::tests::reference_loop;
 use crate::{check, ktest, println};
 use alloc::format;
 use alloc::sync::Arc;
@@ -36,6 +42,9 @@ use ptfrag_core::pte_free_defer::Strategy;
 /// The strategies compared, `none` the control.
 const STRATEGIES: [Strategy; 4] =
     [Strategy::None, Strategy::Refcount, Strategy::Active, Strategy::Bitmap];
+
+/// Iterations of the reference loop timed after each round (about 0.2 ms under TCG).
+const REF_ITERS: u64 = 1 << 16;
 
 /// The id of the bench's one file (its pattern words carry it).
 const FILE_ID: u32 = 77;
@@ -121,7 +130,7 @@ fn deferred_pages(o: &Outcome) -> u64 {
 }
 
 /// One round's samples.
-fn print_round(o: &Outcome, mms: usize, phase: Phase, st: Strategy, round: u32) {
+fn print_round(o: &Outcome, mms: usize, phase: Phase, st: Strategy, round: u32, ref_tb: u64) {
     let w = &o.waits;
     let pages = deferred_pages(o);
     println!(
@@ -129,7 +138,7 @@ fn print_round(o: &Outcome, mms: usize, phase: Phase, st: Strategy, round: u32) 
          tables={} pages={} retract_ns_per_table={:.0} free_ns_per_page={:.0} cost_ns_per_table={:.0} \
          call_rcu_per_page={:.2} gp_per_table={:.2} gp_per_page={:.2} table_wait_us={} \
          page_wait_us={} peak_waiting_pages={} lockless_walks_per_s={:.0} mmu_loads_per_s={:.0} \
-         cpu0_checks={} hpte_evictions={} sync_gp_us={} poison_reads={}",
+         cpu0_checks={} hpte_evictions={} sync_gp_us={} poison_reads={} ref_ns_per_iter={:.3}",
         Outcome::mmu(),
         o.n,
         phase.name(),
@@ -152,6 +161,7 @@ fn print_round(o: &Outcome, mms: usize, phase: Phase, st: Strategy, round: u32) 
         o.evictions,
         o.gp_latency_us,
         o.poison,
+        ns(ref_tb) / REF_ITERS as f64,
     );
 }
 
@@ -230,7 +240,9 @@ fn retract_bench() -> TestResult {
                 })?;
                 next_round += 1;
                 n = o.n;
-                print_round(&o, mms, phase, st, r);
+                // CPU 0 alone (the round's walkers have stopped).
+                let ref_tb = reference_loop(REF_ITERS);
+                print_round(&o, mms, phase, st, r, ref_tb);
                 let what = || format!("{} {} round {r}", phase.name(), st.name());
                 check!(
                     o.leaked == 0 && o.pending == 0,
