@@ -26,6 +26,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 use ptfrag_core::frame_alloc::FRAME_SIZE;
 use ptfrag_core::gp_oracle::GpWaitCounts;
 use ptfrag_core::pgtable::Level;
+use ptfrag_core::pte_free_defer::DeferCounts;
 
 mod bench;
 
@@ -351,13 +352,8 @@ struct Outcome {
     n: usize,
     rounds: u32,
     retracts: u64,
-    deferrals: u64,
-    pages_freed: u64,
-    pages_freed_now: u64,
-    call_rcu: u64,
-    head_already_queued: u64,
-    redefers: u64,
-    peak_waiting: u64,
+    /// pte_free_defer's counters over the workload (`waiting_peak`: since its start).
+    defer: DeferCounts,
     lat_mean_us: u64,
     lat_max_us: u64,
     /// Timebase in `retract_page_tables()`, without the reclaim work (frees and callbacks)
@@ -400,7 +396,7 @@ impl Outcome {
         tb as f64 / timer::tb_freq() as f64
     }
     fn per_page(&self, x: u64) -> f64 {
-        x as f64 / self.pages_freed.max(1) as f64
+        x as f64 / self.defer.pages_freed.max(1) as f64
     }
     fn retracts_per_s(&self) -> f64 {
         self.retracts as f64 / Self::secs(self.retract_time.max(1))
@@ -413,7 +409,7 @@ impl Outcome {
     }
     /// Pages really freed, after a grace period or at once.
     fn pages(&self) -> u64 {
-        self.pages_freed + self.pages_freed_now
+        self.defer.pages_freed + self.defer.pages_freed_now
     }
     fn mmu() -> &'static str {
         crate::arch::mmu::mode().name()
@@ -437,15 +433,15 @@ impl Outcome {
             self.n,
             self.rounds,
             self.retracts,
-            self.deferrals,
-            self.pages_freed,
-            self.pages_freed_now,
-            self.per_page(self.call_rcu),
+            self.defer.deferrals,
+            self.defer.pages_freed,
+            self.defer.pages_freed_now,
+            self.per_page(self.defer.call_rcu),
             self.waits.mean_page_gps(),
             self.waits.mean_table_gps(),
-            self.head_already_queued,
-            self.redefers,
-            self.peak_waiting,
+            self.defer.head_already_queued,
+            self.defer.redefers,
+            self.defer.waiting_peak,
             self.lat_mean_us,
             self.lat_max_us,
             self.retracts_per_s(),
@@ -497,13 +493,7 @@ impl Outcome {
             n: s.n,
             rounds: s.p.rounds,
             retracts: s.retracts.load(Ordering::Relaxed),
-            deferrals: d.deferrals - d0.deferrals,
-            pages_freed: d.pages_freed - d0.pages_freed,
-            pages_freed_now: d.pages_freed_now - d0.pages_freed_now,
-            call_rcu: d.call_rcu - d0.call_rcu,
-            head_already_queued: d.head_already_queued - d0.head_already_queued,
-            redefers: d.redefers - d0.redefers,
-            peak_waiting: d.waiting_peak,
+            defer: d.since(d0),
             lat_mean_us: lat_mean,
             lat_max_us: lat_max,
             retract_time: s.retract_time.load(Ordering::Relaxed),
@@ -952,7 +942,7 @@ fn retract_torture() -> TestResult {
         o.det_seen,
         o.rounds
     );
-    check!(o.deferrals == o.retracts, "deferrals != retracts");
+    check!(o.defer.deferrals == o.retracts, "deferrals != retracts");
     check!(o.pending == 0, "{} RCU callbacks still pending", o.pending);
     check!(o.leaked == 0, "{} frames leaked", o.leaked);
     Ok(())

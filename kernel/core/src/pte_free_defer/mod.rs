@@ -252,6 +252,39 @@ impl DeferStats {
     }
 }
 
+impl DeferCounts {
+    /// What happened between `before` and `self` (two snapshots of the same stats): the
+    /// counters' differences; `waiting` and `waiting_peak` as they stand in `self` (the peak
+    /// is reset at the start of a workload, not accumulated).
+    pub fn since(&self, before: &DeferCounts) -> DeferCounts {
+        DeferCounts {
+            deferrals: self.deferrals - before.deferrals,
+            call_rcu: self.call_rcu - before.call_rcu,
+            head_already_queued: self.head_already_queued - before.head_already_queued,
+            redefers: self.redefers - before.redefers,
+            callbacks: self.callbacks - before.callbacks,
+            pages_freed: self.pages_freed - before.pages_freed,
+            pages_freed_now: self.pages_freed_now - before.pages_freed_now,
+            waiting: self.waiting,
+            waiting_peak: self.waiting_peak,
+        }
+    }
+
+    /// Adds up two workloads' counts: counters summed, the peak the larger of the two, what
+    /// is still waiting as `other` (the later one) leaves it.
+    pub fn add(&mut self, other: &DeferCounts) {
+        self.deferrals += other.deferrals;
+        self.call_rcu += other.call_rcu;
+        self.head_already_queued += other.head_already_queued;
+        self.redefers += other.redefers;
+        self.callbacks += other.callbacks;
+        self.pages_freed += other.pages_freed;
+        self.pages_freed_now += other.pages_freed_now;
+        self.waiting = other.waiting;
+        self.waiting_peak = self.waiting_peak.max(other.waiting_peak);
+    }
+}
+
 fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }

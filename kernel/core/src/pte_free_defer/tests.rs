@@ -741,3 +741,25 @@ fn detach(table: u64) -> DetachedTable {
     // strategy under test sees it.
     unsafe { DetachedTable::new(PgTable::new(table)) }
 }
+
+#[test]
+fn defer_counts_since_and_add() {
+    let c = |n: u64, waiting: u64, peak: u64| DeferCounts {
+        deferrals: n,
+        call_rcu: 2 * n,
+        head_already_queued: 3 * n,
+        redefers: 4 * n,
+        callbacks: 5 * n,
+        pages_freed: 6 * n,
+        pages_freed_now: 7 * n,
+        waiting,
+        waiting_peak: peak,
+    };
+    // Counters are differences; what waits and the peak are the later snapshot's.
+    assert_eq!(c(10, 3, 9).since(&c(4, 1, 2)), c(6, 3, 9));
+    let mut sum = c(1, 5, 9);
+    sum.add(&c(2, 0, 4));
+    assert_eq!(sum, c(3, 0, 9));
+    sum.add(&c(1, 1, 12));
+    assert_eq!(sum, c(4, 1, 12));
+}

@@ -37,7 +37,7 @@ use crate::{check, ktest, println};
 use alloc::format;
 use alloc::sync::Arc;
 use ptfrag_core::gp_oracle::{GpWaitCounts, GP_BUCKETS};
-use ptfrag_core::pte_free_defer::Strategy;
+use ptfrag_core::pte_free_defer::{DeferCounts, Strategy};
 
 /// The strategies compared, `none` the control.
 const STRATEGIES: [Strategy; 4] =
@@ -69,13 +69,7 @@ impl Phase {
 struct Sum {
     rounds: u32,
     retracts: u64,
-    deferrals: u64,
-    pages_freed: u64,
-    pages_freed_now: u64,
-    call_rcu: u64,
-    head_already_queued: u64,
-    redefers: u64,
-    peak_waiting: u64,
+    defer: DeferCounts,
     waits: GpWaitCounts,
     lockless: u64,
     mmu_loads: u64,
@@ -92,13 +86,7 @@ impl Sum {
     fn add(&mut self, o: &Outcome) {
         self.rounds += o.rounds;
         self.retracts += o.retracts;
-        self.deferrals += o.deferrals;
-        self.pages_freed += o.pages_freed;
-        self.pages_freed_now += o.pages_freed_now;
-        self.call_rcu += o.call_rcu;
-        self.head_already_queued += o.head_already_queued;
-        self.redefers += o.redefers;
-        self.peak_waiting = self.peak_waiting.max(o.peak_waiting);
+        self.defer.add(&o.defer);
         self.waits.merge(&o.waits);
         self.lockless += o.lockless;
         self.mmu_loads += o.mmu_loads;
@@ -149,12 +137,12 @@ fn print_round(o: &Outcome, mms: usize, phase: Phase, st: Strategy, round: u32, 
         per(ns(o.retract_time), o.retracts),
         per(ns(o.reclaim_time), pages),
         per(ns(o.retract_time + o.reclaim_time), o.retracts),
-        per(o.call_rcu as f64, pages),
+        per(o.defer.call_rcu as f64, pages),
         w.mean_table_gps(),
         w.mean_page_gps(),
         timer::tb_to_us(w.mean_table_time()),
         timer::tb_to_us(w.mean_page_time()),
-        o.peak_waiting,
+        o.defer.waiting_peak,
         o.per_s(o.lockless),
         o.per_s(o.mmu_loads),
         o.checks,
@@ -186,19 +174,19 @@ fn print_sum(s: &Sum, n: usize, mms: usize, phase: Phase, st: Strategy) {
         st.name(),
         s.rounds,
         s.retracts,
-        s.deferrals,
-        s.pages_freed,
-        s.pages_freed_now,
-        s.call_rcu,
-        s.head_already_queued,
-        s.redefers,
+        s.defer.deferrals,
+        s.defer.pages_freed,
+        s.defer.pages_freed_now,
+        s.defer.call_rcu,
+        s.defer.head_already_queued,
+        s.defer.redefers,
         hist("gp_tables", &s.waits.tables),
         hist("gp_pages", &s.waits.pages),
         s.waits.in_running_gp,
         s.waits.completed_between,
         timer::tb_to_us(s.waits.table_time_max),
         timer::tb_to_us(s.waits.page_time_max),
-        s.peak_waiting,
+        s.defer.waiting_peak,
         s.lockless,
         s.mmu_loads,
         s.checks,
