@@ -103,6 +103,7 @@ fn idle_loop(index: usize) -> ! {
         }
         crate::rcu::idle(index);
         // H_CEDE re-enables EE atomically with going idle, so a posted IPI cannot be lost.
+        CEDES[index].fetch_add(1, Ordering::Relaxed);
         hcall::cede();
     }
 }
@@ -128,12 +129,34 @@ pub fn on_each_cpu(f: &(dyn Fn(usize) + Sync)) {
         let t0 = timer::now();
         while mb.done.load(Ordering::Acquire) != want {
             if timer::tb_to_us(timer::now() - t0) > 10_000_000 {
+                dump_cpus();
                 crate::fatal!("cpu {cpu} did not finish cross-CPU work within 10 s");
             }
             core::hint::spin_loop();
         }
     }
 }
+
+/// Every online CPU's mailbox and interrupt counters, printed before a cross-CPU wait gives
+/// up: a CPU whose ticks stopped while the others' went on is not running at all.
+pub fn dump_cpus() {
+    for c in 0..nr_online() {
+        let (p, mb) = (paca::get(c), &MAILBOX[c]);
+        crate::println!(
+            "smp: cpu {c}: posted {} done {} ticks {} ipis {} cedes {}",
+            mb.posted.load(Ordering::Relaxed),
+            mb.done.load(Ordering::Relaxed),
+            p.ticks.load(Ordering::Relaxed),
+            p.ipis.load(Ordering::Relaxed),
+            CEDES[c].load(Ordering::Relaxed)
+        );
+    }
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const ZERO: AtomicU64 = AtomicU64::new(0);
+/// H_CEDEs per CPU (idle loop), for `dump_cpus`.
+static CEDES: [AtomicU64; paca::MAX_CPUS] = [ZERO; paca::MAX_CPUS];
 
 /// 0x900: count the tick and re-arm.
 pub fn timer_interrupt() {
