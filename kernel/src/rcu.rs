@@ -205,7 +205,7 @@ pub fn synchronize_rcu() {
                 RCU.gp_waiting_mask()
             );
         }
-        core::hint::spin_loop();
+        crate::arch::smp::relax();
     }
 }
 
@@ -247,7 +247,7 @@ pub fn rcu_barrier() {
             crate::arch::smp::dump_cpus();
             crate::fatal!("rcu_barrier: callbacks did not run within 10 s");
         }
-        core::hint::spin_loop();
+        crate::arch::smp::relax();
     }
 }
 

@@ -3,7 +3,7 @@
 //! handlers that run on every CPU.
 
 use super::{hcall, irq, paca, rtas, timer, xics};
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 
 pub const STACK_SIZE: usize = 64 * 1024;
@@ -63,7 +63,7 @@ pub fn start_cpu(index: usize, server: u32, toc: u64) -> Result<(), &'static str
         if timer::tb_to_us(timer::now() - t0) > 2_000_000 {
             return Err("secondary CPU did not come online within 2 s");
         }
-        core::hint::spin_loop();
+        relax();
     }
     NR_ONLINE.fetch_add(1, Ordering::AcqRel);
     Ok(())
@@ -132,8 +132,37 @@ pub fn on_each_cpu(f: &(dyn Fn(usize) + Sync)) {
                 dump_cpus();
                 crate::fatal!("cpu {cpu} did not finish cross-CPU work within 10 s");
             }
-            core::hint::spin_loop();
+            relax();
         }
+    }
+}
+
+/// Busy-wait steps between two H_CONFERs in [`relax`].
+const CONFER_EVERY: u32 = 32;
+/// Per-CPU count of [`relax`] calls.
+static RELAX: [AtomicU32; paca::MAX_CPUS] = [const { AtomicU32::new(0) }; paca::MAX_CPUS];
+
+/// One step of a loop that waits for another CPU (or runs for long): a spin hint, and every
+/// `CONFER_EVERY`th step an H_CONFER that ends this vCPU's turn.
+///
+/// Why: with `-icount` QEMU 7.2 runs every vCPU on one thread in turn, and gives each one a
+/// budget of instructions up to the next timer deadline (accel/tcg/tcg-accel-ops-icount.c
+/// `icount_prepare_for_run`, budget = `icount_get_limit()`; accel/tcg/tcg-accel-ops-rr.c
+/// `rr_cpu_thread_fn`). A vCPU that neither halts nor yields uses all of it, so the vCPU
+/// after it in the round finds the deadline reached and gets a budget of 0: it only takes
+/// its pending interrupt and leaves. If the first one is spinning for the second, this
+/// repeats at every deadline and the second never runs again (QEMU fixed this in 8.1 by
+/// splitting the budget between the vCPUs, "accel/tcg/tcg-accel-ops-rr: ensure fairness
+/// with icount"). Yielding here ends the spinner's turn long before the deadline. Without
+/// icount (multi-threaded TCG) an H_CONFER is a cheap hcall that returns at once.
+pub fn relax() {
+    core::hint::spin_loop();
+    if !paca::installed() {
+        return;
+    }
+    let n = RELAX[paca::cpu_id()].fetch_add(1, Ordering::Relaxed);
+    if n % CONFER_EVERY == CONFER_EVERY - 1 {
+        hcall::confer();
     }
 }
 

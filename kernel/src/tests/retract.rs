@@ -667,7 +667,7 @@ impl<'a> Shared<'a> {
                 let _ = rcu::quiescent_state();
                 rcu::run_callbacks();
             }
-            core::hint::spin_loop();
+            crate::arch::smp::relax();
         }
         self.job.store(JOB_IDLE, Ordering::Release);
     }
@@ -683,7 +683,7 @@ impl<'a> Shared<'a> {
         {
             let _ = rcu::quiescent_state();
             rcu::run_callbacks();
-            core::hint::spin_loop();
+            crate::arch::smp::relax();
         }
     }
 }
@@ -717,7 +717,7 @@ fn walker(s: &Shared, cpu: usize) {
                     while s.det.load(Ordering::Acquire) != DET_RETRACTED
                         && !s.stop.load(Ordering::Acquire)
                     {
-                        core::hint::spin_loop();
+                        crate::arch::smp::relax();
                     }
                     true
                 });
@@ -735,6 +735,8 @@ fn walker(s: &Shared, cpu: usize) {
         }
         let _ = rcu::quiescent_state();
         rcu::run_callbacks();
+        // Walking never waits, so let the other vCPUs run now and then (QEMU -icount).
+        crate::arch::smp::relax();
     }
     s.acks[cpu].store(u64::MAX, Ordering::Release);
 }
@@ -807,7 +809,7 @@ fn collapse_round(s: &Shared, round: &Round, rno: u32, seed: &mut u64) {
         while s.det.load(Ordering::Acquire) != DET_HOLDS
             && timer::tb_to_us(timer::now() - t0) < 5_000_000
         {
-            core::hint::spin_loop();
+            crate::arch::smp::relax();
         }
         // Not held within 5 s (a host that starves the walker's vCPU): take the request back,
         // unless the walker took it meanwhile; the round then runs without the held reader
@@ -826,7 +828,7 @@ fn collapse_round(s: &Shared, round: &Round, rno: u32, seed: &mut u64) {
                 }
                 let _ = rcu::quiescent_state();
                 rcu::run_callbacks();
-                core::hint::spin_loop();
+                crate::arch::smp::relax();
             }
         }
     } else {
