@@ -205,7 +205,7 @@ pub fn synchronize_rcu() {
                 RCU.gp_waiting_mask()
             );
         }
-        core::hint::spin_loop();
+        crate::arch::smp::relax();
     }
 }
 
@@ -244,9 +244,10 @@ pub fn rcu_barrier() {
         let _ = RCU.quiescent_state(cpu());
         run_callbacks();
         if timer::tb_to_us(timer::now() - t0) > 10_000_000 {
+            crate::arch::smp::dump_cpus();
             crate::fatal!("rcu_barrier: callbacks did not run within 10 s");
         }
-        core::hint::spin_loop();
+        crate::arch::smp::relax();
     }
 }
 

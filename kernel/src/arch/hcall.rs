@@ -11,6 +11,7 @@ pub const H_CPPR: u64 = 0x68;
 pub const H_IPI: u64 = 0x6c;
 pub const H_XIRR: u64 = 0x74;
 pub const H_CEDE: u64 = 0xe0;
+pub const H_CONFER: u64 = 0xe4;
 pub const H_SET_MODE: u64 = 0x31c;
 /// QEMU's private hcall that runs an RTAS call (hw/ppc/spapr_hcall.c, KVMPPC_H_RTAS).
 pub const KVMPPC_H_RTAS: u64 = 0xf000;
@@ -81,4 +82,12 @@ pub fn set_interrupt_endian_le() -> i64 {
 /// Idles this CPU until an interrupt or H_PROD (PAPR H_CEDE); returns with MSR[EE] set.
 pub fn cede() {
     hcall_noref(H_CEDE, [0; 6]);
+}
+
+/// Gives the rest of this vCPU's time slice to the others (PAPR H_CONFER, target -1: any
+/// CPU, no dispatch-count check); returns at once with nothing pending. Under QEMU it ends
+/// the vCPU's turn (hw/ppc/spapr_hcall.c `h_confer`: EXCP_YIELD and `cpu_loop_exit`), which
+/// is what lets the next vCPU run on single-threaded TCG (see `smp::relax`).
+pub fn confer() {
+    hcall_noref(H_CONFER, [u64::MAX, 0, 0, 0, 0, 0]);
 }

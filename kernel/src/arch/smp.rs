@@ -3,7 +3,7 @@
 //! handlers that run on every CPU.
 
 use super::{hcall, irq, paca, rtas, timer, xics};
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use spin::Mutex;
 
 pub const STACK_SIZE: usize = 64 * 1024;
@@ -63,7 +63,7 @@ pub fn start_cpu(index: usize, server: u32, toc: u64) -> Result<(), &'static str
         if timer::tb_to_us(timer::now() - t0) > 2_000_000 {
             return Err("secondary CPU did not come online within 2 s");
         }
-        core::hint::spin_loop();
+        relax();
     }
     NR_ONLINE.fetch_add(1, Ordering::AcqRel);
     Ok(())
@@ -103,6 +103,7 @@ fn idle_loop(index: usize) -> ! {
         }
         crate::rcu::idle(index);
         // H_CEDE re-enables EE atomically with going idle, so a posted IPI cannot be lost.
+        CEDES[index].fetch_add(1, Ordering::Relaxed);
         hcall::cede();
     }
 }
@@ -128,12 +129,63 @@ pub fn on_each_cpu(f: &(dyn Fn(usize) + Sync)) {
         let t0 = timer::now();
         while mb.done.load(Ordering::Acquire) != want {
             if timer::tb_to_us(timer::now() - t0) > 10_000_000 {
+                dump_cpus();
                 crate::fatal!("cpu {cpu} did not finish cross-CPU work within 10 s");
             }
-            core::hint::spin_loop();
+            relax();
         }
     }
 }
+
+/// Busy-wait steps between two H_CONFERs in [`relax`].
+const CONFER_EVERY: u32 = 32;
+/// Per-CPU count of [`relax`] calls.
+static RELAX: [AtomicU32; paca::MAX_CPUS] = [const { AtomicU32::new(0) }; paca::MAX_CPUS];
+
+/// One step of a loop that waits for another CPU (or runs for long): a spin hint, and every
+/// `CONFER_EVERY`th step an H_CONFER that ends this vCPU's turn.
+///
+/// Why: with `-icount` QEMU 7.2 runs every vCPU on one thread in turn, and gives each one a
+/// budget of instructions up to the next timer deadline (accel/tcg/tcg-accel-ops-icount.c
+/// `icount_prepare_for_run`, budget = `icount_get_limit()`; accel/tcg/tcg-accel-ops-rr.c
+/// `rr_cpu_thread_fn`). A vCPU that neither halts nor yields uses all of it, so the vCPU
+/// after it in the round finds the deadline reached and gets a budget of 0: it only takes
+/// its pending interrupt and leaves. If the first one is spinning for the second, this
+/// repeats at every deadline and the second never runs again (QEMU fixed this in 8.1 by
+/// splitting the budget between the vCPUs, "accel/tcg/tcg-accel-ops-rr: ensure fairness
+/// with icount"). Yielding here ends the spinner's turn long before the deadline. Without
+/// icount (multi-threaded TCG) an H_CONFER is a cheap hcall that returns at once.
+pub fn relax() {
+    core::hint::spin_loop();
+    if !paca::installed() {
+        return;
+    }
+    let n = RELAX[paca::cpu_id()].fetch_add(1, Ordering::Relaxed);
+    if n % CONFER_EVERY == CONFER_EVERY - 1 {
+        hcall::confer();
+    }
+}
+
+/// Every online CPU's mailbox and interrupt counters, printed before a cross-CPU wait gives
+/// up: a CPU whose ticks stopped while the others' went on is not running at all.
+pub fn dump_cpus() {
+    for c in 0..nr_online() {
+        let (p, mb) = (paca::get(c), &MAILBOX[c]);
+        crate::println!(
+            "smp: cpu {c}: posted {} done {} ticks {} ipis {} cedes {}",
+            mb.posted.load(Ordering::Relaxed),
+            mb.done.load(Ordering::Relaxed),
+            p.ticks.load(Ordering::Relaxed),
+            p.ipis.load(Ordering::Relaxed),
+            CEDES[c].load(Ordering::Relaxed)
+        );
+    }
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const ZERO: AtomicU64 = AtomicU64::new(0);
+/// H_CEDEs per CPU (idle loop), for `dump_cpus`.
+static CEDES: [AtomicU64; paca::MAX_CPUS] = [ZERO; paca::MAX_CPUS];
 
 /// 0x900: count the tick and re-arm.
 pub fn timer_interrupt() {

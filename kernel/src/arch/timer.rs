@@ -41,7 +41,7 @@ pub fn arm() {
 pub fn udelay(us: u64) {
     let end = mftb() + us * tb_freq() / 1_000_000;
     while mftb() < end {
-        core::hint::spin_loop();
+        crate::arch::smp::relax();
     }
 }
 

@@ -42,7 +42,7 @@ fn pause_point() {
     // Interrupts stay on: the CPU that goes on meanwhile flushes every CPU, this one too.
     while !RESUME.swap(false, Ordering::AcqRel) {
         let _ = crate::rcu::quiescent_state();
-        core::hint::spin_loop();
+        crate::arch::smp::relax();
     }
 }
 

@@ -131,7 +131,7 @@ fn mm_all_cpus_share_file() -> TestResult {
                 if timer::tb_to_us(timer::now() - t0) > 5_000_000 {
                     return Err(format!("cpu {cpu}: others did not arrive").into());
                 }
-                core::hint::spin_loop();
+                crate::arch::smp::relax();
             }
             let ok = stored.load(Ordering::Acquire);
             for c in (0..n).filter(|c| ok & (1 << c) != 0) {
@@ -399,7 +399,7 @@ fn unmap_is_seen_by_every_cpu() -> TestResult {
                     bad.lock().push("readers did not start".into());
                     break;
                 }
-                core::hint::spin_loop();
+                crate::arch::smp::relax();
             }
             mm.munmap(BASE);
             unmapped.store(1, Ordering::Release);
@@ -413,7 +413,7 @@ fn unmap_is_seen_by_every_cpu() -> TestResult {
                 reads[cpu].fetch_add(1, Ordering::AcqRel);
             }
             while unmapped.load(Ordering::Acquire) == 0 {
-                core::hint::spin_loop();
+                crate::arch::smp::relax();
             }
             if let Ok(v) = load_u64(x) {
                 bad.lock().push(format!("cpu {cpu} read {v:#x} after munmap returned"));

@@ -125,7 +125,7 @@ fn rcu_grace_period_waits_for_readers() -> TestResult {
             drop(r);
         } else if cpu == 0 {
             while !inside.load(Ordering::Acquire) {
-                core::hint::spin_loop();
+                crate::arch::smp::relax();
             }
             rcu::synchronize_rcu();
             if !left.load(Ordering::Acquire) {
@@ -300,12 +300,12 @@ fn rcu_callback_waits_for_reader() -> TestResult {
                 let r = rcu::read();
                 inside.store(true, Ordering::Release);
                 while !release.load(Ordering::Acquire) {
-                    core::hint::spin_loop();
+                    crate::arch::smp::relax();
                 }
                 drop(r);
             } else if cpu == 0 {
                 while !inside.load(Ordering::Acquire) {
-                    core::hint::spin_loop();
+                    crate::arch::smp::relax();
                 }
                 // SAFETY: head outlives the barrier below.
                 *queued.lock() = Some(unsafe { rcu::call_rcu(&head, waits_cb) });

@@ -657,7 +657,7 @@ impl<'a> Shared<'a> {
                 let _ = rcu::quiescent_state();
                 rcu::run_callbacks();
             }
-            core::hint::spin_loop();
+            crate::arch::smp::relax();
         }
         self.job.store(JOB_IDLE, Ordering::Release);
     }
@@ -673,7 +673,7 @@ impl<'a> Shared<'a> {
         {
             let _ = rcu::quiescent_state();
             rcu::run_callbacks();
-            core::hint::spin_loop();
+            crate::arch::smp::relax();
         }
     }
 }
@@ -707,7 +707,7 @@ fn walker(s: &Shared, cpu: usize) {
                     while s.det.load(Ordering::Acquire) != DET_RETRACTED
                         && !s.stop.load(Ordering::Acquire)
                     {
-                        core::hint::spin_loop();
+                        crate::arch::smp::relax();
                     }
                     true
                 });
@@ -725,6 +725,8 @@ fn walker(s: &Shared, cpu: usize) {
         }
         let _ = rcu::quiescent_state();
         rcu::run_callbacks();
+        // Walking never waits, so let the other vCPUs run now and then (QEMU -icount).
+        crate::arch::smp::relax();
     }
     s.acks[cpu].store(u64::MAX, Ordering::Release);
 }
@@ -797,7 +799,7 @@ fn collapse_round(s: &Shared, round: &Round, rno: u32, seed: &mut u64) {
         while s.det.load(Ordering::Acquire) != DET_HOLDS
             && timer::tb_to_us(timer::now() - t0) < 5_000_000
         {
-            core::hint::spin_loop();
+            crate::arch::smp::relax();
         }
         // Not held within 5 s (a host that starves the walker's vCPU): take the request back,
         // unless the walker took it meanwhile; the round then runs without the held reader
@@ -816,7 +818,7 @@ fn collapse_round(s: &Shared, round: &Round, rno: u32, seed: &mut u64) {
                 }
                 let _ = rcu::quiescent_state();
                 rcu::run_callbacks();
-                core::hint::spin_loop();
+                crate::arch::smp::relax();
             }
         }
     } else {

@@ -285,7 +285,7 @@ impl Choreo {
                 let _ = rcu::quiescent_state();
                 rcu::run_callbacks();
             }
-            core::hint::spin_loop();
+            crate::arch::smp::relax();
         }
         Ok(())
     }
@@ -447,7 +447,7 @@ fn settle(ch: &Choreo, cpu: usize, gp_end: u64, cb0: u64) -> Result<(), ()> {
     while timer::tb_to_us(timer::now() - t0) < SETTLE_US && pte_free::stats().callbacks == cb0 {
         let _ = rcu::quiescent_state();
         rcu::run_callbacks();
-        core::hint::spin_loop();
+        crate::arch::smp::relax();
     }
     rcu::run_callbacks();
     Ok(())

@@ -42,7 +42,7 @@ fn ipi_all_cpus() -> TestResult {
                 timer::tb_to_us(timer::now() - t0) < 1_000_000,
                 "cpu {cpu} got no IPI within 1 s"
             );
-            core::hint::spin_loop();
+            crate::arch::smp::relax();
         }
     }
     Ok(())

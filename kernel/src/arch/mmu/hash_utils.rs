@@ -74,7 +74,7 @@ fn pause_point(at: usize, table: u64) {
         {
             return;
         }
-        core::hint::spin_loop();
+        crate::arch::smp::relax();
     }
 }
 
@@ -106,7 +106,7 @@ fn lockless_until_settled(mm: &Mm, ea: u64, write: bool) -> Result<bool, FaultEr
         match hash_page_lockless(mm, ea, write) {
             Ok(()) => return Ok(true),
             Err(Miss::Slow) => return Ok(false),
-            Err(Miss::Retry) => core::hint::spin_loop(),
+            Err(Miss::Retry) => crate::arch::smp::relax(),
             Err(Miss::Hpte(e)) => return Err(hpte_error(ea, e)),
         }
     }

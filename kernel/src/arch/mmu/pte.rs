@@ -100,7 +100,7 @@ impl PteSlot {
                 counted = true;
                 BUSY_WAITS.fetch_add(1, Ordering::AcqRel);
             }
-            core::hint::spin_loop();
+            crate::arch::smp::relax();
         }
     }
 

@@ -155,7 +155,7 @@ fn ipi_handshake() {
             if timer::tb_to_us(timer::now() - t0) > 5_000_000 {
                 crate::fatal!("cpu {cpu} did not acknowledge TLB flush {gen} within 5 s");
             }
-            core::hint::spin_loop();
+            crate::arch::smp::relax();
         }
     }
     crate::trace::record(crate::trace::Kind::FlushEnd, gen, 0);
