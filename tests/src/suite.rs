@@ -1,6 +1,7 @@
 //! `harness test`: host unit tests, then every selected QEMU scenario, one PASS/FAIL line per
 //! check, and as the very last line `{passed} passed, {failed} failed`.
 
+use crate::bench;
 use crate::check::check;
 use crate::hosttests;
 use crate::log::Log;
@@ -53,7 +54,9 @@ pub fn run(opts: &Options) -> bool {
             .any(|c| opts.filter.as_deref().is_none_or(|f| c.name.contains(f)));
     let mutants_selected =
         opts.soak.is_none() && opts.filter.as_deref().is_none_or(|f| "quick-mutants".contains(f));
-    if selected.is_empty() && !gdb_selected && !mutants_selected {
+    let twice_selected = opts.soak.is_none()
+        && opts.filter.as_deref().is_none_or(|f| bench::twice::NAME.contains(f));
+    if selected.is_empty() && !gdb_selected && !mutants_selected && !twice_selected {
         println!("FAIL no scenario matches {:?}", opts.filter);
         tally.failed += 1;
     }
@@ -82,6 +85,19 @@ pub fn run(opts: &Options) -> bool {
         let (caught, missed) = crate::mutants::suite_step();
         tally.passed += caught;
         tally.failed += missed;
+    }
+    if twice_selected {
+        // The deterministic cost mode, end to end: one short bench boot under -icount, twice.
+        match bench::twice::run(&opts.kernel) {
+            Ok(what) => {
+                println!("PASS {} ({what})", bench::twice::NAME);
+                tally.passed += 1;
+            }
+            Err(why) => {
+                println!("FAIL {}: {why}", bench::twice::NAME);
+                tally.failed += 1;
+            }
+        }
     }
     for check in crate::gdbsmoke::CHECKS {
         if opts.soak.is_some() || !opts.filter.as_deref().is_none_or(|f| check.name.contains(f)) {

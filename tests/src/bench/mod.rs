@@ -14,6 +14,7 @@ mod plot;
 mod results;
 mod stats;
 mod table;
+pub mod twice;
 
 use crate::paths;
 use crate::qemu::Firmware;
