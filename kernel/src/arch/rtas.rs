@@ -3,7 +3,7 @@
 //! (hw/ppc/spapr_rtas.c). Tokens come from the `/rtas` node's properties.
 
 use super::hcall::{hcall, KVMPPC_H_RTAS};
-use spin::Mutex;
+use crate::sync::Mutex;
 
 const MAX_WORDS: usize = 16;
 

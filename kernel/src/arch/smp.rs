@@ -3,8 +3,8 @@
 //! handlers that run on every CPU.
 
 use super::{hcall, irq, paca, rtas, timer, xics};
+use crate::sync::Mutex;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use spin::Mutex;
 
 pub const STACK_SIZE: usize = 64 * 1024;
 

@@ -24,17 +24,17 @@ pub struct IMmap {
 pub struct File {
     pub id: u32,
     /// Every address space mapping this file; the read side is Linux's i_mmap_lock_read.
-    pub i_mmap: spin::RwLock<Vec<IMmap>>,
+    pub i_mmap: crate::sync::RwLock<Vec<IMmap>>,
     pages: Vec<u64>,
     /// Huge frames by PMD-sized chunk index (`chunk_size` bytes each), if any.
-    huge: spin::Mutex<Vec<Option<u64>>>,
+    huge: crate::sync::Mutex<Vec<Option<u64>>>,
     /// Chunks whose small pages a collapse has freed (they are not ours any more).
-    small_freed: spin::Mutex<Vec<bool>>,
+    small_freed: crate::sync::Mutex<Vec<bool>>,
     chunk_size: u64,
     /// Reusable: collapses keep the small pages, and `unhuge` keeps the huge copy in `kept`
     /// for the next collapse of the chunk.
     reuse: bool,
-    kept: spin::Mutex<Vec<Option<u64>>>,
+    kept: crate::sync::Mutex<Vec<Option<u64>>>,
 }
 
 /// The word a fresh file holds at byte offset `off`.
@@ -67,13 +67,13 @@ impl File {
         let chunks = (npages as u64 * FRAME_SIZE).div_ceil(chunk_size) as usize;
         Ok(File {
             id,
-            i_mmap: spin::RwLock::new(Vec::new()),
+            i_mmap: crate::sync::RwLock::new(Vec::new()),
             pages,
-            huge: spin::Mutex::new(alloc::vec![None; chunks]),
-            small_freed: spin::Mutex::new(alloc::vec![false; chunks]),
+            huge: crate::sync::Mutex::new(alloc::vec![None; chunks]),
+            small_freed: crate::sync::Mutex::new(alloc::vec![false; chunks]),
             chunk_size,
             reuse: false,
-            kept: spin::Mutex::new(alloc::vec![None; chunks]),
+            kept: crate::sync::Mutex::new(alloc::vec![None; chunks]),
         })
     }
 

@@ -45,8 +45,8 @@ pub struct Mm {
     pub pid: u32,
     pub pgd: u64,
     /// Linux's mm->page_table_lock: held to populate or clear entries.
-    pub ptl: spin::Mutex<PtCaches>,
-    pub vmas: spin::RwLock<Vec<Vma>>,
+    pub ptl: crate::sync::Mutex<PtCaches>,
+    pub vmas: crate::sync::RwLock<Vec<Vma>>,
     pub faults: AtomicU64,
     /// CPUs on which this mm is active.
     pub active_cpus: AtomicU32,
@@ -71,8 +71,8 @@ pub fn pgd_table_addr() -> u64 {
     MM_PGDS.as_ptr() as u64
 }
 
-static PIDS: spin::Mutex<[u64; (book3s64::MAX_CONTEXT as usize + 1) / 64]> =
-    spin::Mutex::new([0; (book3s64::MAX_CONTEXT as usize + 1) / 64]);
+static PIDS: crate::sync::Mutex<[u64; (book3s64::MAX_CONTEXT as usize + 1) / 64]> =
+    crate::sync::Mutex::new([0; (book3s64::MAX_CONTEXT as usize + 1) / 64]);
 
 fn alloc_pid() -> Option<u32> {
     let mut map = PIDS.lock();
@@ -124,12 +124,12 @@ impl Mm {
         Ok(Arc::new(Mm {
             pid,
             pgd,
-            ptl: spin::Mutex::new(PtCaches {
+            ptl: crate::sync::Mutex::new(PtCaches {
                 pte: FragCache::new(),
                 pmd: FragCache::new(),
                 _in_ptl: (),
             }),
-            vmas: spin::RwLock::new(Vec::new()),
+            vmas: crate::sync::RwLock::new(Vec::new()),
             faults: AtomicU64::new(0),
             active_cpus: AtomicU32::new(0),
         }))

@@ -92,7 +92,7 @@ ktest!(frame_double_free);
 const RACE_ROUNDS: u64 = 20_000;
 const RACE_HELD: usize = 4;
 
-fn race_one_cpu(cpu: usize, errors: &spin::Mutex<Vec<String>>) {
+fn race_one_cpu(cpu: usize, errors: &crate::sync::Mutex<Vec<String>>) {
     let fail = |what: String| {
         let mut e = errors.lock();
         if e.len() < 4 {
@@ -146,7 +146,7 @@ fn race_one_cpu(cpu: usize, errors: &spin::Mutex<Vec<String>>) {
 
 fn frame_flags_survive_concurrent_reuse() -> TestResult {
     let before = frame::free_count();
-    let errors = spin::Mutex::new(Vec::new());
+    let errors = crate::sync::Mutex::new(Vec::new());
     smp::on_each_cpu(&|cpu| race_one_cpu(cpu, &errors));
     let errs = errors.lock();
     check!(

@@ -109,7 +109,7 @@ fn mm_all_cpus_share_file() -> TestResult {
     // CPUs whose store landed: the others' slots are not checked, so one CPU's failure is
     // reported once, not again by every reader that found its slot unwritten.
     let stored = AtomicU64::new(0);
-    let errors = spin::Mutex::new(Vec::<String>::new());
+    let errors = crate::sync::Mutex::new(Vec::<String>::new());
     smp::on_each_cpu(&|cpu| {
         let mut counted = false;
         let r = (|| -> TestResult {
@@ -389,7 +389,7 @@ fn unmap_is_seen_by_every_cpu() -> TestResult {
     let n = smp::nr_online();
     let reads: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
     let unmapped = AtomicU32::new(0);
-    let bad = spin::Mutex::new(Vec::<String>::new());
+    let bad = crate::sync::Mutex::new(Vec::<String>::new());
     smp::on_each_cpu(&|cpu| {
         let _g = activate(&mm);
         if cpu == 0 {
@@ -492,7 +492,7 @@ fn figures_fault_rate() -> TestResult {
     let total = AtomicU64::new(0);
     let first = AtomicU64::new(u64::MAX);
     let last = AtomicU64::new(0);
-    let errs = spin::Mutex::new(Vec::<String>::new());
+    let errs = crate::sync::Mutex::new(Vec::<String>::new());
     smp::on_each_cpu(&|cpu| match run(cpu) {
         Ok((s, e, _)) => {
             total.fetch_add(pages_per_cpu, Ordering::Relaxed);

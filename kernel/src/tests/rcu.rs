@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use ptfrag_core::page_desc::RcuHead;
 
-static ORDER: spin::Mutex<Vec<u64>> = spin::Mutex::new(Vec::new());
+static ORDER: crate::sync::Mutex<Vec<u64>> = crate::sync::Mutex::new(Vec::new());
 
 #[repr(C)]
 struct Tagged {
@@ -180,7 +180,7 @@ fn rcu_torture_pipe() -> TestResult {
     let hist: Vec<AtomicU64> = (0..PIPE_LEN as usize + 1).map(|_| AtomicU64::new(0)).collect();
     let reads = AtomicU64::new(0);
     let done = AtomicBool::new(false);
-    let errors = spin::Mutex::new(Vec::<String>::new());
+    let errors = crate::sync::Mutex::new(Vec::<String>::new());
     let first = &ELEMS[0];
     first.busy.store(true, Ordering::Release);
     first.pipe.store(0, Ordering::Release);
@@ -253,7 +253,12 @@ fn rcu_torture_pipe() -> TestResult {
 }
 ktest!(rcu_torture_pipe);
 
-fn read_once(hist: &[AtomicU64], reads: &AtomicU64, errors: &spin::Mutex<Vec<String>>, cpu: usize) {
+fn read_once(
+    hist: &[AtomicU64],
+    reads: &AtomicU64,
+    errors: &crate::sync::Mutex<Vec<String>>,
+    cpu: usize,
+) {
     let _r = rcu::read();
     let p = CURRENT.load(Ordering::Acquire);
     if p.is_null() {
@@ -293,7 +298,7 @@ fn rcu_callback_waits_for_reader() -> TestResult {
         let inside = AtomicBool::new(false);
         let release = AtomicBool::new(false);
         let early = AtomicBool::new(false);
-        let queued = spin::Mutex::new(None);
+        let queued = crate::sync::Mutex::new(None);
         let head = RcuHead::new();
         smp::on_each_cpu(&|cpu| {
             if cpu == 1 {

@@ -91,7 +91,7 @@ struct Tally {
     bad_data: AtomicU64,
     /// Errors (POISON or bad data) by the CPU that saw them.
     by_cpu: [AtomicU64; crate::arch::paca::MAX_CPUS],
-    first_error: spin::Mutex<Option<String>>,
+    first_error: crate::sync::Mutex<Option<String>>,
     /// Print nothing (`none` in the bench, whose walkers read POISON on purpose).
     quiet: AtomicBool,
 }
@@ -567,7 +567,7 @@ struct Shared<'a> {
     n: usize,
     tally: Tally,
     /// The round the walkers walk, `None` between rounds.
-    current: spin::RwLock<Option<Arc<Round>>>,
+    current: crate::sync::RwLock<Option<Arc<Round>>>,
     /// Bumped to retire a round; each walker acks the generation it has seen in `acks`
     /// (`u64::MAX` once it stopped).
     generation: AtomicU64,
@@ -587,7 +587,7 @@ struct Shared<'a> {
     early_teardowns: AtomicU64,
     retract_time: AtomicU64,
     retracts: AtomicU64,
-    setup_error: spin::Mutex<Option<TestError>>,
+    setup_error: crate::sync::Mutex<Option<TestError>>,
     /// Time spent in the rounds' `synchronize_rcu`.
     gp_time: AtomicU64,
 }
@@ -598,7 +598,7 @@ impl<'a> Shared<'a> {
             p,
             n,
             tally: Tally::default(),
-            current: spin::RwLock::new(None),
+            current: crate::sync::RwLock::new(None),
             generation: AtomicU64::new(0),
             acks: (0..n).map(|_| AtomicU64::new(0)).collect(),
             stop: AtomicBool::new(false),
@@ -611,7 +611,7 @@ impl<'a> Shared<'a> {
             early_teardowns: AtomicU64::new(0),
             retract_time: AtomicU64::new(0),
             retracts: AtomicU64::new(0),
-            setup_error: spin::Mutex::new(None),
+            setup_error: crate::sync::Mutex::new(None),
             gp_time: AtomicU64::new(0),
         }
     }

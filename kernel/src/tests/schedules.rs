@@ -224,7 +224,7 @@ struct Choreo {
     name: String,
     events: [AtomicBool; 9],
     failed: AtomicBool,
-    error: spin::Mutex<Option<String>>,
+    error: crate::sync::Mutex<Option<String>>,
 }
 
 impl Choreo {
@@ -233,7 +233,7 @@ impl Choreo {
             name,
             events: [const { AtomicBool::new(false) }; 9],
             failed: AtomicBool::new(false),
-            error: spin::Mutex::new(None),
+            error: crate::sync::Mutex::new(None),
         }
     }
 
@@ -301,7 +301,7 @@ impl Choreo {
 struct Stage {
     file: Arc<File>,
     /// Torn down by the driver or at the end of the run, whichever comes first.
-    mm: spin::Mutex<Option<MmGuard>>,
+    mm: crate::sync::Mutex<Option<MmGuard>>,
     /// What the reader held (0 until it held something).
     held: AtomicU64,
 }
@@ -952,7 +952,7 @@ fn run_one(
     // poisoned once per run, the bulk of a run's time.
     let pages = (pmd_size() * kind.tables() as u64 / FRAME_SIZE) as usize;
     let file = Arc::new(File::new(2000, pages, pmd_size()).context("file")?);
-    let stage = Stage { file, mm: spin::Mutex::new(None), held: AtomicU64::new(0) };
+    let stage = Stage { file, mm: crate::sync::Mutex::new(None), held: AtomicU64::new(0) };
     smp::on_each_cpu(&|cpu| {
         let (drive, read) = kind.roles();
         let role: Option<Role> = if cpu == driver_cpu {

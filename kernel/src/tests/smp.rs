@@ -9,7 +9,7 @@ const ROUNDS: u64 = 20_000;
 
 fn smp_checkin_spinlock() -> TestResult {
     let n = smp::nr_online();
-    let counter = spin::Mutex::new(0u64);
+    let counter = crate::sync::Mutex::new(0u64);
     let seen = AtomicU64::new(0);
     smp::on_each_cpu(&|cpu| {
         seen.fetch_or(1 << cpu, Ordering::Relaxed);

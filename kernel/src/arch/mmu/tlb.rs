@@ -80,7 +80,7 @@ fn tlbie_pid(pid: u32) {
 /// Generation of the last cross-CPU flush request, and per-CPU acknowledgements (in the
 /// PACA). See `flush_all_cpus`.
 static FLUSH_GEN: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-static FLUSH_LOCK: spin::Mutex<()> = spin::Mutex::new(());
+static FLUSH_LOCK: crate::sync::Mutex<()> = crate::sync::Mutex::new(());
 
 /// Makes every online CPU drop its cached translations for `pid` before returning.
 ///
