@@ -151,9 +151,9 @@ static RELAX: [AtomicU32; paca::MAX_CPUS] = [const { AtomicU32::new(0) }; paca::
 /// `rr_cpu_thread_fn`). A vCPU that neither halts nor yields uses all of it, so the vCPU
 /// after it in the round finds the deadline reached and gets a budget of 0: it only takes
 /// its pending interrupt and leaves. If the first one is spinning for the second, this
-/// repeats at every deadline and the second never runs again (QEMU fixed this in 8.1 by
-/// splitting the budget between the vCPUs, "accel/tcg/tcg-accel-ops-rr: ensure fairness
-/// with icount"). Yielding here ends the spinner's turn long before the deadline. Without
+/// repeats at every deadline and the second never runs again (QEMU fixed this upstream after
+/// 7.2, in 2023, by splitting the budget between the vCPUs: "accel/tcg/tcg-accel-ops-rr:
+/// ensure fairness with icount"). Yielding here ends the spinner's turn long before the deadline. Without
 /// icount (multi-threaded TCG) an H_CONFER is a cheap hcall that returns at once.
 pub fn relax() {
     core::hint::spin_loop();
@@ -182,10 +182,8 @@ pub fn dump_cpus() {
     }
 }
 
-#[allow(clippy::declare_interior_mutable_const)]
-const ZERO: AtomicU64 = AtomicU64::new(0);
 /// H_CEDEs per CPU (idle loop), for `dump_cpus`.
-static CEDES: [AtomicU64; paca::MAX_CPUS] = [ZERO; paca::MAX_CPUS];
+static CEDES: [AtomicU64; paca::MAX_CPUS] = [const { AtomicU64::new(0) }; paca::MAX_CPUS];
 
 /// 0x900: count the tick and re-arm.
 pub fn timer_interrupt() {
