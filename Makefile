@@ -55,7 +55,7 @@ mutants: kernel
 # The retract benchmark (docs/bench.md): {radix, radix64, hash} x (vCPUs, address spaces) in
 # {1,2,4} x {1,4} and (8, 1), one boot at a time, each running every strategy round by round in
 # two phases; results.json/.csv, tables.txt and SVG plots in target/bench (ICOUNT=1:
-# target/bench-icount, 1-, 2- and 4-vCPU cells, instruction counts).
+# target/bench-icount, the same cells, instruction counts).
 BENCH_FLAGS = $(ICOUNT_FLAG) $(if $(CELLS),--cells $(CELLS))
 bench: kernel
 	$(HARNESS) bench $(BENCH_FLAGS)

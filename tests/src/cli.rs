@@ -150,7 +150,7 @@ struct BenchArgs {
     #[arg(long)]
     replot: bool,
     /// QEMU's instruction counter (-icount shift=0 on one TCG thread): guest time counts
-    /// instructions, the same from run to run; 1-, 2- and 4-vCPU cells
+    /// instructions, the same from run to run; every cell
     #[arg(long)]
     icount: bool,
     /// Only the cells whose name (bench-<mode>-smp<N>-mms<M>) contains SUBSTR
