@@ -258,6 +258,19 @@ fn page(pages: &mut Vec<PageLife>, pa: u64) -> usize {
     }
 }
 
+/// Files a span, ended or still open at the dump's end, by the kind of record that began it.
+fn file_span(t: &mut Timeline, pages: &mut Vec<PageLife>, begin: Kind, span: Span) {
+    match begin {
+        Kind::ReadBegin => t.reads.push(span),
+        Kind::CbStart => {
+            let i = page(pages, span.a);
+            pages[i].callbacks.push(span);
+            t.callbacks.push(span);
+        }
+        _ => t.flushes.push(span),
+    }
+}
+
 /// The 64K page of a table.
 pub fn page_of(table: u64) -> u64 {
     table & !(ptfrag_core::frame_alloc::FRAME_SIZE - 1)
@@ -309,16 +322,7 @@ impl Timeline {
                     let Some(b) = open.get_mut(&(e.cpu, begin_kind)).and_then(Vec::pop) else {
                         continue;
                     };
-                    let span = close(&b, Some(e));
-                    match e.kind {
-                        Kind::ReadEnd => t.reads.push(span),
-                        Kind::CbEnd => {
-                            let i = page(&mut pages, span.a);
-                            pages[i].callbacks.push(span);
-                            t.callbacks.push(span);
-                        }
-                        _ => t.flushes.push(span),
-                    }
+                    file_span(&mut t, &mut pages, begin_kind, close(&b, Some(e)));
                 }
                 Kind::GpStart => {
                     if let Some(g) = gp_open.replace(*e) {
@@ -358,16 +362,7 @@ impl Timeline {
         }
         for (_, stack) in open {
             for b in stack {
-                let span = close(&b, None);
-                match b.kind {
-                    Kind::ReadBegin => t.reads.push(span),
-                    Kind::CbStart => {
-                        let i = page(&mut pages, span.a);
-                        pages[i].callbacks.push(span);
-                        t.callbacks.push(span);
-                    }
-                    _ => t.flushes.push(span),
-                }
+                file_span(&mut t, &mut pages, b.kind, close(&b, None));
             }
         }
         if let Some(g) = gp_open {
