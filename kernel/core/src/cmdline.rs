@@ -231,13 +231,17 @@ fn set_collapses<'a>(c: &mut Cmdline<'a>, v: &'a str) -> bool {
     }
 }
 
+/// A `0`/`1` switch.
+fn switch(v: &str) -> Option<bool> {
+    match v {
+        "0" => Some(false),
+        "1" => Some(true),
+        _ => None,
+    }
+}
+
 fn set_bench<'a>(c: &mut Cmdline<'a>, v: &'a str) -> bool {
-    c.bench = match v {
-        "0" => false,
-        "1" => true,
-        _ => return false,
-    };
-    true
+    switch(v).map(|on| c.bench = on).is_some()
 }
 
 fn set_mms<'a>(c: &mut Cmdline<'a>, v: &'a str) -> bool {
@@ -265,12 +269,7 @@ fn set_schedule<'a>(c: &mut Cmdline<'a>, v: &'a str) -> bool {
 }
 
 fn set_trace<'a>(c: &mut Cmdline<'a>, v: &'a str) -> bool {
-    c.trace = match v {
-        "0" => false,
-        "1" => true,
-        _ => return false,
-    };
-    true
+    switch(v).map(|on| c.trace = on).is_some()
 }
 
 /// Plain ASCII decimal: digits only, no sign, no overflow.
